@@ -1,0 +1,161 @@
+"""The installed `mgnet` command, end to end, on the embedded digits and on small datasets the tests make."""
+import configparser
+import gzip
+import json
+import struct
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mgnet
+from conftest import snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_package_api():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "settings.ini")
+    assert mgnet.__version__ == cfg["DEFAULT"]["version"]
+    for name in ("MGNet", "load_checkpoint", "MGNetConfig", "fit", "evaluate"):
+        assert hasattr(mgnet, name), name
+
+
+def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
+    r = mgnet_cmd("--epochs", 1, "--limit_train", 4, "--n_iter", 3, "--log_dir", "logs", "--results", "train.json",
+                  "--flop_count", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "train.json").read_text())
+    assert len(res["clean_acc"]) == 3 and all(0 <= a <= 1 for a in res["clean_acc"])
+    assert len(res["gflops"]) == 3 and res["gflops"][0] < res["gflops"][1] < res["gflops"][2]
+    ckpt = Path(res["checkpoint"])
+    assert ckpt.is_file() and ckpt.name.startswith("best-") and (ckpt.parent / "last.ckpt").is_file()
+    run_dir = Path(res["run_dir"])
+    assert run_dir.is_relative_to((tmp_path / "logs" / "digits10" / "vanilla").resolve())
+    assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard log"
+    assert "glimpse 3" in r.stdout and "GFLOPs" in r.stdout
+
+    # --test from the run directory: the same best checkpoint, the same validation images, the same accuracies
+    t = mgnet_cmd("--test", "--checkpoint", run_dir, "--results", "test.json", cwd=tmp_path)
+    assert t.returncode == 0, t.stderr[-3000:]
+    tres = json.loads((tmp_path / "test.json").read_text())
+    assert tres["clean_acc"] == pytest.approx(res["clean_acc"])
+    assert tres["gflops"] == pytest.approx(res["gflops"])
+    assert Path(tres["checkpoint"]).resolve() == ckpt.resolve()
+
+    # fewer glimpses at test time: a prefix of the same predictions
+    t2 = mgnet_cmd("--test", "--checkpoint", ckpt, "--n_iter", 2, "--results", "t2.json", cwd=tmp_path)
+    assert t2.returncode == 0, t2.stderr[-3000:]
+    assert json.loads((tmp_path / "t2.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"][:2])
+
+    # the checkpoint loads in Python as the trained configuration
+    m = mgnet.load_checkpoint(ckpt)
+    assert (m.cfg.n_iter, m.cfg.alpha, m.cfg.s, m.training) == (3, 0.6, 0.02, False)
+
+
+@pytest.mark.parametrize("args,culprit", [
+    (["--scale", "0"], "--scale"), (["--scale", "-1"], "--scale"), (["--alpha", "1.5"], "--alpha"),
+    (["--alpha", "-0.1"], "--alpha"), (["--s", "0"], "--s:"), (["--s", "1.5"], "--s:"),
+    (["--scale_min", "0.5", "--scale_max", "0.3"], "--scale_min"), (["--n_iter", "0"], "--n_iter"),
+    (["--trans_method", "diagonal"], "--trans_method"), (["--epochs", "0"], "--epochs"),
+    (["--scheduler", "multi-step"], "--schedule"), (["--dataset", "imagenet"], "--train_dir"),
+    (["--dataset", "imagenet", "--train_dir", "/no/such/dir"], "/no/such/dir"),
+    (["--model", "resnet9000"], "--model"), (["--gpus", "zero"], "--gpus"), (["--num_class", "7"], "--num_class"),
+    (["--test"], "--checkpoint"), (["--test", "--checkpoint", "/no/such.ckpt"], "/no/such.ckpt"),
+    (["--results", "/no/such/dir/r.json"], "--results"), (["--n_iter", "four"], "--n_iter"),
+])
+def test_invalid_input_one_line_exit_2(tmp_path, mgnet_cmd, args, culprit):
+    (tmp_path / "keep.txt").write_text("precious")
+    before = snapshot(tmp_path)
+    r = mgnet_cmd(*args, "--log_dir", tmp_path / "logs", cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("mgnet: error:") and culprit in last, last
+    assert "Traceback" not in r.stderr
+    assert snapshot(tmp_path) == before          # nothing written, nothing changed
+    assert not (tmp_path / "logs").exists()
+
+
+def test_pretrained_offline_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(mgnet.ConfigError, match=r"--pretrained: could not download torchvision's resnet18 weights.*checkpoints"):
+        mgnet.create_backbone("resnet18", pretrained=True)
+    from mgnet.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["--model", "resnet18", "--pretrained", "--epochs", "1", "--log_dir", str(tmp_path / "logs")])
+    assert e.value.code == 2
+
+
+def _image_folder(root, classes, per_class, size=40, seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            a = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            a[..., ci % 3] += 180                      # a learnable colour cue per class
+            Image.fromarray(a).convert(mode).save(root / c / f"img {i}.png")
+    return root
+
+
+def test_imagefolder_train_and_test(tmp_path, mgnet_cmd):
+    train = _image_folder(tmp_path / "data set" / "train", ["cat", "dog"], 4)
+    val = _image_folder(tmp_path / "data set" / "val", ["cat", "dog"], 2, seed=1)
+    r = mgnet_cmd("--dataset", "imagenet", "--train_dir", train, "--val_dir", val, "--model", "resnet18", "--epochs", 1,
+                  "--batch_size", 4, "--workers", 0, "--n_iter", 2, "--scale", 2.33, "--log_dir", tmp_path / "logs",
+                  "--results", tmp_path / "r.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["config"]["num_class"] == 2 and len(res["clean_acc"]) == 2
+    assert "imagenet2/resnet18" in res["run_dir"]
+    t = mgnet_cmd("--dataset", "imagenet", "--val_dir", val, "--test", "--checkpoint", res["checkpoint"],
+                  "--results", tmp_path / "t.json", cwd=tmp_path)
+    assert t.returncode == 0, t.stderr[-3000:]
+    assert json.loads((tmp_path / "t.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"])
+    # val classes that differ from train's are refused
+    other = _image_folder(tmp_path / "other", ["cat", "cow"], 1)
+    bad = mgnet_cmd("--dataset", "imagenet", "--train_dir", train, "--val_dir", other, cwd=tmp_path)
+    assert bad.returncode == 2 and "--val_dir" in bad.stderr and "different class folders" in bad.stderr
+
+
+def _write_idx(path, arr):
+    dims = arr.shape
+    code = 0x08
+    with gzip.open(path, "wb") if path.suffix == ".gz" else open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, code, len(dims)) + b"".join(struct.pack(">I", d) for d in dims) + arr.tobytes())
+
+
+def test_mnist_from_local_files(tmp_path, mgnet_cmd):
+    """torchvision's real MNIST loader on a tiny MNIST the test writes in the official idx format."""
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 32), ("t10k", 16)):
+        _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,), dtype=np.uint8))
+    r = mgnet_cmd("--dataset", "mnist", "--train_dir", tmp_path / "mnist", "--epochs", 1, "--batch_size", 16,
+                  "--workers", 0, "--n_iter", 2, "--scale", 4, "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert len(res["clean_acc"]) == 2 and "mnist10/vanilla" in res["run_dir"]
+
+
+def test_mnist_offline_clear_error(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tvm
+
+    def offline(*a, **k):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(tvm, "download_and_extract_archive", offline)
+    from mgnet.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["--dataset", "mnist", "--train_dir", str(tmp_path / "m"), "--epochs", "1", "--log_dir", str(tmp_path / "l")])
+    assert e.value.code == 2
