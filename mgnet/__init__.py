@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #2711f40a
+# %% ../nbs/index.ipynb #94abf241
 __version__ = "0.1.0"
 
 from .config import MGNetConfig, ConfigError
 from .model import MGNet, MGNetOutput, baseline_config, create_backbone
 from .checkpoint import load_checkpoint, save_checkpoint, CheckpointError
 from .data import MGNetData, TranslatedDigits, data_info
-from .train import fit, evaluate, LitMGNet, mgnet_loss
+from .losses import mgnet_loss
+from .train import fit, evaluate, LitMGNet
 from .flops import glimpse_gflops
