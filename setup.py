@@ -25,7 +25,7 @@ setuptools.setup(
     python_requires=">=" + cfg["min_python"],
     packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]),
     include_package_data=True,
-    package_data={cfg["lib_path"]: ["data/*"]},
+    package_data={cfg["lib_path"]: ["resources/*"]},
     install_requires=_list("requirements"),
     extras_require={"dev": _list("dev_requirements")},
     entry_points={
