@@ -1,0 +1,80 @@
+"""Adversarial evaluation on a small trained digits model: correct by construction and by measurement."""
+import json
+
+import pytest
+import torch
+
+import mgnet
+from mgnet.attacks import pgd_adaptive, pgd_paper, robust_accuracy, to_pixels
+from mgnet.data import MGNetData, data_info
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("attacks")
+    res = mgnet.fit(mgnet.MGNetConfig(epochs=10, batch_size=32, n_iter=3, log_dir=str(d / "logs")), progress=False)
+    return res
+
+
+def _batches(cfg, n=2):
+    loader = MGNetData(cfg.replace(test=True)).val_dataloader()
+    return [b for _, b in zip(range(n), loader)]
+
+
+def test_trained_model_is_good_enough_to_attack(trained):
+    assert trained.clean_acc[-1] > 0.8, trained.clean_acc
+
+
+def test_adversarial_images_stay_in_budget(trained):
+    model = mgnet.load_checkpoint(trained.best_checkpoint)
+    info = data_info(model.cfg)
+    (x, y), = _batches(model.cfg, 1)
+    p = to_pixels(x, info.mean, info.std)
+    for eps in (0.02, 0.1):
+        pa = pgd_adaptive(model, x, y, info.mean, info.std, eps=eps, step_size=eps / 4, steps=5)
+        assert (pa - p).abs().max() <= eps + 1e-6 and pa.min() >= 0 and pa.max() <= 1
+        assert (pa - p).abs().max() > eps / 2          # it did move
+        xa = pgd_paper(model, x, y, eps=eps, step_size=eps / 4, steps=5)
+        assert (xa - x).abs().max() <= eps + 1e-6
+    # the defences the adaptive attack switched off are back
+    assert model.loc_network.grad_rescaler.enabled and not model.cfg.no_detach and model.loc_network.grad_rescaler.s == 0.02
+
+
+@pytest.mark.parametrize("protocol,eps,step", [("paper", 0.5, 0.125), ("adaptive", 0.1, 0.025)])
+def test_attack_lowers_accuracy_never_raises_it(trained, protocol, eps, step):
+    model = mgnet.load_checkpoint(trained.best_checkpoint)
+    info = data_info(model.cfg)
+    batches = _batches(model.cfg)
+    r = robust_accuracy(model, batches, info.mean, info.std, protocol, eps, step, 10, progress=False)
+    for c, a in zip(r["clean_acc"], r["adv_acc"]):
+        assert a <= c
+    assert r["adv_acc"][-1] < r["clean_acc"][-1] - 0.3, r       # clearly
+    zero = robust_accuracy(model, batches, info.mean, info.std, protocol, 0.0, step, 3, progress=False)
+    assert zero["adv_acc"] == pytest.approx(zero["clean_acc"])
+    assert zero["clean_acc"] == pytest.approx(r["clean_acc"])
+
+
+def test_attacking_one_glimpse(trained):
+    model = mgnet.load_checkpoint(trained.best_checkpoint)
+    info = data_info(model.cfg)
+    batches = _batches(model.cfg)
+    r = robust_accuracy(model, batches, info.mean, info.std, "adaptive", 0.1, 0.025, 10, glimpse=1, progress=False)
+    assert r["attack"]["glimpse"] == 1 and r["adv_acc"][0] < r["clean_acc"][0] - 0.3
+
+
+def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
+    r = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--step_k", 3, "--attack", "adaptive",
+                  "--eps", 0.1, "--step_size", 0.05, "--square", "--square_queries", 30, "--limit_val", 1,
+                  "--results", tmp_path / "adv.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "adv.json").read_text())
+    assert len(res["adv_acc"]) == len(res["clean_acc"]) == 3
+    assert res["clean_acc"] == pytest.approx(trained.clean_acc)       # the clean accuracy on the same images
+    assert all(a <= c for a, c in zip(res["adv_acc"], res["clean_acc"]))
+    assert 0 <= res["square_acc"] <= 1 and isinstance(res["square_beats_pgd"], bool)
+    assert res["attack"] == {"protocol": "adaptive", "eps": 0.1, "step_size": 0.05, "steps": 3, "glimpse": 0}
+    assert "under attack" in r.stdout and "Square" in r.stdout
+    bad = mgnet_cmd("--adv")
+    assert bad.returncode == 2 and "--adv" in bad.stderr.splitlines()[-1]
+    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack_glimpse", 2)
+    assert bad.returncode == 2 and "--attack_glimpse" in bad.stderr.splitlines()[-1]
