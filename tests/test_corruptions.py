@@ -61,17 +61,14 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """A 2-glimpse MGNet and the baseline, one short epoch each (a tiny learning rate keeps their predictions
-    dependent on the input, so that accuracies on different folders can tell folders apart)."""
+    """A 2-glimpse MGNet and the baseline, one short epoch each (trained in this process: the `mgnet` command itself
+    is tested in test_cli.py). A tiny learning rate keeps their predictions dependent on the input, so that
+    accuracies on different folders can tell the folders apart."""
     d = tmp_path_factory.mktemp("ckpt")
-    r = run_mgnet("--epochs", 1, "--limit_train", 3, "--limit_val", 1, "--learning_rate", 1e-4, "--n_iter", 2,
-                  "--with_baseline", "--log_dir", d / "logs", cwd=d)
-    assert r.returncode == 0, r.stderr[-3000:]
     out = {}
-    for f in (d / "logs").rglob("best-*.ckpt"):
-        cfg = mgnet.load_checkpoint(f).cfg
-        out["baseline" if (cfg.n_iter, cfg.scale) == (1, 1.0) else "MGNet"] = {"checkpoint": str(f), "n_iter": cfg.n_iter}
-    assert sorted(out) == ["MGNet", "baseline"] and out["MGNet"]["n_iter"] == 2, out
+    for name, kw in [("MGNet", dict(n_iter=2)), ("baseline", dict(n_iter=1, scale=1.0))]:
+        cfg = mgnet.MGNetConfig(epochs=1, limit_train=3, limit_val=2, learning_rate=1e-4, log_dir=str(d), **kw)
+        out[name] = {"checkpoint": str(mgnet.fit(cfg, progress=False).best_checkpoint)}
     return out
 
 
@@ -112,8 +109,8 @@ def test_deterministic(tree, tmp_path):
     r = corrupt(tmp_path / "again", "--corruptions", *CORR, "--severities", *SEV, "--limit", LIMIT, "--workers", 2)
     assert r.returncode == 0, r.stderr[-3000:]
     assert pngs(tmp_path / "again") == pngs(tree)
-    r = corrupt(tmp_path / "seed1", "--corruptions", "gaussian_noise", "contrast", "--severities", 1, "--limit", 2,
-                "--seed", 1)
+    r = in_process(corrupt_main, tmp_path / "seed1", "--corruptions", "gaussian_noise", "contrast", "--severities", 1,
+                   "--limit", 2, "--seed", 1)
     assert r.returncode == 0, r.stderr[-3000:]
     other, ref = pngs(tmp_path / "seed1"), pngs(tree)
     noise = [p for p in other if p.parts[0] == "gaussian_noise"]
@@ -125,7 +122,7 @@ def test_deterministic(tree, tmp_path):
 def test_resume(tmp_path):
     out = tmp_path / "t"
     args = ("--corruptions", "gaussian_noise", "impulse_noise", "--severities", 2, "--limit", 2)
-    assert corrupt(out, *args).returncode == 0
+    assert in_process(corrupt_main, out, *args).returncode == 0
     full = pngs(out)
     victim = sorted(p for p in full if p.parts[0] == "impulse_noise")[3]
     (out / victim).unlink()
