@@ -23,7 +23,8 @@ setuptools.setup(
     license="Apache-2.0",
     keywords=cfg["keywords"],
     python_requires=">=" + cfg["min_python"],
-    packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]),
+    # mgnet/resources holds data files only (the ImageNet100 class list), listed so setuptools ships it without warning
+    packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]) + [cfg["lib_path"] + ".resources"],
     include_package_data=True,
     package_data={cfg["lib_path"]: ["resources/*"]},
     install_requires=_list("requirements"),
