@@ -1,0 +1,195 @@
+"""Reliability: bad input gets one clear line and changes nothing; interrupted runs lose at most the work since the
+last checkpoint; runs are deterministic; a diverging run stops and keeps its last good checkpoint."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import BIN, snapshot
+from mgnet.checkpoint import read_checkpoint
+
+COMMON = ["--dataset", "imagenet", "--model", "resnet18", "--epochs", 1, "--batch_size", 4, "--n_iter", 2, "--workers", 0]
+
+
+def _tree(root, spec, size=36, seed=0):
+    """An ImageFolder tree: spec maps class → list of (file name, kind)."""
+    rng = np.random.default_rng(seed)
+    for cls, files in spec.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for name, kind in files:
+            p = root / cls / name
+            a = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            if kind == "rgb":
+                Image.fromarray(a).save(p)
+            elif kind == "gray":
+                Image.fromarray(a[..., 0]).save(p)
+            elif kind == "rgba":
+                Image.fromarray(np.concatenate([a, a[..., :1]], -1), "RGBA").save(p)
+            elif kind == "truncated":
+                Image.fromarray(a).save(p, format="PNG")
+                p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2])
+            elif kind == "garbage":
+                p.write_bytes(b"this is not an image at all")
+            elif kind == "text":
+                p.write_text("notes about this class")
+    return root
+
+
+GOOD = {"cat": [("a.png", "rgb"), ("b.png", "gray")], "dog": [("c.png", "rgba"), ("d.png", "rgb")]}
+
+
+def _expect_clean_failure(tmp_path, r, *culprits, code=2):
+    assert r.returncode == code, (r.returncode, r.stdout[-1500:], r.stderr[-3000:])
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("mgnet: error:"), last
+    for c in culprits:
+        assert str(c) in last, (c, last)
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("case", ["no_class_folders", "class_without_images", "truncated", "garbage", "truncated_workers"])
+def test_bad_image_folders(tmp_path, mgnet_cmd, case):
+    train = tmp_path / "my data" / "train"
+    if case == "no_class_folders":
+        train.mkdir(parents=True)
+        (train / "image.png").write_bytes(b"")
+        culprit = "no class folders"
+    elif case == "class_without_images":
+        _tree(train, {**GOOD, "empty": [("readme.txt", "text")]})
+        culprit = "empty"
+    else:
+        bad = "truncated" if case.startswith("truncated") else "garbage"
+        _tree(train, {**GOOD, "dog": GOOD["dog"] + [("bad file é.png", bad)]})
+        culprit = train / "dog" / "bad file é.png"
+    (tmp_path / "keep.json").write_text("{}")
+    before = snapshot(tmp_path)
+    workers = ["--workers", 2] if case == "truncated_workers" else []
+    r = mgnet_cmd(*COMMON, *workers, "--train_dir", train, "--log_dir", tmp_path / "logs", "--results", tmp_path / "keep.json",
+                  cwd=tmp_path)
+    _expect_clean_failure(tmp_path, r, culprit)
+    if not case.startswith(("truncated", "garbage")):       # detected before anything is written
+        assert snapshot(tmp_path) == before
+    assert (tmp_path / "keep.json").read_text() == "{}"     # the results file was not touched
+
+
+def test_skip_bad_images_counts_them(tmp_path, mgnet_cmd):
+    spec = {**GOOD, "dog": GOOD["dog"] + [("t.png", "truncated"), ("g.jpg", "garbage")], "cat": GOOD["cat"] + [("notes.txt", "text")]}
+    train = _tree(tmp_path / "train", spec)
+    r = mgnet_cmd(*COMMON, "--workers", 2, "--train_dir", train, "--skip_bad_images", "--log_dir", tmp_path / "logs",
+                  "--results", tmp_path / "r.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["skipped_images"] == 2                        # two distinct files, whatever the epochs and workers
+    assert "skipped 2 unreadable images" in r.stdout
+
+
+def test_bad_checkpoints(tmp_path, mgnet_cmd):
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    torch.save({"state_dict": {"model.x": torch.zeros(1000)}}, tmp_path / "whole.ckpt")
+    (tmp_path / "truncated.ckpt").write_bytes((tmp_path / "whole.ckpt").read_bytes()[:500])
+    before = snapshot(tmp_path)
+    for name, what in (("empty.ckpt", "empty"), ("truncated.ckpt", "truncated or corrupt")):
+        r = mgnet_cmd("--test", "--checkpoint", tmp_path / name, cwd=tmp_path)
+        _expect_clean_failure(tmp_path, r, name, what)
+    assert snapshot(tmp_path) == before
+
+
+def test_results_in_unwritable_directory(tmp_path, mgnet_cmd):
+    r = mgnet_cmd("--epochs", 1, "--results", "/sys/results.json", "--log_dir", tmp_path / "logs", cwd=tmp_path)
+    _expect_clean_failure(tmp_path, r, "--results", "/sys")
+    assert not (tmp_path / "logs").exists()
+
+
+def _train_args(log_dir, epochs, extra=()):
+    return ["--epochs", epochs, "--limit_train", 6, "--n_iter", 2, "--batch_size", 32, "--seed", 3, "--learning_rate", 0.02,
+            "--log_dir", log_dir, *extra]
+
+
+def _weights(ckpt):
+    return {k: v for k, v in read_checkpoint(ckpt)["state_dict"].items()}
+
+
+def _start(args, cwd):
+    return subprocess.Popen([str(BIN / "mgnet"), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epoch(log_dir, epoch, proc, timeout=120):
+    """Wait until some last.ckpt under log_dir records `epoch` (atomic writes: a file that exists is whole)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        for f in Path(log_dir).rglob("last.ckpt"):
+            try:
+                if read_checkpoint(f)["epoch"] >= epoch:
+                    return f
+            except Exception:
+                pass
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise TimeoutError
+
+
+def test_kill_9_then_resume_matches_uninterrupted(tmp_path, mgnet_cmd):
+    a = mgnet_cmd(*_train_args(tmp_path / "a", 4, ["--results", tmp_path / "a.json"]), cwd=tmp_path)
+    assert a.returncode == 0, a.stderr[-3000:]
+    ra = json.loads((tmp_path / "a.json").read_text())
+
+    proc = _start(_train_args(tmp_path / "b", 4), tmp_path)
+    last = _wait_for_epoch(tmp_path / "b", 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_checkpoint(last)["epoch"] < 3                # it really was cut short
+    run_dir = last.parent.parent
+    r = mgnet_cmd("--resume", run_dir, "--results", tmp_path / "b.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rb = json.loads((tmp_path / "b.json").read_text())
+    assert Path(rb["run_dir"]) == run_dir.resolve()         # continued in the same run directory
+    wa, wb = _weights(Path(ra["checkpoint"]).parent / "last.ckpt"), _weights(run_dir / "checkpoints" / "last.ckpt")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert rb["clean_acc"] == pytest.approx(ra["clean_acc"])
+    assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 3
+
+
+def test_sigterm_saves_and_stops(tmp_path):
+    proc = _start(_train_args(tmp_path / "logs", 200), tmp_path)
+    _wait_for_epoch(tmp_path / "logs", 0, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    last = next((tmp_path / "logs").rglob("last.ckpt"))
+    ck = read_checkpoint(last)
+    assert 0 < ck["global_step"] < 200 * 6 and "mgnet_rng" in ck and ck["optimizer_states"]
+    assert not list((tmp_path / "logs").rglob("*.tmp"))     # no half-written files left
+
+
+def test_same_seed_same_run(tmp_path, mgnet_cmd):
+    res = []
+    for d in ("x", "y"):
+        r = mgnet_cmd(*_train_args(tmp_path / d, 2, ["--results", tmp_path / f"{d}.json"]), cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        res.append(json.loads((tmp_path / f"{d}.json").read_text()))
+    assert res[0]["clean_acc"] == res[1]["clean_acc"]
+    wx, wy = (_weights(Path(x["checkpoint"])) for x in res)
+    assert all(torch.equal(wx[k], wy[k]) for k in wx)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, mgnet_cmd):
+    r = mgnet_cmd("--epochs", 10, "--limit_train", 3, "--n_iter", 2, "--learning_rate", 3, "--log_dir", tmp_path / "logs",
+                  cwd=tmp_path)
+    assert r.returncode == 1, r.stderr[-3000:]
+    last_line = r.stderr.strip().splitlines()[-1]
+    assert "non-finite loss" in last_line and "at step" in last_line and "last.ckpt" in last_line
+    good = Path(last_line.split("Last good checkpoint: ")[1])
+    ck = read_checkpoint(good)
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point())
