@@ -1,0 +1,129 @@
+"""The experiment notebooks run through papermill with tiny parameters; `mgnet-benchmark` end to end."""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import run_mgnet, snapshot
+from mgnet.experiments import run_notebook, ExperimentError, notebook_dirs, notebook_parameters, load_runs, benchmark_main
+from mgnet.config import MGNetConfig
+
+NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
+TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)
+NOTEBOOK_ONLY = {"out_dir", "gallery", "alphas", "ss", "scales", "pgd_images", "corruptions", "severities",
+                 "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    # The kernels papermill starts inherit this: on a shared 2-core machine, torch's default of one thread per core
+    # oversubscribes the CPU and slows tiny runs many times over.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+
+
+def execute(name, out, **params):
+    """Run an experiment notebook; a failure inside it fails the test with the notebook's error."""
+    try: return nbformat.read(run_notebook(name, out, params, progress=False, html=False, cwd=out), as_version=4)
+    except ExperimentError as e: pytest.fail(f"{name}.ipynb failed:\n{e}", pytrace=False)
+
+
+def text_of(nb):
+    return "\n".join(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", []))
+                     for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_match_the_config(name):
+    src = next(d / f"{name}.ipynb" for d in notebook_dirs() if (d / f"{name}.ipynb").is_file())
+    nb = nbformat.read(src, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell is not tagged parameters"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), f"{name} is not clean"
+    names = set(notebook_parameters(src))
+    assigned = {l.split("=")[0].strip() for l in code[0].source.splitlines() if "=" in l and not l.startswith("#")}
+    assert assigned == names, f"papermill cannot parse the parameters {assigned - names} of {name}"
+    assert names - NOTEBOOK_ONLY <= set(MGNetConfig.field_names()), names - NOTEBOOK_ONLY - set(MGNetConfig.field_names())
+    assert names & set(MGNetConfig.field_names()), f"{name}: no MGNetConfig field among its parameters"
+
+
+def test_train_notebook(tmp_path):
+    out = tmp_path / "run"
+    nb = execute("train", tmp_path, out_dir=str(out), batch_size=16, gallery=2, **TINY)
+    r = json.loads((out / "results.json").read_text())
+    assert len(r["clean_acc"]) == 2 and len(r["gflops"]) == 2 and r["gflops"][1] < 2 * r["baseline_gflops"]
+    assert (out / r["checkpoint"]).is_file()
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 3          # curves, accuracy vs GFLOPs, gallery
+    assert "accuracy" in text_of(nb) and "GFLOPs" in text_of(nb)
+
+
+def test_sweep_notebook_skips_points_done(tmp_path):
+    out = tmp_path / "sweep"
+    nb = execute("sweep", tmp_path, out_dir=str(out), alphas=[0.6], ss=[0.02], scales=[2.0, 3.0], batch_size=16, **TINY)
+    assert sorted(p.name for p in out.iterdir()) == ["alpha0.6_s0.02_scale2", "alpha0.6_s0.02_scale3"]
+    assert "2 trained, 0 already done" in text_of(nb)
+    before = snapshot(out)
+    nb = execute("sweep", tmp_path, out_dir=str(out), alphas=[0.6], ss=[0.02], scales=[3.0, 2.0], batch_size=16, **TINY)
+    assert "0 trained, 2 already done" in text_of(nb)
+    assert snapshot(out) == before
+    assert sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])) >= 2   # heat maps, plot
+
+
+def test_explorer_notebook_trains_a_grid_when_there_is_none(tmp_path):
+    sweep = tmp_path / "empty"
+    nb = execute("explorer", tmp_path, sweep_dir=str(sweep), alphas=[0.6], ss=[0.02, 1.0], scales=[2.0], image=3, **TINY)
+    assert [r["name"] for r in load_runs(sweep)] == ["alpha0.6_s0.02_scale2", "alpha0.6_s1_scale2"]
+    assert "No runs in" in text_of(nb)
+    state = json.dumps(nb.metadata.get("widgets", {}))      # papermill keeps the widgets' state
+    assert "alpha0.6_s0.02_scale2" in state and "image 3" in state and "error" not in state
+
+
+def test_a_failure_inside_a_notebook_is_shown(tmp_path):
+    with pytest.raises(ExperimentError) as e:
+        run_notebook("train", tmp_path, dict(out_dir=str(tmp_path / "r"), alpha=1.5), progress=False, html=False)
+    assert "ConfigError" in str(e.value) and "--alpha" in str(e.value) and "train.ipynb" in str(e.value)
+    assert (tmp_path / "train.ipynb").is_file()
+    assert not (tmp_path / "r").exists()
+
+
+def test_mgnet_benchmark_end_to_end(tmp_path):
+    out = tmp_path / "bench"
+    p = run_mgnet("--out", out, "-p", "epochs", "1", "-p", "limit_train", "2", "-p", "limit_val", "2", "-p", "n_iter", "2",
+                  "-p", "batch_size", "16", "-p", "pgd_images", "8", "-p", "step_k", "1",
+                  "-p", "corruptions", "['gaussian_noise']", "-p", "severities", "[1]", "-p", "corruption_images", "1",
+                  "-p", "gallery", "2", command="mgnet-benchmark", timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert {"benchmark.ipynb", "benchmark.html", "results.json"} <= {f.name for f in out.iterdir()}
+    r = json.loads((out / "results.json").read_text())
+    oc, aw = r["object_centric"], r["anywhere"]
+    assert len(oc["mgnet"]["clean_acc"]) == 2 and len(oc["baseline"]["clean_acc"]) == 1
+    assert oc["mgnet"]["config"]["translate"] == 0.4 and aw["mgnet"]["config"]["translate"] == 1.0
+    assert oc["mgnet"]["gflops"][-1] < oc["baseline"]["gflops"][0]          # two half-resolution glimpses
+    assert set(oc["pgd"]) == {"paper", "adaptive"} and len(oc["pgd"]["paper"]["mgnet"]["adv_acc"]) == 2
+    assert list(oc["corruptions"]["results"]["MGNet"]["corruption_acc"]) == ["gaussian_noise"]
+    html = (out / "benchmark.html").read_text()
+    assert "Benchmark: MGNet against the baseline" in html and "data:image/png;base64" in html
+    assert "MGNet accuracy per glimpse" in p.stdout
+    assert "Executing" in p.stderr                                           # papermill's progress bar
+
+    before = snapshot(out)                                                    # refuses to overwrite
+    p = run_mgnet("--out", out, "-p", "epochs", "1", command="mgnet-benchmark")
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "not empty" in p.stderr and "--out" in p.stderr
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["-p", "nosuch", "1"], "-p nosuch:"),
+    (["-p", "alpha", "1.5"], "-p alpha:"),
+    (["-p", "epochs", "0"], "-p epochs:"),
+    (["-p", "out_dir", "x"], "-p out_dir: is set by --out"),
+    (["--notebook", "nosuch"], "nosuch.ipynb not found; looked in:"),
+])
+def test_mgnet_benchmark_bad_input(tmp_path, capsys, args, culprit):
+    # The console command is this function (the end-to-end test above runs it as a process).
+    rc = benchmark_main(["--out", str(tmp_path / "b"), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and culprit in err and err.count("\n") == 0 and err.startswith("mgnet-benchmark: error:"), err
+    assert not (tmp_path / "b").exists()
