@@ -1,0 +1,144 @@
+"""The glimpse explorer as a person uses it: JupyterLab 4 on localhost, the explorer notebook in headless Chromium.
+
+Debian's `chromium` (/usr/bin/chromium) driven by Playwright's Python package; no browser is downloaded.
+"""
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+
+BIN = Path(sys.executable).parent
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STATUS = ".mgnet-status"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _settings(root: Path):
+    d = root / "settings"
+    for plugin, value in {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+                          "@jupyterlab/docmanager-extension/plugin": {"autosave": False}}.items():
+        pkg, name = plugin.rsplit("/", 1)
+        f = d / pkg / f"{name}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(value))
+    return d
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, sweep_dir: Path):
+    """A fresh JupyterLab server on localhost serving `root`; the explorer's sweep folder is `sweep_dir`."""
+    port, token = _free_port(), "mgnet-test-token"
+    jd = root / ".jupyter"
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(jd / "config"), "JUPYTER_DATA_DIR": str(jd / "data"),
+           "JUPYTER_RUNTIME_DIR": str(jd / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(_settings(jd)),
+           "JUPYTERLAB_WORKSPACES_DIR": str(jd / "workspaces"), "MGNET_SWEEP_DIR": str(sweep_dir),
+           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    log = open(root / "jupyter.log", "w")
+    proc = subprocess.Popen([str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+                             f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+                             "--LabApp.expose_app_in_browser=True"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"JupyterLab did not start:\n{(root / 'jupyter.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url, token
+    finally:
+        proc.terminate()
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        log.close()
+
+
+@contextlib.contextmanager
+def explorer_page(root: Path, sweep_dir: Path, width=1500, height=1000):
+    """The explorer notebook open in headless Chromium and run; yields the Playwright page."""
+    from playwright.sync_api import sync_playwright
+    src = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "explorer.ipynb"
+    shutil.copy(src, root / "explorer.ipynb")
+    with jupyter_lab(root, sweep_dir) as (url, token), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/lab/tree/explorer.ipynb?token={token}")
+            nb = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+            nb.wait_for()
+            page.locator("#jp-main-statusbar", has_text="Python 3 (ipykernel) | Idle").wait_for()
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.locator(STATUS).first.wait_for()
+            yield page
+        finally:
+            browser.close()
+
+
+def slider(page, description):
+    return page.locator(".widget-hslider").filter(has=page.locator(".widget-label", has_text=description)).first
+
+
+def press(page, description, key="ArrowRight"):
+    s = slider(page, description)
+    s.locator(".noUi-handle").focus()
+    page.keyboard.press(key)
+
+
+def errors(page):
+    return page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').count()
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    from mgnet.config import MGNetConfig
+    from mgnet.experiments import run_sweep
+    d = tmp_path_factory.mktemp("sweep")
+    run_sweep(MGNetConfig(n_iter=2, epochs=1, limit_train=2, limit_val=2, batch_size=16), [0.6], [0.02, 1.0], [2.0], d,
+              progress=False)
+    return d
+
+
+def test_explorer_in_jupyterlab(tmp_path, tiny_sweep):
+    with explorer_page(tmp_path, tiny_sweep) as page:
+        status = page.locator(STATUS)
+        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('image 0,')")
+        assert "alpha0.6_s0.02_scale2" in status.text_content() and "GFLOPs" in status.text_content()
+        img = page.locator("img.widget-image")
+        first = img.get_attribute("src")
+        assert first and img.bounding_box()["width"] > 300
+
+        press(page, "image")                                   # image 0 → 1
+        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('image 1,')")
+        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(first)}")
+        second = img.get_attribute("src")
+
+        press(page, "s")                                       # s 0.02 → 1: another run
+        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('alpha0.6_s1_scale2')")
+        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(second)}")
+
+        press(page, "glimpses", "ArrowLeft")                   # 2 glimpses → 1
+        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('1 glimpse shown')")
+        assert errors(page) == 0
+        assert "error" not in status.text_content()
+        assert page.locator(".widget-output .jp-OutputArea-output").count() == 0    # nothing in the explorer's log
