@@ -12,7 +12,8 @@ from mgnet.config import MGNetConfig
 NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)
 NOTEBOOK_ONLY = {"out_dir", "gallery", "alphas", "ss", "scales", "pgd_images", "corruptions", "severities",
-                 "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image"}
+                 "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image", "parallel_runs",
+                 "torch_threads"}
 
 
 @pytest.fixture(autouse=True)
