@@ -1,0 +1,24 @@
+"""`mgnet-bench` runs and prints consistent figures (a benchmark, not a timed test: nothing here depends on speed)."""
+import json
+
+
+def test_bench_digits(tmp_path, mgnet_cmd):
+    r = mgnet_cmd("--settings", "digits", "--repeats", 2, "--batch_size", 16, "--variants", "channels_last",
+                  "--json", tmp_path / "b.json", command="mgnet-bench")
+    assert r.returncode == 0, r.stderr[-3000:]
+    (res,) = json.loads((tmp_path / "b.json").read_text())
+    inf = res["inference"]
+    assert [inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4)] == sorted(inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4))
+    for v in inf.values():
+        assert v["images_per_s"]["min"] <= v["images_per_s"]["median"] <= v["images_per_s"]["max"] and v["seconds"]["runs"] == 2
+    assert 0 <= res["outside_backbone_share"]["median"] <= 1
+    assert res["training"]["mgnet"]["images_per_s"]["median"] > 0 and res["data"]["seconds_per_batch"]["median"] > 0
+    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory", "channels_last"):
+        assert text in r.stdout, text
+
+
+def test_bench_bad_flags(mgnet_cmd):
+    r = mgnet_cmd("--repeats", 0, command="mgnet-bench")
+    assert r.returncode == 2 and "--repeats" in r.stderr.splitlines()[-1]
+    r = mgnet_cmd("--settings", "imagenet1k", command="mgnet-bench")
+    assert r.returncode == 2 and "--settings" in r.stderr.splitlines()[-1]
