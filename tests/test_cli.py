@@ -159,3 +159,21 @@ def test_mnist_offline_clear_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["--dataset", "mnist", "--train_dir", str(tmp_path / "m"), "--epochs", "1", "--log_dir", str(tmp_path / "l")])
     assert e.value.code == 2
+
+
+def test_digits_test_on_a_corruption_folder(tmp_path, mgnet_cmd):
+    """The original's one-corruption-at-a-time evaluation (`--val_dir TREE/<corruption>/<severity>`) works on digits."""
+    res = mgnet.fit(mgnet.MGNetConfig(epochs=2, limit_train=10, batch_size=32, learning_rate=0.02, n_iter=2,
+                                      log_dir=str(tmp_path / "logs")), progress=False)
+    g = mgnet_cmd(tmp_path / "tree", "--corruptions", "gaussian_noise", "--severities", 5, command="mgnet-corrupt")
+    assert g.returncode == 0, g.stderr[-2000:]
+    accs = {}
+    for sub in ("clean", "gaussian_noise/5"):
+        r = mgnet_cmd("--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree" / sub,
+                      "--results", tmp_path / "r.json")
+        assert r.returncode == 0, r.stderr[-2000:]
+        accs[sub] = json.loads((tmp_path / "r.json").read_text())["clean_acc"]
+    assert accs["clean"] == pytest.approx(res.clean_acc, abs=0.01)        # the same images, up to 8-bit rounding
+    assert accs["gaussian_noise/5"] != accs["clean"]
+    bad = mgnet_cmd("--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree")
+    assert bad.returncode == 2 and "--val_dir" in bad.stderr.splitlines()[-1]
