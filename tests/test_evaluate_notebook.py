@@ -72,7 +72,8 @@ def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     assert r["attack"]["eps_pixels"]["paper"] == pytest.approx([0.0, 0.1])
     assert r["attack"]["eps"]["paper"][1] == pytest.approx(0.1 / r["attack"]["std"])
     assert set(r["square_acc"]) == {"baseline", "mgnet"} and all(0 <= v <= 1 for v in r["square_acc"].values())
-    assert all(isinstance(v["square_beats_pgd"], bool) for v in r["square"].values())
+    for v in r["square"].values():
+        assert isinstance(v["square_beats_pgd"], bool) and v["worst_acc"] == min(v["square_acc"], v["pgd_acc"], v["pgd_last_glimpse_acc"])
     assert list(r["corruption_acc"]["mgnet"]) == ["gaussian_noise"] and list(r["corruption_acc"]["mgnet"]["gaussian_noise"]) == ["3"]
     assert len(r["corruption_acc"]["mgnet"]["gaussian_noise"]["3"]) == 2 and len(r["corruption_acc"]["baseline"]["gaussian_noise"]["3"]) == 1
     assert (out / "corruptions" / "gaussian_noise" / "3").is_dir() and (out / "corruptions.csv").is_file()
