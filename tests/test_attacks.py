@@ -72,6 +72,7 @@ def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
     assert res["clean_acc"] == pytest.approx(trained.clean_acc)       # the clean accuracy on the same images
     assert all(a <= c for a, c in zip(res["adv_acc"], res["clean_acc"]))
     assert 0 <= res["square_acc"] <= 1 and isinstance(res["square_beats_pgd"], bool)
+    assert res["square_beats_pgd"] == (res["square_acc"] < res["pgd_last_acc"]) and 0 <= res["pgd_last_acc"] <= 1
     assert res["attack"] == {"protocol": "adaptive", "eps": 0.1, "step_size": 0.05, "steps": 3, "glimpse": 0}
     assert "under attack" in r.stdout and "Square" in r.stdout
     bad = mgnet_cmd("--adv")
