@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #94abf241
+# %% ../nbs/index.ipynb #22164b99
 __version__ = "0.1.0"
 
 from .config import MGNetConfig, ConfigError
