@@ -3,7 +3,7 @@ import json
 
 
 def test_bench_digits(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--settings", "digits", "--repeats", 2, "--batch_size", 16, "--variants", "channels_last",
+    r = mgnet_cmd("--settings", "digits", "--repeats", 2, "--batch_size", 16, "--variants", "contiguous",
                   "--json", tmp_path / "b.json", command="mgnet-bench")
     assert r.returncode == 0, r.stderr[-3000:]
     (res,) = json.loads((tmp_path / "b.json").read_text())
@@ -11,9 +11,10 @@ def test_bench_digits(tmp_path, mgnet_cmd):
     assert [inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4)] == sorted(inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4))
     for v in inf.values():
         assert v["images_per_s"]["min"] <= v["images_per_s"]["median"] <= v["images_per_s"]["max"] and v["seconds"]["runs"] == 2
-    assert 0 <= res["outside_backbone_share"]["median"] <= 1
+    assert 0 < res["outside_backbone_share"]["median"] < 1
+    assert all(0 < s <= o for s, o in zip(res["sampler_share"].values(), res["outside_backbone_share"].values()))
     assert res["training"]["mgnet"]["images_per_s"]["median"] > 0 and res["data"]["seconds_per_batch"]["median"] > 0
-    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory", "channels_last"):
+    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory", "contiguous", "of which the glimpse sampler"):
         assert text in r.stdout, text
 
 
