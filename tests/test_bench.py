@@ -3,7 +3,7 @@ import json
 
 
 def test_bench_digits(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--settings", "digits", "--repeats", 2, "--batch_size", 16, "--variants", "contiguous",
+    r = mgnet_cmd("--settings", "digits", "--repeats", 2, "--batch_size", 16, "--variants", "contiguous", "bf16",
                   "--json", tmp_path / "b.json", command="mgnet-bench")
     assert r.returncode == 0, r.stderr[-3000:]
     (res,) = json.loads((tmp_path / "b.json").read_text())
@@ -14,7 +14,7 @@ def test_bench_digits(tmp_path, mgnet_cmd):
     assert 0 < res["outside_backbone_share"]["median"] < 1
     assert all(0 < s <= o for s, o in zip(res["sampler_share"].values(), res["outside_backbone_share"].values()))
     assert res["training"]["mgnet"]["images_per_s"]["median"] > 0 and res["data"]["seconds_per_batch"]["median"] > 0
-    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory", "contiguous", "of which the glimpse sampler"):
+    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory", "contiguous", "bf16", "of which the glimpse sampler"):
         assert text in r.stdout, text
 
 
