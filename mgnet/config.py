@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from typing import Any
 
 # %% auto #0
-__all__ = ['DATASETS', 'TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'ORIGINAL_DEFAULTS', 'ConfigError', 'MGNetConfig']
+__all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'DATASETS', 'ORIGINAL_DEFAULTS', 'DatasetSpec', 'ConfigError',
+           'MGNetConfig']
 
 # %% ../nbs/00_config.ipynb #3a012f4e
-DATASETS = ("digits", "imagenet", "mnist")
 TRANS_METHODS = ("tight-crop", "center-invariant", "naive")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("one-cycle", "cosine", "multi-step", "reduce")
@@ -24,6 +24,39 @@ def _f(default, help, choices=None, group="general", **kw):
     md = dict(help=help, choices=choices, group=group, **kw)
     if isinstance(default, list): return field(default_factory=lambda: list(default), metadata=md)
     return field(default=default, metadata=md)
+
+# %% ../nbs/00_config.ipynb #9512b1e3
+@dataclass(frozen=True)
+class DatasetSpec:
+    "What mgnet needs to know about a dataset: a description, read by the data loaders, the model and the tools."
+    kind: str                        # "canvas" (objects placed on an empty canvas) or "folder" (an ImageFolder tree)
+    in_chans: int                    # image channels
+    img_size: int                    # default side of the images the model sees
+    mean: tuple[float, ...]          # normalisation, per channel
+    std: tuple[float, ...]
+    batch_size: int                  # default global batch size
+    workers: int                     # default data-loading worker processes
+    classes: tuple[str, ...] = ()    # class names in label order; empty: the folder tree's class folders
+    object_size: int | None = None   # canvas: side of the placed objects
+    translate: float | None = None   # canvas: default wander range, a fraction of the free room
+    files: str | None = None         # canvas from MNIST-format files: torchvision's folder name for them
+    about: str = ""                  # one line for --help
+
+_DIGITS, _FASHION = tuple("0123456789"), ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                          "Sneaker", "Bag", "Ankle boot")
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec("canvas", 1, 64, (0.042927224189043045,), (0.16324099270789225,), 64, 0, _DIGITS, 24, 0.4,
+                          about="scikit-learn's digits on a 64 px canvas (embedded, the default)"),
+    "mnist": DatasetSpec("canvas", 1, 112, (0.1307,), (0.3081,), 256, 0, _DIGITS, 28, 1.0, "MNIST",
+                         about="MNIST files (--train_dir) on a 112 px canvas, as the original"),
+    "fashion-mnist": DatasetSpec("canvas", 1, 112, (0.2860,), (0.3530,), 256, 0, _FASHION, 28, 1.0, "FashionMNIST",
+                                 about="Fashion-MNIST files (--train_dir) on a canvas"),
+    "kmnist": DatasetSpec("canvas", 1, 112, (0.1918,), (0.3483,), 256, 0,
+                          ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), 28, 1.0, "KMNIST",
+                          about="KMNIST files (--train_dir) on a canvas"),
+    "imagenet": DatasetSpec("folder", 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 256, 4,
+                            about="an ImageFolder tree (--train_dir, --val_dir) with the paper's ImageNet transforms"),
+}
 
 # %% ../nbs/00_config.ipynb #da66063c
 class ConfigError(ValueError):
@@ -37,11 +70,16 @@ class ConfigError(ValueError):
 class MGNetConfig:
     "All hyperparameters of a Multi-Glimpse Network run (model, data, training, evaluation)."
     # --- data
-    dataset: str = _f("digits", "dataset: embedded translated digits, an ImageFolder tree (imagenet), or torchvision MNIST", DATASETS, "data")
+    dataset: str = _f("digits", "dataset: " + "; ".join(f"{n}: {d.about}" for n, d in DATASETS.items()), tuple(DATASETS), "data")
     num_class: int | None = _f(None, "number of classes (default: from the data)", group="data")
-    train_dir: str | None = _f(None, "ImageFolder training directory (imagenet) or MNIST root (mnist)", group="data")
+    train_dir: str | None = _f(None, "ImageFolder training directory (imagenet), or the folder of MNIST-format files (mnist, fashion-mnist, kmnist: the .gz files, or torchvision's root holding <Name>/raw/)", group="data")
     val_dir: str | None = _f(None, "ImageFolder validation directory (default: --train_dir); with digits, a folder of canvases such as TREE/fog/3 from mgnet-corrupt", group="data")
-    translate: float = _f(0.4, "digits: how far the digit may wander from the centre, as a fraction of the free room (1.0: anywhere)", group="data")
+    translate: float | None = _f(None, "canvas datasets: how far the object may wander from the centre, as a fraction of the free room (1.0: anywhere; default: 0.4 for digits, 1.0 for the MNIST family, the original's ±37.5%% of a 112 px canvas)", group="data")
+    img_size: int | None = _f(None, "image side the model sees: the crop of ImageFolder images, or the canvas of canvas datasets (default: 224, 64 for digits, 112 for the MNIST family); a glimpse is floor(img_size / scale) px", group="data")
+    eval_resize: int | None = _f(None, "ImageFolder evaluation: resize the shorter side to this, then centre-crop --img_size (default: the paper's 256/224 of --img_size)", group="data")
+    mean: list[float] | None = _f(None, "per-channel mean used to normalise images (default: the dataset's; ImageNet's for ImageFolder trees; `mgnet.data.channel_stats` computes a tree's)", group="data")
+    std: list[float] | None = _f(None, "per-channel standard deviation used to normalise images (default: the dataset's, as --mean)", group="data")
+    class_names: list[str] | None = _f(None, "class names in label order (default: the dataset's, or the tree's class folders; saved with the model)", group="data")
     gaussian: float = _f(0.0, "mnist: Gaussian noise intensity added to the images", group="data")
     skip_bad_images: bool = _f(False, "skip unreadable images (counted and reported) instead of stopping with the file's name", group="data")
     workers: int | None = _f(None, "data-loading worker processes (default: 0 for digits, 4 otherwise)", group="data")
@@ -136,9 +174,32 @@ class MGNetConfig:
         return self.alpha > 0 and self.n_iter >= 2
 
     @property
+    def spec(self) -> DatasetSpec:
+        "The description of this run's dataset."
+        return DATASETS[self.dataset]
+
+    @property
     def in_chans(self) -> int:
         "Image channels the dataset delivers."
-        return 3 if self.dataset == "imagenet" else 1
+        return self.spec.in_chans
+
+# %% ../nbs/00_config.ipynb #cfb47740
+def _check_image(c: MGNetConfig):
+    "The image-size and normalisation flags against the dataset's description."
+    spec = c.spec
+    if c.img_size is not None:
+        low = spec.object_size or 8
+        _check(c.img_size >= low, "img_size", f"must be at least {low} px for --dataset {c.dataset}, got {c.img_size}")
+        _check(int(c.img_size // c.scale) >= 1, "img_size", f"--img_size {c.img_size} / --scale {c.scale:g} leaves no pixel for a glimpse")
+    if c.eval_resize is not None:
+        _check(spec.kind == "folder", "eval_resize", f"only for ImageFolder trees (--dataset imagenet), not {c.dataset}")
+        _check(c.eval_resize >= (c.img_size or spec.img_size), "eval_resize",
+               f"must be at least --img_size ({c.img_size or spec.img_size}), got {c.eval_resize}")
+    for name in ("mean", "std"):
+        v = getattr(c, name)
+        if v is None: continue
+        _check(len(v) == spec.in_chans, name, f"needs one value per channel ({spec.in_chans} for {c.dataset}), got {len(v)}")
+    if c.std is not None: _check(all(s > 0 for s in c.std), "std", f"must be > 0, got {c.std}")
 
 # %% ../nbs/00_config.ipynb #7ca8b793
 def _check(ok: bool, name: str, msg: str):
@@ -157,7 +218,8 @@ def _validate(c: MGNetConfig) -> MGNetConfig:
     _check(0 <= c.alpha <= 1, "alpha", f"must be in [0, 1], got {c.alpha}")
     _check(0 < c.s <= 1, "s", f"must be in (0, 1], got {c.s}")
     _check(0 <= c.dropout < 1, "dropout", f"must be in [0, 1), got {c.dropout}")
-    _check(0 <= c.translate <= 1, "translate", f"must be in [0, 1], got {c.translate}")
+    if c.translate is not None: _check(0 <= c.translate <= 1, "translate", f"must be in [0, 1], got {c.translate}")
+    _check_image(c)
     _check(c.gaussian >= 0, "gaussian", f"must be >= 0, got {c.gaussian}")
     _check(c.clip >= 0, "clip", f"must be >= 0, got {c.clip}")
     _check(c.epochs >= 1, "epochs", f"must be at least 1, got {c.epochs}")
@@ -221,14 +283,20 @@ def _resolved(self: MGNetConfig) -> MGNetConfig:
     "A validated copy with dataset-dependent defaults filled in."
     if self.n_iter == 1: self = self.replace(**_SINGLE_GLIMPSE)
     self.validate()
-    digits = self.dataset == "digits"
+    spec = self.spec
+    img_size = self.img_size or spec.img_size
     kw = dict(
-        batch_size=self.batch_size or (64 if digits else 256),
-        workers=self.workers if self.workers is not None else (0 if digits else 4),
+        batch_size=self.batch_size or spec.batch_size,
+        workers=self.workers if self.workers is not None else spec.workers,
+        img_size=img_size,
+        eval_resize=self.eval_resize or (round(img_size * 256 / 224) if spec.kind == "folder" else None),
+        mean=list(self.mean or spec.mean), std=list(self.std or spec.std),
+        translate=self.translate if self.translate is not None else spec.translate,
         val_dir=self.val_dir if self.val_dir is not None else self.train_dir,
         gpus=None if self.gpus is None else ",".join(g.strip() for g in str(self.gpus).split(",") if g.strip()),
     )
-    if self.num_class is None and self.dataset in ("digits", "mnist"): kw["num_class"] = 10
+    if self.num_class is None and spec.classes: kw["num_class"] = len(spec.classes)
+    if self.class_names is None and spec.classes: kw["class_names"] = list(spec.classes)
     if self.ge is not None and self.ge_final is None: kw["ge_final"] = self.ge
     return self.replace(**kw)
 MGNetConfig.resolved = _resolved
@@ -244,7 +312,8 @@ def _run_name(self: MGNetConfig) -> str:
              f"gr{c.s:g}" if c.s != 1.0 else "",
              f"aux{c.alpha:g}" if c.aux else "",
              f"drop{c.dropout:g}" if c.dropout else "",
-             f"tr{c.translate:g}" if c.dataset == "digits" else "",
+             f"tr{c.translate:g}" if c.translate is not None else "",
+             f"px{c.img_size}" if c.img_size not in (None, c.spec.img_size) else "",
              f"w{'-'.join(f'{w:g}' for w in c.n_iter_coef)}" if c.n_iter_coef else "",
              "sbs" if c.step_by_step else "",
              f"ge{c.ge:g}" if c.ge is not None else "",
