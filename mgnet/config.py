@@ -97,6 +97,9 @@ class MGNetConfig:
     dropout: float = _f(0.0, "dropout on the fusion attention weights", group="model")
     no_detach: bool = _f(False, "ablation: let gradients flow through the glimpse parameters in the tokens", group="model")
     no_spatial_clue: bool = _f(False, "ablation: replace the glimpse parameters in the tokens by zeros", group="model")
+    loc_init: str = _f("kaiming", "initialisation of the localisation head: 'kaiming' (the original's; its random offset can start every later glimpse off the object) or 'zero' (every later glimpse starts at the centre, mid-size)", ("kaiming", "zero"), "model")
+    coord_channels: bool = _f(False, "beyond the paper: give the backbone two more input channels, the image coordinates of each glimpse sample", group="model")
+    keypoints: int = _f(0, "beyond the paper: K saliency maps of each glimpse whose soft arg-max image coordinates (2K numbers) join its feature and feed the localisation head (0: off)", group="model")
     # --- training
     optimizer: str = _f("sgd", "optimiser (SGD has momentum 0.9)", OPTIMIZERS, "training")
     scheduler: str = _f("one-cycle", "learning-rate schedule (one-cycle, cosine and multi-step step per batch)", SCHEDULERS, "training")
@@ -105,7 +108,9 @@ class MGNetConfig:
     learning_rate: float = _f(0.1, "peak learning rate", group="training")
     weight_decay: float = _f(1e-4, "weight decay", group="training")
     clip: float = _f(0.0, "gradient-norm clipping (0: off)", group="training")
+    loc_lr: float = _f(1.0, "learning-rate multiplier of the localisation head's parameters (1: one learning rate for all, as the original)", group="training")
     seed: int = _f(0, "random seed (runs with the same seed on CPU are identical)", group="training")
+    data_seed: int | None = _f(None, "seed of the data split and the validation placements (default: --seed); fix it to compare training seeds on the same images", group="training")
     gpus: str | None = _f(None, "devices, e.g. '0' or '0,1,2,3' (DDP when several); default: first GPU if any, else CPU", group="training")
     devices: int | None = _f(None, "processes per node: GPUs to use (without --gpus), or CPU processes; several run DDP", group="training")
     num_nodes: int = _f(1, "nodes for multi-node DDP (launch with torchrun or SLURM; see the README)", group="training")
@@ -207,7 +212,7 @@ def _check(ok: bool, name: str, msg: str):
 
 def _validate(c: MGNetConfig) -> MGNetConfig:
     "Raise `ConfigError` naming the first invalid value; return the config when all is well."
-    for name in ("dataset", "trans_method", "optimizer", "scheduler", "attack"):
+    for name in ("dataset", "trans_method", "optimizer", "scheduler", "attack", "loc_init"):
         choices = MGNetConfig.__dataclass_fields__[name].metadata["choices"]
         _check(getattr(c, name) in choices, name, f"invalid choice {getattr(c, name)!r} (choose from {', '.join(choices)})")
     _check(c.n_iter >= 1, "n_iter", f"must be at least 1, got {c.n_iter}")
@@ -218,6 +223,8 @@ def _validate(c: MGNetConfig) -> MGNetConfig:
     _check(0 <= c.alpha <= 1, "alpha", f"must be in [0, 1], got {c.alpha}")
     _check(0 < c.s <= 1, "s", f"must be in (0, 1], got {c.s}")
     _check(0 <= c.dropout < 1, "dropout", f"must be in [0, 1), got {c.dropout}")
+    _check(c.loc_lr > 0, "loc_lr", f"must be > 0, got {c.loc_lr}")
+    _check(c.keypoints >= 0, "keypoints", f"must be >= 0, got {c.keypoints}")
     if c.translate is not None: _check(0 <= c.translate <= 1, "translate", f"must be in [0, 1], got {c.translate}")
     _check_image(c)
     _check(c.gaussian >= 0, "gaussian", f"must be >= 0, got {c.gaussian}")
@@ -322,6 +329,9 @@ def _run_name(self: MGNetConfig) -> str:
              f"ssl{c.ssl_coef:g}-{c.ssl_explore:g}" if c.ssl_coef else "",
              f"div{c.div_coef:g}" if c.div_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
+             "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
+             "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "",
+             f"ds{c.data_seed}" if c.data_seed is not None else "",
              "pre" if c.pretrained else "", c.tag or ""]
     return "_".join(p for p in parts if p).replace(" ", "")
 MGNetConfig.run_name = _run_name

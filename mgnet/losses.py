@@ -65,7 +65,7 @@ def ssl_loss(model: MGNet, x: Tensor, out: MGNetOutput, labels: Tensor, explore:
     a = out.glimpses[-1]
     with torch.no_grad():
         a2 = jitter_glimpse(a, explore)
-        h2 = model.backbone(model.glimpse_gen(x, a2))
+        h2 = model.look(x, a2)
         logits2 = model.global_fc(model.fuse([*out.features[:-1], h2], [*out.glimpses[:-1], a2]))
         better = F.cross_entropy(logits2, labels, reduction="none") < F.cross_entropy(out.logits[-1], labels, reduction="none")
     ratio = better.float().mean()

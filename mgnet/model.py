@@ -15,12 +15,14 @@ import torchvision
 from torch import nn, Tensor
 
 from .config import MGNetConfig, ConfigError
-from .geometry import identity_params, sample_glimpse
+from .geometry import identity_params, sample_glimpse, glimpse_grid
+from .weights import PretrainedMixin
 from .layers import GradientRescaler, DynamicGradRescaler
 
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'create_backbone', 'GlimpseSampler', 'FusionCache', 'FeatureFusion',
-           'Localisation', 'Classifier', 'MGNetOutput', 'MGNet', 'fold_batchnorm', 'baseline_config']
+           'Localisation', 'GlimpseKeypoints', 'Classifier', 'MGNetOutput', 'MGNet', 'fold_batchnorm',
+           'baseline_config']
 
 # %% ../nbs/03_model.ipynb #f2656867
 class VanillaCNN(nn.Module):
@@ -72,15 +74,18 @@ def create_backbone(name: str, in_chans: int = 3, pretrained: bool = False) -> t
 # %% ../nbs/03_model.ipynb #6823f719
 class GlimpseSampler(nn.Module):
     "Resample `floor(H / scale)`-pixel square glimpses of an image at glimpse parameters `(σ, tx, ty)`."
-    def __init__(self, scale: float):
+    def __init__(self, scale: float, coords: bool = False):
         super().__init__()
-        self.scale = float(scale)
+        self.scale, self.coords = float(scale), coords
     def size(self, height: int) -> int:
         "Glimpse side for an image of `height` pixels."
         return int(height // self.scale)
     def forward(self, img: Tensor, params: Tensor) -> Tensor:
-        return sample_glimpse(img, params, self.size(img.size(-2)))
-    def extra_repr(self) -> str: return f"scale={self.scale}"
+        g = sample_glimpse(img, params, self.size(img.size(-2)))
+        if not self.coords: return g
+        # two more channels: where each sample lies on the image, in normalised coordinates (x, then y)
+        return torch.cat([g, glimpse_grid(params.to(img.dtype), g.size(-1)).permute(0, 3, 1, 2)], 1)
+    def extra_repr(self) -> str: return f"scale={self.scale}" + (", coords=True" if self.coords else "")
 
 # %% ../nbs/03_model.ipynb #307fa3ac
 def _kaiming_linear(fc: nn.Linear) -> nn.Linear:
@@ -123,9 +128,12 @@ class FeatureFusion(nn.Module):
 # %% ../nbs/03_model.ipynb #559b8b8a
 class Localisation(nn.Module):
     "Fused state `(B, E)` → next glimpse parameters `(B, 3)` = `(σ, tx, ty)`."
-    def __init__(self, dim: int, scale_min: float = 0.2, scale_max: float = 0.5, trans_method: str = "tight-crop", s: float = 1.0):
+    def __init__(self, dim: int, scale_min: float = 0.2, scale_max: float = 0.5, trans_method: str = "tight-crop", s: float = 1.0,
+                 init: str = "kaiming"):
         super().__init__()
         self.fc = _kaiming_linear(nn.Linear(dim, 3))
+        if init == "zero": nn.init.zeros_(self.fc.weight)     # every first move: the centre, mid-size (see below)
+        elif init != "kaiming": raise ConfigError("loc_init", f"unknown initialisation {init!r}")
         self.grad_rescaler = GradientRescaler(s)
         self.scale_min, self.scale_max, self.trans_method = scale_min, scale_max, trans_method
 
@@ -139,6 +147,19 @@ class Localisation(nn.Module):
         elif self.trans_method == "naive": t = t * 2 * (1 - lo) - (1 - lo)
         else: raise ConfigError("trans_method", f"unknown translation method {self.trans_method!r}")
         return torch.cat([sigma, t], 1)
+
+# %% ../nbs/03_model.ipynb #583fb6fb
+class GlimpseKeypoints(nn.Module):
+    "A glimpse `(B, C, g, g)` at `params` → the image coordinates `(B, 2K)` of the soft arg-max of `K` learned saliency maps."
+    def __init__(self, in_chans: int, k: int, hidden: int = 8):
+        super().__init__()
+        self.k = k
+        self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, k, 3, padding=1))
+
+    def forward(self, glimpse: Tensor, params: Tensor) -> Tensor:
+        w = self.conv(glimpse).flatten(2).softmax(-1)                                     # (B, K, g·g)
+        grid = glimpse_grid(params.to(glimpse.dtype), glimpse.size(-1)).flatten(1, 2)   # (B, g·g, 2): x, y of each sample
+        return torch.bmm(w, grid).flatten(1)                                             # (B, 2K): x1, y1, x2, y2, ...
 
 # %% ../nbs/03_model.ipynb #c06b6104
 class Classifier(nn.Module):
@@ -156,26 +177,40 @@ class MGNetOutput(NamedTuple):
     aux_logits: Tensor | None # (T-1, B, K): auxiliary glimpse classifier on glimpses 2..T, when alpha > 0
 
 # %% ../nbs/03_model.ipynb #3bf468e2
-class MGNet(nn.Module):
-    "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each."
+class MGNet(PretrainedMixin, nn.Module):
+    "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`/`from_pretrained`: weights folders)."
+    config_class = MGNetConfig
     def __init__(self, cfg: MGNetConfig | None = None, backbone: nn.Module | None = None, feat_dim: int | None = None, **kw):
         super().__init__()
         cfg = (cfg or MGNetConfig()).replace(**kw).resolved()
         if cfg.num_class is None: raise ConfigError("num_class", "unknown number of classes; give --num_class")
         self.cfg = cfg
-        if backbone is None: backbone, feat_dim = create_backbone(cfg.model, cfg.in_chans, cfg.pretrained)
+        in_chans = cfg.in_chans + (2 if cfg.coord_channels else 0)
+        if backbone is None: backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained)
         elif feat_dim is None: raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
-        dim = feat_dim + 3
+        kp = 2 * cfg.keypoints
+        dim = feat_dim + kp + 3
         self.backbone = backbone.to(memory_format=torch.channels_last) if cfg.channels_last else backbone
-        self.glimpse_gen = GlimpseSampler(cfg.scale)
+        self.glimpse_gen = GlimpseSampler(cfg.scale, cfg.coord_channels)
         self.feat_fusion = FeatureFusion(dim, cfg.dropout)
-        self.loc_network = Localisation(dim, cfg.scale_min, cfg.scale_max, cfg.trans_method, cfg.s)
+        self.loc_network = Localisation(dim + kp, cfg.scale_min, cfg.scale_max, cfg.trans_method, cfg.s, cfg.loc_init)
         self.global_fc = Classifier(dim, cfg.num_class)
-        self.glimpse_fc = Classifier(feat_dim, cfg.num_class) if cfg.aux else None
+        self.glimpse_fc = Classifier(feat_dim + kp, cfg.num_class) if cfg.aux else None
         self.ge = DynamicGradRescaler(cfg.ge, cfg.ge_final) if cfg.ge is not None else None
+        self.keypoints = GlimpseKeypoints(cfg.in_chans, cfg.keypoints) if cfg.keypoints else None
 
     @property
     def n_iter(self) -> int: return self.cfg.n_iter
+
+    def look(self, x: Tensor, params: Tensor) -> Tensor:
+        "Feature `(B, D)` of the glimpses of `x` at `params` (with `--keypoints`, their `2K` coordinates appended)."
+        g = self.glimpse_gen(x, params)
+        h = self.backbone(g)
+        return h if self.keypoints is None else torch.cat([h, self.keypoints(g[:, :x.size(1)], params)], -1)
+
+    def next_glimpse(self, o: Tensor, h: Tensor) -> Tensor:
+        "Parameters of the next glimpse from the fused state `o` (and, with `--keypoints`, the last glimpse's keypoints in `h`)."
+        return self.loc_network(o if self.keypoints is None else torch.cat([o, h[:, -2 * self.keypoints.k:]], -1))
 
     def token(self, h: Tensor, a: Tensor) -> Tensor:
         "Token `z = [h ; a]` `(B, D+3)` of a glimpse's feature and parameters (detached, or zeros, as configured)."
@@ -195,17 +230,17 @@ class MGNet(nn.Module):
         params = identity_params(x.size(0), x)
         feats, glimpses, logits, cache = [], [], [], None
         for t in range(1, T + 1):
-            feats.append(self.backbone(self.glimpse_gen(x, params)))
+            feats.append(self.look(x, params))
             glimpses.append(params)
             o, cache = self.feat_fusion.step(self.token(feats[-1], params), cache)
             logits.append(self.global_fc(o if ge is None else ge.classifier(o, t)))
-            if t < T: params = self.loc_network(o if ge is None else ge.localisation(o, t))
+            if t < T: params = self.next_glimpse(o if ge is None else ge.localisation(o, t), feats[-1])
         aux = self.glimpse_fc(torch.stack(feats[1:])) if self.glimpse_fc is not None and T > 1 else None
         return MGNetOutput(torch.stack(logits), torch.stack(glimpses), torch.stack(feats), aux)
 
     def crops(self, x: Tensor, glimpses: Tensor) -> Tensor:
-        "The glimpses `(T, B, C, g, g)` as the backbone sees them (down-sampled), for pictures."
-        return torch.stack([self.glimpse_gen(x, a) for a in glimpses])
+        "The glimpses `(T, B, C, g, g)` as the backbone sees them (down-sampled; image channels only), for pictures."
+        return torch.stack([self.glimpse_gen(x, a)[:, :x.size(1)] for a in glimpses])
 
 # %% ../nbs/03_model.ipynb #11df635b
 def fold_batchnorm(model: MGNet) -> MGNet:

@@ -29,11 +29,13 @@ from .config import MGNetConfig
 from .model import MGNet, MGNetOutput
 from .losses import mgnet_loss
 from .data import MGNetData, data_info
+from .localisation import dataset_localisation
 from .checkpoint import load_checkpoint, read_checkpoint, find_checkpoint, atomic_torch_save, _fit_report
 
 # %% auto #0
-__all__ = ['evaluate', 'LitMGNet', 'device_settings', 'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state',
-           'RNGState', 'SaveOnInterrupt', 'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'fit']
+__all__ = ['evaluate', 'param_groups', 'LitMGNet', 'device_settings', 'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state',
+           'set_rng_state', 'RNGState', 'SaveOnInterrupt', 'RunInterrupted', 'RunResult', 'make_trainer',
+           'resume_point', 'data_config', 'fit']
 
 # %% ../nbs/06_train.ipynb #1894c37e
 @torch.inference_mode()
@@ -52,6 +54,15 @@ def evaluate(model: MGNet, loader, n_iter: int | None = None, progress: bool = T
     model.train(was_training)
     if not total: raise ValueError("evaluate: the data loader is empty")
     return (correct.double() / total).tolist()
+
+# %% ../nbs/06_train.ipynb #efea432c
+def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
+    "Optimiser parameter groups and their peak learning rates: one group, or the localisation head's at `lr · loc_lr`."
+    if loc_lr == 1.0: return list(model.parameters()), lr
+    head = list(model.loc_network.parameters())
+    ids = {id(p) for p in head}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * loc_lr}], [lr, lr * loc_lr]
 
 # %% ../nbs/06_train.ipynb #e9cd5936
 class LitMGNet(L.LightningModule):
@@ -114,15 +125,16 @@ class LitMGNet(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.cfg
-        if c.optimizer == "sgd": opt = torch.optim.SGD(self.parameters(), lr=c.learning_rate, momentum=0.9, weight_decay=c.weight_decay)
-        else: opt = torch.optim.Adam(self.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+        params, lrs = param_groups(self.model, c.learning_rate, c.loc_lr)
+        if c.optimizer == "sgd": opt = torch.optim.SGD(params, lr=c.learning_rate, momentum=0.9, weight_decay=c.weight_decay)
+        else: opt = torch.optim.Adam(params, lr=c.learning_rate, weight_decay=c.weight_decay)
         total = int(self.trainer.estimated_stepping_batches)
         per_epoch = max(1, total // c.epochs)
         S = torch.optim.lr_scheduler
         if c.scheduler == "reduce":
             return {"optimizer": opt, "lr_scheduler": {"scheduler": S.ReduceLROnPlateau(opt, mode="max"), "monitor": "val/acc",
                                                        "interval": "epoch", "frequency": c.val_per_n, "name": "learning_rate"}}
-        if c.scheduler == "one-cycle": sched = S.OneCycleLR(opt, c.learning_rate, total_steps=max(total, 2), pct_start=0.2)
+        if c.scheduler == "one-cycle": sched = S.OneCycleLR(opt, lrs, total_steps=max(total, 2), pct_start=0.2)
         elif c.scheduler == "cosine": sched = S.CosineAnnealingLR(opt, T_max=total)
         else: sched = S.MultiStepLR(opt, milestones=[e * per_epoch for e in c.schedule])
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "name": "learning_rate"}}
@@ -208,6 +220,7 @@ class RunResult:
     last_checkpoint: Path | None
     clean_acc: list[float]
     skipped_images: int = 0   # unreadable images skipped (--skip_bad_images)
+    localisation: dict | None = None   # glimpses against the objects' boxes, where known (mgnet.localisation)
 
 def _limit(v: float): return int(v) if v > 1 else v
 
@@ -233,6 +246,7 @@ def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> 
     kw.update(overrides)
     return L.Trainer(**kw), ckpt
 
+# %% ../nbs/06_train.ipynb #8623f235
 def _init_from(model: MGNet, path: str) -> None:
     "Start training from the weights of a checkpoint."
     init = load_checkpoint(path)
@@ -247,12 +261,17 @@ def resume_point(path: str | os.PathLike) -> tuple[Path, Path | None]:
     read_checkpoint(file)
     return file, (file.parent.parent if file.parent.name == "checkpoints" else None)
 
+def data_config(cfg: MGNetConfig) -> MGNetConfig:
+    "The configuration the data is built from: `--data_seed`, where given, in place of `--seed`."
+    return cfg if cfg.data_seed is None else cfg.replace(seed=cfg.data_seed)
+
 def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
     cfg = cfg.resolved()
-    cfg = cfg.replace(num_class=data_info(cfg).num_classes)
+    info = data_info(cfg)
+    cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data, lit = MGNetData(cfg), LitMGNet(cfg)
+    data, lit = MGNetData(data_config(cfg)), LitMGNet(cfg)
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)
     if cfg.checkpoint and not ckpt_path: _init_from(lit.model, cfg.checkpoint)
     trainer, ckpt = make_trainer(cfg, run_dir, enable_progress_bar=progress, enable_model_summary=progress, **trainer_overrides)
@@ -264,8 +283,9 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
     last = Path(ckpt.dirpath) / "last.ckpt"
     last = last.resolve() if last.is_file() else None
     best = Path(ckpt.best_model_path).resolve() if ckpt.best_model_path else last
-    acc = []
+    acc, loc = [], None
     if trainer.is_global_zero:
         model = load_checkpoint(best).to(lit.device)
         acc = evaluate(model, data.val_dataloader(shard=False), progress=progress, desc="best checkpoint")
-    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad)
+        loc = dataset_localisation(model, data.val_ds)
+    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc)
