@@ -9,20 +9,20 @@ import argparse
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-import mgnet
 from .config import MGNetConfig, ORIGINAL_DEFAULTS
+from .files import atomic_write, package_version
 from .model import MGNet
+from .weights import is_weights_dir, read_weights_dir
 
 # %% auto #0
 __all__ = ['CKPT_SUFFIXES', 'CheckpointError', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'load_checkpoint',
-           'atomic_write', 'atomic_torch_save', 'save_checkpoint']
+           'atomic_torch_save', 'save_checkpoint', 'export_weights']
 
 # %% ../nbs/04_checkpoint.ipynb #bf68424e
 class CheckpointError(ValueError):
@@ -115,35 +115,32 @@ def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) ->
     if shapes: msg.append("wrong shapes: " + short([f"{k} {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in shapes]))
     raise CheckpointError("; ".join(msg))
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
-    "The `MGNet` stored at `path` (a file, or a directory holding one), in eval mode. `overrides` change config fields."
+def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig, dict, Path]:
+    "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder."
+    if is_weights_dir(path):
+        try: d, sd = read_weights_dir(path, map_location)
+        except ValueError as e: raise CheckpointError(str(e)) from None
+        return MGNetConfig.from_dict(d), sd, Path(path)
     file = find_checkpoint(path)
     ckpt = read_checkpoint(file, map_location)
     if not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"{file}: no 'state_dict' inside (found: {', '.join(map(str, ckpt)) or 'nothing'})")
     sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     if not sd: raise CheckpointError(f"{file}: its state_dict has no 'model.' weights")
-    cfg = checkpoint_config(ckpt).replace(**overrides).replace(pretrained=False)
-    model = MGNet(cfg)
+    return checkpoint_config(ckpt), sd, file
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
+    "The `MGNet` stored at `path` (a checkpoint file, a directory holding one, or a weights folder), in eval mode. `overrides` change config fields."
+    cfg, sd, file = _read(path, map_location)
+    model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
     _fit_report(model, sd, str(file))
     model.load_state_dict(sd)
     model.checkpoint_path = file
+    names = model.cfg.class_names
+    model.classes = tuple(names) if names and len(names) == model.cfg.num_class else None
     return model.eval()
 
 # %% ../nbs/04_checkpoint.ipynb #0ab24c80
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str = "wb") -> Path:
-    "Call `write(file)` on a temporary file beside `path`, then rename it into place (nothing half-written is left)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f: write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-    return path
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     "`torch.save` to a temporary file beside `path`, then rename it into place."
     return atomic_write(path, lambda f: torch.save(obj, f))
@@ -151,4 +148,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def save_checkpoint(model: MGNet, path: str | os.PathLike) -> Path:
     "Save `model` with its config in this project's checkpoint layout."
     sd = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
-    return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.cfg.to_dict(), "mgnet_version": mgnet.__version__}, path)
+    return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.cfg.to_dict(), "mgnet_version": package_version()}, path)
+
+def export_weights(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    "Convert a checkpoint (this project's, or the original's) into a weights folder (`config.json` + `model.safetensors`)."
+    try: return load_checkpoint(checkpoint).save_pretrained(out_dir, overwrite=overwrite)
+    except FileExistsError as e: raise CheckpointError(str(e)) from None

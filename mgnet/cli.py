@@ -20,8 +20,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from .config import MGNetConfig, ConfigError
-from .model import MGNet, baseline_config, fold_batchnorm
-from .checkpoint import CheckpointError, load_checkpoint, atomic_write, checkpoint_config, read_checkpoint
+from .model import MGNet, baseline_config, fold_batchnorm, create_backbone
+from .checkpoint import CheckpointError, load_checkpoint, checkpoint_config, read_checkpoint, export_weights
+from .files import check_out_file, write_json
 from .data import MGNetData, data_info, BadImageError
 from .flops import glimpse_gflops, baseline_gflops, glimpse_table
 from .train import fit, evaluate, resume_point, NonFiniteLossError, RunInterrupted
@@ -29,7 +30,7 @@ from .attacks import robust_accuracy
 from .anytime import early_exit, glimpse_probs, exit_curve, exit_stats, threshold_for_budget, plot_exit_curve
 
 # %% auto #0
-__all__ = ['make_parser', 'check_out_file', 'write_json', 'run_test', 'run_anytime', 'run_train', 'main']
+__all__ = ['SUBCOMMANDS', 'make_parser', 'run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'export_main', 'main']
 
 # %% ../nbs/08_cli.ipynb #ce643d54
 _ALIASES = {"gpus": ["--gpu"]}
@@ -61,21 +62,6 @@ def make_parser() -> argparse.ArgumentParser:
 def _device(cfg: MGNetConfig) -> torch.device:
     if not torch.cuda.is_available(): return torch.device("cpu")
     return torch.device(f"cuda:{(cfg.gpus or '0').split(',')[0]}")
-
-def check_out_file(path: str | None, flag: str = "results") -> None:
-    "Fail now, naming `--flag`, if an output file could not be written at `path` later."
-    if path is None: return
-    parent = Path(path).resolve().parent
-    if not parent.is_dir(): raise ConfigError(flag, f"{path}: directory {parent} does not exist")
-    if Path(path).is_dir(): raise ConfigError(flag, f"{path} is a directory")
-    try:                                                   # can we really write there?
-        fd, probe = tempfile.mkstemp(prefix=".mgnet-write-test-", dir=parent)
-        os.close(fd); os.unlink(probe)
-    except OSError as e: raise ConfigError(flag, f"{path}: cannot write in {parent} ({e.strerror})") from None
-
-def write_json(obj, path: str | os.PathLike) -> Path:
-    "Write `obj` as JSON to a temporary file beside `path`, then rename it into place."
-    return atomic_write(path, lambda f: json.dump(obj, f, indent=2, default=str), "w")
 
 def _report(name: str, cfg: MGNetConfig, acc: list[float], gflops: list[float] | None, base: float | None) -> dict:
     print(f"\n{name}: accuracy after each glimpse ({cfg.dataset}, --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g})")
@@ -202,10 +188,18 @@ def run_train(cfg: MGNetConfig) -> dict:
     return {**main_res, **({"baseline": results["baseline"]} if len(results) > 1 else {})}
 
 # %% ../nbs/08_cli.ipynb #4ce1b5a4
-def main(argv: list[str] | None = None) -> int:
-    "The `mgnet` console command."
-    parser = make_parser()
-    given = vars(parser.parse_args(argv))
+def check_glimpse_size(cfg: MGNetConfig) -> None:
+    "Fail now, naming `--img_size`, if the backbone cannot look at glimpses of `floor(img_size / scale)` pixels."
+    g = int(cfg.img_size // cfg.scale)
+    backbone, _ = create_backbone(cfg.model, cfg.in_chans)
+    try:
+        with torch.no_grad(): backbone.eval()(torch.zeros(1, cfg.in_chans, g, g))
+    except RuntimeError:
+        raise ConfigError("img_size", f"glimpses of {g} px (--img_size {cfg.img_size} / --scale {cfg.scale:g}) are too small "
+                                      f"for --model {cfg.model}; raise --img_size or lower --scale") from None
+
+def _train_or_test(parser, given: dict) -> int:
+    "Train a configuration, or test a checkpoint with `--test`."
     try:
         cfg = MGNetConfig(**given).resolved()
         check_out_file(cfg.results)
@@ -216,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.resume:   # the interrupted run's configuration, with the flags given on top
                 cfg = checkpoint_config(read_checkpoint(resume_point(cfg.resume)[0])).replace(**given).resolved()
             data_info(cfg)
+            check_glimpse_size(cfg)
             out = run_train(cfg)
     except (ConfigError, CheckpointError) as e:
         parser.error(str(e))
@@ -231,3 +226,25 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.results and out:
         print(f"results written to {write_json(out, cfg.results)}")
     return 0
+
+# %% ../nbs/08_cli.ipynb #6c0d9e5b
+def export_main(argv: list[str] | None = None) -> int:
+    "`mgnet export CKPT DIR`: a checkpoint as a weights folder."
+    p = argparse.ArgumentParser(prog="mgnet export", description="Convert a checkpoint into a weights folder (config.json + model.safetensors).")
+    p.add_argument("checkpoint", help="checkpoint file, or a directory holding one (this project's or the original's)")
+    p.add_argument("out_dir", help="folder to write config.json and model.safetensors into")
+    p.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
+    a = p.parse_args(argv)
+    try: out = export_weights(a.checkpoint, a.out_dir, overwrite=a.force)
+    except CheckpointError as e: p.error(str(e))
+    print(f"weights folder written to {out}")
+    return 0
+
+SUBCOMMANDS = {"export": export_main}
+
+def main(argv: list[str] | None = None) -> int:
+    "The `mgnet` console command: `mgnet [FLAGS]` trains or tests; `mgnet SUBCOMMAND ...` runs a subcommand."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS: return SUBCOMMANDS[argv[0]](argv[1:])
+    parser = make_parser()
+    return _train_or_test(parser, vars(parser.parse_args(argv)))
