@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from .config import MGNetConfig
 from .model import MGNet, baseline_config, fold_batchnorm
 from .flops import glimpse_gflops
+from .losses import mgnet_loss
+from .data import MGNetData
+from .files import write_json
 
 # %% auto #0
 __all__ = ['SETTINGS', 'backbone_only', 'Stopwatch', 'forward_breakdown', 'bench_setting', 'bench_training', 'bench_data',
@@ -146,7 +149,6 @@ def bench_setting(name: str, repeats: int = 5, batch_size: int | None = None, de
 
 def bench_training(cfg: MGNetConfig, size: int, B: int, dev, repeats: int, progress: bool = True) -> dict:
     "Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline."
-    from mgnet.losses import mgnet_loss
     from tqdm.auto import tqdm
     out = {}
     for name, c in (("baseline", baseline_config(cfg)), ("mgnet", cfg)):
@@ -165,7 +167,6 @@ def bench_training(cfg: MGNetConfig, size: int, B: int, dev, repeats: int, progr
 
 def bench_data(cfg: MGNetConfig, repeats: int) -> dict:
     "Seconds to draw one training batch of the digits (vectorised placement) beside nothing else."
-    from mgnet.data import MGNetData
     loader = MGNetData(cfg).train_dataloader()
     ts = []
     for _ in range(repeats):
@@ -228,7 +229,6 @@ def bench_main(argv: list[str] | None = None) -> int:
         print(report(r), flush=True)
         out.append(r)
     if a.json:
-        from mgnet.cli import write_json
         write_json(out, a.json)
         print(f"figures written to {a.json}")
     return 0

@@ -23,6 +23,7 @@ from .config import MGNetConfig, ConfigError
 from .model import MGNet, baseline_config, fold_batchnorm, create_backbone
 from .checkpoint import CheckpointError, load_checkpoint, checkpoint_config, read_checkpoint, export_weights
 from .files import check_out_file, write_json
+from .predict import predict_main
 from .data import MGNetData, data_info, BadImageError
 from .flops import glimpse_gflops, baseline_gflops, glimpse_table
 from .train import fit, evaluate, resume_point, NonFiniteLossError, RunInterrupted
@@ -240,7 +241,7 @@ def export_main(argv: list[str] | None = None) -> int:
     print(f"weights folder written to {out}")
     return 0
 
-SUBCOMMANDS = {"export": export_main}
+SUBCOMMANDS = {"predict": predict_main, "export": export_main}
 
 def main(argv: list[str] | None = None) -> int:
     "The `mgnet` console command: `mgnet [FLAGS]` trains or tests; `mgnet SUBCOMMAND ...` runs a subcommand."

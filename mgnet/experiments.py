@@ -23,7 +23,6 @@ from torch import Tensor
 from matplotlib.figure import Figure
 from matplotlib import patheffects
 
-import mgnet
 from .config import MGNetConfig, ConfigError
 from .model import MGNet, baseline_config
 from .checkpoint import load_checkpoint
@@ -32,7 +31,7 @@ from .flops import glimpse_gflops, baseline_gflops
 from .geometry import params_to_pixel_box
 from .attacks import to_pixels
 from .train import fit
-from .cli import write_json
+from .files import write_json, package_version
 
 # %% auto #0
 __all__ = ['RESULTS', 'GLIMPSE_COLORS', 'config_from', 'load_run', 'train_run', 'train_runs', 'point_name', 'sweep_points',
@@ -91,7 +90,7 @@ def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = N
          "gflops": glimpse_gflops(model, info.img_size), "baseline_gflops": baseline_gflops(res.cfg, info.img_size),
          "checkpoint": os.path.relpath(res.best_checkpoint, out.resolve()),
          "log_dir": os.path.relpath(res.run_dir, out.resolve()), "train_seconds": round(seconds, 1),
-         "mgnet_version": mgnet.__version__}
+         "mgnet_version": package_version()}
     write_json(r, out / RESULTS)
     return {**_resolve_paths(r, out), "skipped": False}
 

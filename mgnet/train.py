@@ -24,8 +24,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchmetrics.classification import MulticlassAccuracy
 from tqdm.auto import tqdm
 
-import mgnet
 from .config import MGNetConfig
+from .files import package_version
 from .model import MGNet, MGNetOutput
 from .losses import mgnet_loss
 from .data import MGNetData, data_info
@@ -143,7 +143,7 @@ class LitMGNet(L.LightningModule):
         # a step can leave weights non-finite while its loss was finite (an overflowing gradient): never save them
         bad = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad: self._non_finite(f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}), not saved,")
-        checkpoint["mgnet_version"] = mgnet.__version__
+        checkpoint["mgnet_version"] = package_version()
 
 # %% ../nbs/06_train.ipynb #a8db9344
 def device_settings(cfg: MGNetConfig) -> dict:
