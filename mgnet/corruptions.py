@@ -28,14 +28,15 @@ from tqdm.auto import tqdm
 
 import mgnet
 from .config import ConfigError
-from .data import TranslatedDigits, place, image_folder, class_folders, MNIST_MEAN, MNIST_STD
+from .data import TranslatedDigits, place, image_tree, class_folders
 from .checkpoint import CheckpointError, load_checkpoint, atomic_write
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'CorruptionError', 'image_seed', 'corrupt_image', 'digits_canvases',
-           'corruption_source', 'load_source_image', 'generate_corruptions', 'corruption_dataset', 'tree_folders',
-           'evaluate_models', 'corruption_accuracy', 'corruption_table', 'format_table', 'table_csv', 'model_names',
-           'corrupt_parser', 'corrupt_main', 'corruptions_parser', 'corruptions_main']
+__all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'CorruptionError', 'image_seed',
+           'corrupt_image', 'digits_canvases', 'corruption_source', 'load_source_image', 'generate_corruptions',
+           'corruption_dataset', 'tree_folders', 'evaluate_models', 'corruption_accuracy', 'corruption_table',
+           'format_table', 'table_csv', 'mce', 'corruption_summary', 'model_names', 'corrupt_parser', 'corrupt_main',
+           'corruptions_parser', 'corruptions_main', 'summary_text']
 
 # %% ../nbs/10_corruptions.ipynb #9e1c289c
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -77,7 +78,7 @@ def corrupt_image(img: np.ndarray, corruption: str, severity: int, seed: int) ->
 def digits_canvases(translate: float = 0.4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "The digits validation canvases as uint8 `(N, 64, 64)` and their labels."
     d = TranslatedDigits(train=False, translate=translate, seed=seed)
-    x = place(d.digits, d.corners[0], d.corners[1])[:, 0]
+    x = place(d.objects, d.corners[0], d.corners[1], d.canvas)[:, 0]
     return (x * 255).round().clamp(0, 255).to(torch.uint8).numpy(), d.labels.numpy()
 
 def _crop224(path: str) -> np.ndarray:
@@ -222,29 +223,12 @@ def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corrupt
     return {"written": todo, "kept": n_all - todo, "images": len(items), "classes": len(classes)}
 
 # %% ../nbs/10_corruptions.ipynb #7b1d5b37
-def _load_gray(path: str) -> Image.Image:
-    with Image.open(path) as im: return im.convert("L")
-
-def _gray_stats(cfg) -> tuple[tuple[float], tuple[float], int]:
-    if cfg.dataset == "mnist": return MNIST_MEAN, MNIST_STD, 112
-    d = TranslatedDigits(train=False, translate=cfg.translate, seed=cfg.seed)
-    return (d.mean,), (d.std,), 64
-
 def corruption_dataset(folder, cfg, flag: str = "corruption_dir"):
-    "An `ImageFolder` over `folder` (a `<class>/<image>` tree) read as a model trained with `cfg` expects its input."
-    from torchvision.datasets import ImageFolder
-    from torchvision import transforms as T
+    "An image dataset over `folder` (a `<class>/<image>` tree) read as a model trained with `cfg` expects its input."
     classes = class_folders(folder, flag)
     if cfg.num_class is not None and len(classes) != cfg.num_class:
         raise ConfigError(flag, f"{folder} has {len(classes)} class folders, but the model has {cfg.num_class} classes")
-    if cfg.dataset == "imagenet": return image_folder(folder, train=False, flag=flag)
-    mean, std, size = _gray_stats(cfg)
-    try: ds = ImageFolder(str(folder), loader=_load_gray, transform=T.Compose([T.ToTensor(), T.Normalize(mean, std)]))
-    except FileNotFoundError as e: raise ConfigError(flag, f"{folder}: {e}") from None
-    with Image.open(ds.samples[0][0]) as im:
-        if im.size != (size, size):
-            raise ConfigError(flag, f"{ds.samples[0][0]} is {im.size[0]}×{im.size[1]} px, a {cfg.dataset} model expects {size}×{size}")
-    return ds
+    return image_tree(folder, cfg, False, flag)
 
 # %% ../nbs/10_corruptions.ipynb #596139d4
 def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,
@@ -318,16 +302,20 @@ def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, b
     return out
 
 # %% ../nbs/10_corruptions.ipynb #346b3beb
+def _per_column(results: dict, c: str) -> list[float]:
+    "Accuracy on corruption `c`, averaged over its severities, per model and glimpse."
+    return [float(np.mean([results[n]["corruption_acc"][c][s][t] for s in results[n]["corruption_acc"][c]]))
+            for n in results for t in range(len(_first_acc(results[n])))]
+
 def corruption_table(results: dict) -> tuple[list[str], dict[str, list[float]]]:
-    "`(columns, rows)`: a column per model and glimpse, a row per corruption (mean over severities), `average`, `clean`."
+    "`(columns, rows)`: a column per model and glimpse; rows: standard types, `average` (of those), other types, `clean`."
     names = list(results)
     cols = [f"{n} g{t + 1}" for n in names for t in range(len(_first_acc(results[n])))]
     corrs = list(results[names[0]]["corruption_acc"])
-    rows = {}
-    for c in corrs:
-        rows[c] = [float(np.mean([results[n]["corruption_acc"][c][s][t] for s in results[n]["corruption_acc"][c]]))
-                   for n in names for t in range(len(_first_acc(results[n])))]
-    rows["average"] = [float(np.mean([rows[c][k] for c in corrs])) for k in range(len(cols))]
+    std = [c for c in corrs if c in CORRUPTIONS]
+    rows = {c: _per_column(results, c) for c in std}
+    if std: rows["average"] = [float(np.mean([rows[c][k] for c in std])) for k in range(len(cols))]
+    rows.update({c: _per_column(results, c) for c in corrs if c not in CORRUPTIONS})
     if all(results[n].get("clean_acc") for n in names): rows["clean"] = [a for n in names for a in results[n]["clean_acc"]]
     return cols, rows
 
@@ -335,14 +323,15 @@ def _first_acc(r: dict) -> list[float]:
     c = next(iter(r["corruption_acc"].values()))
     return next(iter(c.values()))
 
-def format_table(cols: list[str], rows: dict[str, list[float]], scale: float = 100, digits: int = 2) -> str:
-    "A text table; the best value of each row marked with `*`."
+def format_table(cols: list[str], rows: dict[str, list[float]], scale: float = 100, digits: int = 2,
+                 best=max, rules: Sequence[str] = ("average",)) -> str:
+    "A text table; the best value of each row (`best` of it) marked with `*`, a rule above the rows named in `rules`."
     w0 = max(len(r) for r in [*rows, "corruption"])
-    cells = {r: [f"{v * scale:.{digits}f}" + ("*" if v == max(vals) else " ") for v in vals] for r, vals in rows.items()}
+    cells = {r: [f"{v * scale:.{digits}f}" + ("*" if v == best(vals) else " ") for v in vals] for r, vals in rows.items()}
     cw = max([len(c) for c in cols] + [len(x) for v in cells.values() for x in v])
     lines = [f"{'corruption':<{w0}}  " + "  ".join(f"{c:>{cw}}" for c in cols)]
     for r, v in cells.items():
-        if r == "average": lines.append("-" * len(lines[0]))
+        if r in rules: lines.append("-" * len(lines[0]))
         lines.append(f"{r:<{w0}}  " + "  ".join(f"{x:>{cw}}" for x in v))
     return "\n".join(l.rstrip() for l in lines)
 
@@ -353,6 +342,39 @@ def table_csv(cols: list[str], rows: dict[str, list[float]]) -> str:
     w.writerow(["corruption", *cols])
     for r, v in rows.items(): w.writerow([r, *(f"{x:.6f}" for x in v)])
     return buf.getvalue()
+
+# %% ../nbs/10_corruptions.ipynb #29b68503
+ALEXNET_ERR = dict(zip(CORRUPTIONS, (0.886428, 0.894468, 0.922640, 0.819880, 0.826268, 0.785948, 0.798360, 0.866816,
+                                     0.826572, 0.819324, 0.564592, 0.853204, 0.646056, 0.717840, 0.606500)))
+ALEXNET_CLEAN_ERR = 0.43478      # 100% - 56.522%, torchvision's AlexNet
+
+def mce(errors: dict[str, float], clean_err: float | None = None) -> dict:
+    "CE per type, mCE, and with `clean_err` relative CE and mCE, from the top-1 error per type (mean over severities 1-5)."
+    missing = [c for c in CORRUPTIONS if c not in errors]
+    if missing: raise ValueError(f"mCE needs all 15 ImageNet-C types; missing {', '.join(missing)}")
+    ce = {c: errors[c] / ALEXNET_ERR[c] for c in CORRUPTIONS}
+    out = {"ce": ce, "mce": float(np.mean(list(ce.values())))}
+    if clean_err is not None:
+        rel = {c: (errors[c] - clean_err) / (ALEXNET_ERR[c] - ALEXNET_CLEAN_ERR) for c in CORRUPTIONS}
+        out.update(relative_ce=rel, relative_mce=float(np.mean(list(rel.values()))))
+    return out
+
+# %% ../nbs/10_corruptions.ipynb #48470f2c
+def corruption_summary(results: dict) -> dict:
+    "Per column: mean accuracy over the standard types, and mCE / relative mCE when all 15 types × 5 severities are there."
+    cols, rows = corruption_table(results)
+    corrs = list(next(iter(results.values()))["corruption_acc"])
+    std = [c for c in CORRUPTIONS if c in corrs]
+    out = {"columns": cols, "standard_types": std, "extra_types": [c for c in corrs if c not in CORRUPTIONS],
+           "mean_acc": rows.get("average"), "mce": None, "relative_mce": None, "ce": None, "why_no_mce": None}
+    short = [f"{n}: {c}" for n, r in results.items() for c in std if sorted(map(int, r["corruption_acc"][c])) != list(SEVERITIES)]
+    if len(std) < len(CORRUPTIONS): out["why_no_mce"] = f"the tree holds {len(std)} of the 15 standard types"
+    elif short: out["why_no_mce"] = f"not all five severities ({short[0]})"
+    if out["why_no_mce"]: return out
+    ms = [mce({c: 1 - rows[c][k] for c in std}, 1 - rows["clean"][k] if "clean" in rows else None) for k in range(len(cols))]
+    out.update(mce=[m["mce"] for m in ms], ce=[m["ce"] for m in ms],
+               relative_mce=[m["relative_mce"] for m in ms] if "clean" in rows else None)
+    return out
 
 # %% ../nbs/10_corruptions.ipynb #44e5659a
 def model_names(models: Sequence) -> list[str]:
@@ -451,20 +473,39 @@ def corruptions_main(argv: list[str] | None = None) -> int:
         res = corruption_accuracy(models, a.corruption_dir, a.corruptions, a.severities, a.batch_size, a.workers,
                                   clean=not a.no_clean)
     except (ConfigError, CheckpointError, CorruptionError) as e: p.error(str(e))
+    _report_corruptions(res, models, a)
+    return 0
+
+# %% ../nbs/10_corruptions.ipynb #aa5b8059
+def summary_text(summary: dict) -> str:
+    "mCE and relative mCE (%, lower is better, * marks the best) as a table, or why they are missing."
+    if summary["why_no_mce"]: return f"no mCE: {summary['why_no_mce']} (mCE needs all 15 at severities 1-5)"
+    rows = {"mCE": summary["mce"], **({"relative mCE": summary["relative_mce"]} if summary["relative_mce"] else {})}
+    note = "" if summary["relative_mce"] else "\n(no relative mCE: the clean accuracy is unknown, the tree has no clean/ copy)"
+    return ("mCE, AlexNet = 100 (Hendrycks & Dietterich 2019); lower is better, * best\n"
+            + format_table(summary["columns"], rows, digits=1, best=min, rules=()) + note)
+
+def _report_corruptions(res: dict, models: dict, a) -> None:
+    "Print the table and the mCE of `mgnet-corruptions`; write `--csv` and `--results`."
     cols, rows = corruption_table(res)
+    summary = corruption_summary(res)
     print("\n" + "\n".join(f"{n}: {m.checkpoint_path}" for n, m in models.items()))
     sev = sorted({int(s) for r in res.values() for c in r["corruption_acc"].values() for s in c})
-    print(f"accuracy (%) on {a.corruption_dir}, averaged over severities {', '.join(map(str, sev))}; * best in the row")
-    print(format_table(cols, rows))
+    extra = summary["extra_types"]
+    print(f"accuracy (%) on {a.corruption_dir}, averaged over severities {', '.join(map(str, sev))}; * best in the row; "
+          f"average: the {len(summary['standard_types'])} standard types" + (f" ({', '.join(extra)} not averaged in)" if extra else ""))
+    print(format_table(cols, rows, rules=("average", *extra[:1])))
+    print("\n" + summary_text(summary))
     if a.csv:
         atomic_write(a.csv, lambda f: f.write(table_csv(cols, rows)), "w")
         print(f"table written to {a.csv}")
     if a.results:
+        col = lambda key, n: None if summary[key] is None else [summary[key][cols.index(f"{n} g{t + 1}")] for t in range(len(_first_acc(res[n])))]
         out = {"corruption_dir": str(a.corruption_dir), "severities": sev, "table": {"columns": cols, "rows": rows},
-               "models": {n: {**r, "mean_corruption_acc": [rows["average"][cols.index(f"{n} g{t + 1}")]
-                                                           for t in range(len(_first_acc(r)))],
+               "summary": summary,
+               "models": {n: {**r, "mean_corruption_acc": col("mean_acc", n), "mce": col("mce", n),
+                              "relative_mce": col("relative_mce", n),
                               "checkpoint": str(models[n].checkpoint_path), "config": models[n].cfg.to_dict()}
                           for n, r in res.items()}}
         from mgnet.cli import write_json
         print(f"results written to {write_json(out, a.results)}")
-    return 0

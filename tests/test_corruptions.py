@@ -237,6 +237,45 @@ def test_evaluate_tree(tree, checkpoints, tmp_path):
         assert marked and all(v == max(vals) for v in marked), l
 
 
+def test_extra_types_are_not_averaged_and_partial_trees_get_no_mce(tree, checkpoints, tmp_path):
+    t = tmp_path / "t"
+    shutil.copytree(tree, t)
+    shutil.copytree(t / "gaussian_noise", t / "speckle_noise")       # one of ImageNet-C's extra types
+    r = in_process(corruptions_main, "--checkpoint", checkpoints["MGNet"]["checkpoint"], "--corruption_dir", t,
+                   "--results", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    rows, m = res["table"]["rows"], res["models"]["MGNet"]
+    assert list(rows) == STANDARD + ["average", "speckle_noise", "clean"]
+    assert rows["average"] == pytest.approx([np.mean([rows[c][t_] for c in STANDARD]) for t_ in range(2)])
+    assert m["mean_corruption_acc"] == pytest.approx(rows["average"]) and m["mce"] is None and m["relative_mce"] is None
+    assert res["summary"]["extra_types"] == ["speckle_noise"]
+    assert "speckle_noise not averaged in" in r.stdout and "no mCE: the tree holds 4 of the 15 standard types" in r.stdout
+
+
+def test_mce_of_a_tree_whose_corruptions_change_nothing(tree, checkpoints, tmp_path):
+    """Every <type>/<severity> folder a link to the clean copy: each type's error is the clean error, so the mCE is
+    the mean of clean error / AlexNet's error per type and the relative mCE is 0 (the error does not rise)."""
+    from mgnet.corruptions import ALEXNET_ERR
+    t = tmp_path / "t"
+    t.mkdir()
+    (t / "clean").symlink_to(tree / "clean", target_is_directory=True)
+    for c in ALEXNET_ERR:
+        for s in range(1, 6):
+            (t / c).mkdir(exist_ok=True)
+            (t / c / str(s)).symlink_to(tree / "clean", target_is_directory=True)
+    r = in_process(corruptions_main, "--checkpoint", checkpoints["MGNet"]["checkpoint"], "--checkpoint",
+                   checkpoints["baseline"]["checkpoint"], "--corruption_dir", t, "--results", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    for name in ("MGNet", "baseline"):
+        m = res["models"][name]
+        err = [1 - a for a in m["clean_acc"]]
+        assert m["mce"] == pytest.approx([np.mean([e / a for a in ALEXNET_ERR.values()]) for e in err])
+        assert m["relative_mce"] == pytest.approx([0.0] * len(err), abs=1e-9)
+    assert "mCE, AlexNet = 100" in r.stdout and "relative mCE" in r.stdout
+
+
 def test_evaluate_invalid_input(tree, checkpoints, tmp_path):
     ck = checkpoints["MGNet"]["checkpoint"]
     few = tmp_path / "few"                                     # 3 classes for a 10-class model
