@@ -10,14 +10,15 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from typing import Any
 
 # %% auto #0
-__all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'DATASETS', 'ORIGINAL_DEFAULTS', 'DatasetSpec', 'ConfigError',
-           'MGNetConfig']
+__all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'PRETRAINED_WEIGHTS', 'DATASETS', 'ORIGINAL_DEFAULTS',
+           'DatasetSpec', 'ConfigError', 'MGNetConfig']
 
 # %% ../nbs/00_config.ipynb #3a012f4e
 TRANS_METHODS = ("tight-crop", "center-invariant", "naive")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("one-cycle", "cosine", "multi-step", "reduce")
-ATTACKS = ("paper", "adaptive")
+ATTACKS = ("paper", "adaptive", "autoattack")
+PRETRAINED_WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2", "DEFAULT")   # torchvision weight names
 
 def _f(default, help, choices=None, group="general", **kw):
     "A dataclass field carrying its command-line help, choices and group."
@@ -86,7 +87,8 @@ class MGNetConfig:
     batch_size: int | None = _f(None, "global batch size, split across devices (default: 64 for digits, 256 otherwise)", group="data")
     # --- model
     model: str = _f("vanilla", "backbone: 'vanilla' (small CNN) or a torchvision ResNet name (resnet18, resnet50, ...)", group="model")
-    pretrained: bool = _f(False, "start the backbone from torchvision's ImageNet weights (needs them downloaded)", group="model")
+    pretrained: bool = _f(False, "start the backbone from torchvision's ImageNet weights (--pretrained_weights; needs them downloaded)", group="model")
+    pretrained_weights: str = _f("IMAGENET1K_V1", "with --pretrained, which torchvision ImageNet weights: IMAGENET1K_V1 (the first release, what the original's pretrained=True loaded), IMAGENET1K_V2 (a newer recipe; resnet50 and larger), DEFAULT (torchvision's best, V2 where there is one)", PRETRAINED_WEIGHTS, "model")
     n_iter: int = _f(4, "number of glimpses T (1 with --scale 1.0 is the full-resolution baseline)", group="model")
     scale: float = _f(2.0, "down-sampling factor r: a glimpse is floor(H / r) pixels wide", group="model")
     scale_min: float = _f(0.2, "smallest glimpse size sigma (fraction of the image side)", group="model")
@@ -132,13 +134,15 @@ class MGNetConfig:
     step_by_step: bool = _f(False, "weight a glimpse's loss only where the loss improved glimpse by glimpse (the last improving glimpse and the next)", group="explorations")
     # --- robustness (with --test)
     adv: bool = _f(False, "evaluate under a PGD attack (with --test); adds adv_acc to --results", group="robustness")
-    attack: str = _f("paper", "PGD protocol: 'paper' (normalised space, no random start, no clamp, last glimpse, as published) or 'adaptive' (pixel space, random start, clamp, full gradient, every glimpse)", ATTACKS, "robustness")
+    attack: str = _f("paper", "attack: PGD 'paper' (normalised space, no random start, no clamp, last glimpse, as published), PGD 'adaptive' (pixel space, random start, clamp, full gradient, every glimpse) or 'autoattack' (AutoAttack's standard L-inf ensemble APGD-CE, APGD-T, FAB-T, Square on the adaptive protocol's pixel-space model, RobustBench's convention)", ATTACKS, "robustness")
     step_k: int = _f(10, "PGD steps", group="robustness")
     eps: float = _f(4 / 255, "L-inf budget (paper: on the normalised tensor; adaptive and Square: in pixel units of [0, 1])", group="robustness")
     step_size: float = _f(1 / 255, "PGD step size (same units as --eps)", group="robustness")
-    attack_glimpse: int = _f(0, "adaptive: attack only this glimpse's prediction (1..n_iter); 0 attacks the sum over all glimpses", group="robustness")
+    attack_glimpse: int = _f(0, "attack only this glimpse's prediction (1..n_iter); 0: adaptive attacks the sum over all glimpses, autoattack each glimpse in turn", group="robustness")
     square: bool = _f(False, "also run the gradient-free Square attack (L-inf, --eps in pixel units) on the last glimpse, a check for masked gradients", group="robustness")
     square_queries: int = _f(1000, "queries per image of the Square attack", group="robustness")
+    aa_iters: int = _f(100, "autoattack: iterations of APGD-CE, APGD-T and FAB-T per image (100 in the standard version; fewer is not the standard attack)", group="robustness")
+    aa_queries: int = _f(5000, "autoattack: queries of its Square attack per image (5000 in the standard version)", group="robustness")
     # --- anytime early exit (with --test)
     exit_threshold: float | None = _f(None, "early exit: stop each image after the first glimpse whose top probability reaches this; report accuracy and average GFLOPs", group="anytime")
     exit_sweep: bool = _f(False, "early exit: sweep thresholds and report accuracy against average GFLOPs per image", group="anytime")
@@ -212,7 +216,7 @@ def _check(ok: bool, name: str, msg: str):
 
 def _validate(c: MGNetConfig) -> MGNetConfig:
     "Raise `ConfigError` naming the first invalid value; return the config when all is well."
-    for name in ("dataset", "trans_method", "optimizer", "scheduler", "attack", "loc_init"):
+    for name in ("dataset", "trans_method", "optimizer", "scheduler", "attack", "loc_init", "pretrained_weights"):
         choices = MGNetConfig.__dataclass_fields__[name].metadata["choices"]
         _check(getattr(c, name) in choices, name, f"invalid choice {getattr(c, name)!r} (choose from {', '.join(choices)})")
     _check(c.n_iter >= 1, "n_iter", f"must be at least 1, got {c.n_iter}")
@@ -262,7 +266,10 @@ def _validate(c: MGNetConfig) -> MGNetConfig:
     _check(c.step_size > 0, "step_size", f"must be > 0, got {c.step_size}")
     _check(c.step_k >= 1, "step_k", f"must be at least 1, got {c.step_k}")
     _check(0 <= c.attack_glimpse <= c.n_iter, "attack_glimpse", f"must be 0 (all) or a glimpse 1..{c.n_iter}, got {c.attack_glimpse}")
-    _check(c.attack_glimpse == 0 or c.attack == "adaptive", "attack_glimpse", "only with --attack adaptive")
+    _check(c.attack_glimpse == 0 or c.attack in ("adaptive", "autoattack"), "attack_glimpse", "only with --attack adaptive or autoattack")
+    _check(c.aa_iters >= 1, "aa_iters", f"must be at least 1, got {c.aa_iters}")
+    _check(c.aa_queries >= 1, "aa_queries", f"must be at least 1, got {c.aa_queries}")
+    _check(not (c.square and c.attack == "autoattack"), "square", "AutoAttack runs Square itself (--aa_queries): drop --square")
     _check(c.square_queries >= 1, "square_queries", f"must be at least 1, got {c.square_queries}")
     _check(c.test or not (c.adv or c.square), "adv" if c.adv else "square", "attacks evaluate a checkpoint: use with --test --checkpoint")
     if c.exit_threshold is not None: _check(0 <= c.exit_threshold <= 1, "exit_threshold", f"must be a probability in [0, 1], got {c.exit_threshold}")
@@ -283,7 +290,7 @@ def _validate(c: MGNetConfig) -> MGNetConfig:
 MGNetConfig.validate = _validate
 
 # %% ../nbs/00_config.ipynb #2aa57676
-_SINGLE_GLIMPSE = dict(alpha=0.0, s=1.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, ge=None, ge_final=None,
+_SINGLE_GLIMPSE = dict(alpha=0.0, s=1.0, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, ge=None, ge_final=None,
                        n_iter_coef=None, step_by_step=False)
 
 def _resolved(self: MGNetConfig) -> MGNetConfig:

@@ -20,9 +20,9 @@ from .weights import PretrainedMixin
 from .layers import GradientRescaler, DynamicGradRescaler
 
 # %% auto #0
-__all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'create_backbone', 'GlimpseSampler', 'FusionCache', 'FeatureFusion',
-           'Localisation', 'GlimpseKeypoints', 'Classifier', 'MGNetOutput', 'MGNet', 'fold_batchnorm',
-           'baseline_config']
+__all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',
+           'FusionCache', 'FeatureFusion', 'Localisation', 'GlimpseKeypoints', 'Classifier', 'MGNetOutput', 'MGNet',
+           'fold_batchnorm', 'baseline_config']
 
 # %% ../nbs/03_model.ipynb #f2656867
 class VanillaCNN(nn.Module):
@@ -47,15 +47,22 @@ def backbone_names() -> list[str]:
     "Names `create_backbone` accepts."
     return ["vanilla"] + [n for n in torchvision.models.list_models(module=torchvision.models) if n.startswith(RESNET_FAMILIES)]
 
-def create_backbone(name: str, in_chans: int = 3, pretrained: bool = False) -> tuple[nn.Module, int]:
-    "A feature extractor by name and its feature dimension `D`."
+def backbone_weights(name: str, weights: str = "IMAGENET1K_V1"):
+    "torchvision's weights enum member `weights` (IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT) of backbone `name`."
+    enum = torchvision.models.get_model_weights(name)
+    try: return enum[weights]
+    except KeyError: raise ConfigError("pretrained_weights", f"torchvision has no {weights} weights for {name} "
+                                       f"(it has {', '.join(enum.__members__)})") from None
+
+def create_backbone(name: str, in_chans: int = 3, pretrained: bool | str = False) -> tuple[nn.Module, int]:
+    "A feature extractor by name and its feature dimension `D`; `pretrained`: True (the first ImageNet weights) or a weights name."
     if name == "vanilla":
         if pretrained: raise ConfigError("pretrained", "the vanilla CNN has no pretrained weights")
         return VanillaCNN(in_chans), VanillaCNN.num_features
     names = backbone_names()
     if name not in names:
         raise ConfigError("model", f"unknown backbone {name!r}; choose from {', '.join(names)}")
-    weights = torchvision.models.get_model_weights(name).DEFAULT if pretrained else None
+    weights = backbone_weights(name, "IMAGENET1K_V1" if pretrained is True else pretrained) if pretrained else None
     try: m = torchvision.models.get_model(name, weights=weights)
     except (URLError, OSError, ConnectionError) as e:
         reason = getattr(e, "reason", e)
@@ -186,7 +193,7 @@ class MGNet(PretrainedMixin, nn.Module):
         if cfg.num_class is None: raise ConfigError("num_class", "unknown number of classes; give --num_class")
         self.cfg = cfg
         in_chans = cfg.in_chans + (2 if cfg.coord_channels else 0)
-        if backbone is None: backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained)
+        if backbone is None: backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained and cfg.pretrained_weights)
         elif feat_dim is None: raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
         kp = 2 * cfg.keypoints
         dim = feat_dim + kp + 3
