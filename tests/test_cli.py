@@ -134,7 +134,7 @@ def _write_idx(path, arr):
 
 
 def test_mnist_from_local_files(tmp_path, mgnet_cmd):
-    """torchvision's real MNIST loader on a tiny MNIST the test writes in the official idx format."""
+    """A tiny MNIST the test writes in the official idx format, in torchvision's layout (<root>/MNIST/raw/)."""
     raw = tmp_path / "mnist" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -148,17 +148,13 @@ def test_mnist_from_local_files(tmp_path, mgnet_cmd):
     assert len(res["clean_acc"]) == 2 and "mnist10/vanilla" in res["run_dir"]
 
 
-def test_mnist_offline_clear_error(tmp_path, monkeypatch):
-    import torchvision.datasets.mnist as tvm
-
-    def offline(*a, **k):
-        raise URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(tvm, "download_and_extract_archive", offline)
-    from mgnet.cli import main
-    with pytest.raises(SystemExit) as e:
-        main(["--dataset", "mnist", "--train_dir", str(tmp_path / "m"), "--epochs", "1", "--log_dir", str(tmp_path / "l")])
-    assert e.value.code == 2
+def test_mnist_files_missing_clear_error(tmp_path, mgnet_cmd):
+    """Nothing is downloaded: missing files are named, with where to put them, in one line and exit 2."""
+    r = mgnet_cmd("--dataset", "kmnist", "--train_dir", tmp_path / "m", "--epochs", 1, "--log_dir", tmp_path / "l")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "--train_dir" in last and "train-images-idx3-ubyte" in last and "KMNIST/raw" in last
+    assert not (tmp_path / "l").exists()
 
 
 def test_digits_test_on_a_corruption_folder(tmp_path, mgnet_cmd):
