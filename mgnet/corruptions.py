@@ -26,10 +26,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-import mgnet
 from .config import ConfigError
 from .data import TranslatedDigits, place, image_tree, class_folders
-from .checkpoint import CheckpointError, load_checkpoint, atomic_write
+from .checkpoint import CheckpointError, load_checkpoint
+from .files import atomic_write, write_json, check_out_file, package_version
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'CorruptionError', 'image_seed',
@@ -205,8 +205,7 @@ def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corrupt
     meta = out / TREE_FILE
     if not meta.is_file():
         from importlib.metadata import version
-        from mgnet.cli import write_json
-        write_json({**settings, "mgnet_version": mgnet.__version__,
+        write_json({**settings, "mgnet_version": package_version(),
                               "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}, meta)
     bar = tqdm(total=todo, desc="corrupt", unit="img", disable=not progress)
     try:
@@ -419,7 +418,6 @@ def corrupt_main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/10_corruptions.ipynb #908b3772
 def _check_out_file(path: str | None, flag: str) -> None:
-    from mgnet.cli import check_out_file   # the mgnet command's check, with a real write probe
     check_out_file(path, flag)
 
 def _check_tree_fits(tree: Path, models: dict) -> None:
@@ -507,5 +505,4 @@ def _report_corruptions(res: dict, models: dict, a) -> None:
                               "relative_mce": col("relative_mce", n),
                               "checkpoint": str(models[n].checkpoint_path), "config": models[n].cfg.to_dict()}
                           for n, r in res.items()}}
-        from mgnet.cli import write_json
         print(f"results written to {write_json(out, a.results)}")
