@@ -7,11 +7,12 @@ from __future__ import annotations
 
 
 from dataclasses import dataclass, field, fields, asdict, replace
+import typing
 from typing import Any
 
 # %% auto #0
 __all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'PRETRAINED_WEIGHTS', 'DATASETS', 'ORIGINAL_DEFAULTS',
-           'DatasetSpec', 'ConfigError', 'MGNetConfig']
+           'DatasetSpec', 'ConfigError', 'coerce_fields', 'MGNetConfig']
 
 # %% ../nbs/00_config.ipynb #3a012f4e
 TRANS_METHODS = ("tight-crop", "center-invariant", "naive")
@@ -65,6 +66,55 @@ class ConfigError(ValueError):
     def __init__(self, name: str, msg: str):
         self.name, self.flag = name, f"--{name}"
         super().__init__(f"{self.flag}: {msg}")
+
+# %% ../nbs/00_config.ipynb #d36c0818
+_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+
+def _to(tp, v):
+    "`v` as the scalar type `tp` (bool, int, float or str), or `None` when that would be a guess."
+    if tp is bool:
+        if isinstance(v, bool): return v
+        if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE: return v.strip().lower() in _TRUE
+    elif tp is int:
+        if isinstance(v, int) and not isinstance(v, bool): return v
+        if isinstance(v, float) and v.is_integer(): return int(v)
+        if isinstance(v, str):
+            try: return int(v.strip())
+            except ValueError: pass
+    elif tp is float:
+        if isinstance(v, (int, float)) and not isinstance(v, bool): return float(v)
+        if isinstance(v, str):
+            try: return float(v.strip())
+            except ValueError: pass
+    elif tp is str:
+        if isinstance(v, str): return v
+        if isinstance(v, int) and not isinstance(v, bool): return str(v)     # --gpus 0, --tag 5
+    return None
+
+def coerce_fields(obj) -> None:
+    "Check every field of the dataclass `obj` against its type hint; convert unambiguous values in place."
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        v, tp = getattr(obj, f.name), hints[f.name]
+        args = typing.get_args(tp)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), tp) if optional else tp
+        if v is None:
+            if optional: continue
+            raise ConfigError(f.name, f"needs a value ({_type_name(base)}), got None")
+        if typing.get_origin(base) is list:
+            item = typing.get_args(base)[0]
+            items = list(v) if isinstance(v, (list, tuple)) else [v]
+            out = [_to(item, x) for x in items]
+            if any(o is None for o in out):
+                raise ConfigError(f.name, f"expected a list of {_type_name(item)}, got {v!r}")
+        else:
+            out = _to(base, v)
+            if out is None: raise ConfigError(f.name, f"expected {_type_name(base)}, got {v!r} ({type(v).__name__})")
+        object.__setattr__(obj, f.name, out)
+
+def _type_name(tp) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 # %% ../nbs/00_config.ipynb #36fc2ef4
 @dataclass
@@ -158,6 +208,8 @@ class MGNetConfig:
     flop_count: bool = _f(False, "print fvcore FLOPs of one image, cumulative per glimpse, beside the baseline's", group="run")
     results: str | None = _f(None, "write what was measured to this JSON file", group="run")
     with_baseline: bool = _f(False, "after training, also train the baseline (--n_iter 1 --scale 1.0) and compare", group="run")
+
+    def __post_init__(self): coerce_fields(self)
 
     # ------------------------------------------------------------------ helpers
     @classmethod
