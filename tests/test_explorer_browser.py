@@ -5,7 +5,6 @@ Debian's `chromium` (/usr/bin/chromium) driven by Playwright's Python package; n
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -74,11 +73,14 @@ def jupyter_lab(root: Path, sweep_dir: Path):
 
 
 @contextlib.contextmanager
-def explorer_page(root: Path, sweep_dir: Path, width=1500, height=1000):
-    """The explorer notebook open in headless Chromium and run; yields the Playwright page."""
+def explorer_page(root: Path, sweep_dir: Path, width=1500, height=1000, **params):
+    """The explorer notebook (its `parameters` cell given `params`) open in headless Chromium and run; yields the page."""
     from playwright.sync_api import sync_playwright
     src = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "explorer.ipynb"
-    shutil.copy(src, root / "explorer.ipynb")
+    nb = json.loads(src.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    cell["source"] = "".join(cell["source"]) + "".join(f"\n{k} = {v!r}" for k, v in params.items())
+    (root / "explorer.ipynb").write_text(json.dumps(nb))
     with jupyter_lab(root, sweep_dir) as (url, token), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -105,8 +107,48 @@ def press(page, description, key="ArrowRight"):
     page.keyboard.press(key)
 
 
+def upload(page, path):
+    """Click the explorer's upload button and choose `path` in the file dialog it opens, as a person does.
+
+    ipywidgets 8 keeps the button's `<input type=file>` out of the document, so the input is reached through the file
+    chooser its click opens (Playwright sets the files on that input)."""
+    with page.expect_file_chooser() as chooser:
+        page.locator(".widget-upload").click()
+    chooser.value.set_files(str(path))
+
+
+def picture(page):
+    """The explorer's picture as the browser shows it: the PNG behind the image widget, as an RGB array."""
+    data = page.evaluate("""async () => {
+        const r = await fetch(document.querySelector('img.widget-image').src);
+        return Array.from(new Uint8Array(await r.arrayBuffer())); }""")
+    return png_array(bytes(data))
+
+
+def wait_status(page, text):
+    page.wait_for_function(f"document.querySelector('.mgnet-status') && document.querySelector('.mgnet-status').textContent.includes({json.dumps(text)})")
+
+
 def errors(page):
     return page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').count()
+
+
+def digit_png(path, k, size=(64, 64), at=(20, 20)):
+    """A PNG of scikit-learn digit number `k` (24 px) at `at` on a black image of `size`."""
+    from PIL import Image
+    from mgnet.data import digit_images
+    img = Image.new("L", size)
+    img.paste(Image.fromarray((digit_images()[0][k] * 255).round().byte().numpy()), at)
+    img.save(path)
+    return path
+
+
+def png_array(data: bytes):
+    import io
+    import numpy as np
+    from PIL import Image
+    im = Image.open(io.BytesIO(data)).convert("RGBA")
+    return np.asarray(Image.alpha_composite(Image.new("RGBA", im.size, "white"), im).convert("RGB")).astype(int)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +181,44 @@ def test_explorer_in_jupyterlab(tmp_path, tiny_sweep):
 
         press(page, "glimpses", "ArrowLeft")                   # 2 glimpses → 1
         page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('1 glimpse shown')")
+
+        third = img.get_attribute("src")                       # your own image under the sliders
+        upload(page, digit_png(tmp_path / "mine.png", 7, size=(96, 64), at=(60, 20)))
+        wait_status(page, "(uploaded mine.png), 1 glimpse shown")
+        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(third)}")
         assert errors(page) == 0
         assert "error" not in status.text_content()
         assert page.locator(".widget-output .jp-OutputArea-output").count() == 0    # nothing in the explorer's log
+
+
+def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
+    """explore(checkpoint=..., images=...) in JupyterLab; an image chosen with the upload button is what the picture shows."""
+    from datetime import datetime, timezone
+    import numpy as np
+    from mgnet.experiments import load_runs
+    from mgnet.explorer import ImageExplorer
+    ckpt = load_runs(tiny_sweep)[0]["checkpoint"]
+    (tmp_path / "imgs").mkdir()
+    for k in (3, 4): digit_png(tmp_path / "imgs" / f"digit{k}.png", k)
+    mine = digit_png(tmp_path / "mine.png", 5, size=(96, 64), at=(60, 20))
+    with explorer_page(tmp_path, tiny_sweep, checkpoint=str(ckpt), images=str(tmp_path / "imgs")) as page:
+        wait_status(page, "image 1 of 2: " + str(tmp_path / "imgs" / "digit3.png"))
+        img = page.locator("img.widget-image")
+        before_src = img.get_attribute("src")
+        before = picture(page)
+        upload(page, mine)
+        wait_status(page, "image 3 of 3: uploaded mine.png")
+        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(before_src)}")
+        shown = picture(page)
+        assert errors(page) == 0
+        assert page.locator(".widget-output .jp-OutputArea-output").count() == 0
+
+    # the same explorer in this process, given the same file: the browser shows its picture of the upload
+    ex = ImageExplorer(ckpt, tmp_path / "imgs")
+    data = mine.read_bytes()
+    ex.upload.value = (dict(name="mine.png", type="image/png", size=len(data), content=memoryview(data),
+                            last_modified=datetime.now(timezone.utc)),)
+    want = png_array(ex.picture.value)
+    assert shown.shape == want.shape == before.shape
+    assert np.abs(shown - want).mean() < 1.0, np.abs(shown - want).mean()
+    assert np.abs(before - want).mean() > 5 * max(np.abs(shown - want).mean(), 0.2)
