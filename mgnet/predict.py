@@ -22,9 +22,7 @@ from tqdm.auto import tqdm
 
 from .config import MGNetConfig, ConfigError
 from .model import MGNet
-from .checkpoint import CheckpointError, load_checkpoint
-from .files import atomic_write, write_json, check_out_file
-from .imagenet100 import default_classes
+from .checkpoint import CheckpointError, load_checkpoint, atomic_write
 from .data import BadImageError, data_info, image_transform, eval_region
 from .anytime import exit_points
 from .attacks import to_pixels
@@ -46,6 +44,7 @@ def class_names(model: MGNet) -> tuple[str, ...]:
     except (ConfigError, OSError, ValueError): names = ()
     if names and len(names) == K: return tuple(map(str, names))
     if model.cfg.dataset == "imagenet" and K == 100:
+        from mgnet.imagenet100 import default_classes
         return tuple(default_classes())
     return tuple(str(k) for k in range(K))
 
@@ -321,6 +320,7 @@ def picture_names(paths: Sequence[Path]) -> list[str]:
 # %% ../nbs/16_predict.ipynb #96de2fdf
 def _outputs(a: argparse.Namespace, images: Sequence[Path]) -> dict[str, list[Path]]:
     "The files the command will write, by flag; `ConfigError` if one exists (without `--force`) or cannot be written."
+    from mgnet.cli import check_out_file
     outs = {f: [Path(getattr(a, f))] for f in ("json", "csv") if getattr(a, f)}
     if a.draw:
         names = picture_names(images)
@@ -359,10 +359,11 @@ def csv_rows(preds: Iterable[Prediction]) -> list[dict[str, Any]]:
                                   "" if p.exit_at is None else p.exit_at, " ".join(f"{c.name}:{c.prob:.6g}" for c in g.top))))
             for p in preds for g in p.glimpses]
 
-# %% ../nbs/16_predict.ipynb #8f43bd04
+# %% ../nbs/16_predict.ipynb #8178a797
 def _write_tables(a, preds: Predictions, model: MGNet, classes) -> None:
     "`--json` and `--csv`."
     if a.json:
+        from mgnet.cli import write_json
         doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.cfg.to_dict(), "classes": list(classes),
                "exit_threshold": a.exit_threshold, "topk": a.topk, "predictions": [p.to_dict() for p in preds], "skipped": preds.skipped}
         print(f"predictions written to {write_json(doc, a.json)}")
@@ -379,9 +380,10 @@ def _draw(a, model: MGNet, files: Sequence[Path], names: Sequence[str], kw: dict
         for s in range(0, len(files), a.batch_size):
             for p, f, n in zip(predict(model, files[s:s + a.batch_size], crops=True, **kw), files[s:], names[s:]):   # all readable
                 img = read_image(f)
-                fig = prediction_figure(p, img, width=T, title=f"{p.name} ({p.prob:.2f}) after glimpse {len(p.glimpses)}")
+                label = f.parent.name if f.parent.name in kw["classes"] else None      # a <class>/<image> tree
+                fig = prediction_figure(p, img, width=T, label=label, title=f"{p.name} ({p.prob:.2f}) after glimpse {len(p.glimpses)}")
                 atomic_write(d / f"{n}.png", lambda fh: fig.savefig(fh, format="png", dpi=100))
-                if a.gif: glimpse_animation(p, img, d / f"{n}.gif")
+                if a.gif: glimpse_animation(p, img, d / f"{n}.gif", label=label)
                 bar.update()
     print(f"{len(files)} picture{'s' * (len(files) != 1)}{' and animations' if a.gif else ''} written to {d}")
 
