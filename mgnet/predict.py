@@ -146,7 +146,7 @@ class Predictions(list):
     "A list of `Prediction`s, with `skipped`: the unreadable files left out (`skip_bad=True`)."
     skipped: list[str]
 
-# %% ../nbs/16_predict.ipynb #3d4db6eb
+# %% ../nbs/16_predict.ipynb #de42034d
 def _items(images) -> list:
     "`images` as a flat list of paths, PIL images and `(C, H, W)` tensors."
     if isinstance(images, (str, Path, Tensor)) or hasattr(images, "getpixel"): images = [images]
@@ -157,14 +157,13 @@ def _items(images) -> list:
         else: out.append(im)
     return out
 
-def _prepare(item, i: int, transform, cfg: MGNetConfig | None) -> tuple[str, Tensor, InputGeometry]:
-    "Source name, model input and geometry of one item (`cfg`: the evaluation transform's, None for another transform)."
+def _prepare(item, i: int, transform, cfg: MGNetConfig | None, mode: str) -> tuple[str, Tensor, InputGeometry]:
+    "Source name, model input and geometry of one item (`cfg`: the evaluation transform's, None for another; `mode`: L or RGB)."
     if isinstance(item, Tensor):
         size = (item.shape[-1], item.shape[-2])
         return f"image {i}", item, input_geometry(None, size, size)
     source = str(item) if isinstance(item, (str, Path)) else f"image {i}"
     img = read_image(item) if isinstance(item, (str, Path)) else item
-    mode = "RGB" if (cfg or MGNetConfig()).in_chans == 3 else "L"
     x = transform(img if img.mode == mode else img.convert(mode))
     return source, x, input_geometry(cfg, img.size, (x.shape[-1], x.shape[-2]))
 
@@ -201,14 +200,14 @@ def _run_batch(model, batch, classes, topk, exit_threshold, crops) -> list[Predi
         res.append(Prediction(source, geo.source, steps, n if at is not None else None, None if pix is None else pix[b, :n]))
     return res
 
-# %% ../nbs/16_predict.ipynb #6b6ecbc2
+# %% ../nbs/16_predict.ipynb #45e22b01
 def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = None, transform: Callable | None = None,
             classes: Sequence[str] | None = None, batch_size: int = 32, crops: bool = False, skip_bad: bool = False,
             progress: bool = False) -> Predictions:
     "A `Prediction` per image of `images` (paths, PIL images, or normalised tensors) with `model`, glimpse by glimpse."
     model.eval()
     items = _items(images)
-    cfg = model.cfg if transform is None else None
+    cfg, mode = model.cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
     transform = transform or image_transform(model.cfg)
     classes = tuple(classes) if classes is not None else class_names(model)
     res = Predictions(); res.skipped = []
@@ -216,7 +215,7 @@ def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = 
         for start in range(0, len(items), batch_size):
             batch = []
             for i, item in enumerate(items[start:start + batch_size], start):
-                try: batch.append(_prepare(item, i, transform, cfg))
+                try: batch.append(_prepare(item, i, transform, cfg, mode))
                 except BadImageError:
                     if not skip_bad: raise
                     res.skipped.append(str(item))
