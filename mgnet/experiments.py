@@ -38,7 +38,8 @@ __all__ = ['RESULTS', 'GLIMPSE_COLORS', 'config_from', 'load_run', 'train_run', 
            'run_sweep', 'load_runs', 'figure_png', 'show', 'read_curves', 'curves_figure', 'glimpse_pictures',
            'draw_glimpses', 'gallery_figure', 'accuracy_gflops_figure', 'sweep_table', 'sweep_heatmaps',
            'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path', 'default_sweep_dir',
-           'notebook_parameters', 'export_html', 'run_notebook', 'parse_value', 'benchmark_parser', 'benchmark_main']
+           'notebook_parameters', 'export_html', 'run_notebook', 'seed_entry', 'seeds_table', 'parse_value',
+           'benchmark_parser', 'benchmark_main']
 
 # %% ../nbs/13_experiments.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -52,7 +53,8 @@ def config_from(namespace: dict, **overrides) -> MGNetConfig:
 # %% ../nbs/13_experiments.ipynb #ecbc205e
 RESULTS = "results.json"
 _SAME = ("dataset", "model", "n_iter", "scale", "alpha", "s", "epochs", "batch_size", "learning_rate", "translate",
-         "seed", "limit_train", "limit_val", "trans_method", "scale_min", "scale_max", "train_dir", "val_dir")
+         "seed", "limit_train", "limit_val", "trans_method", "scale_min", "scale_max", "train_dir", "val_dir",
+         "loc_init", "loc_lr", "coord_channels", "keypoints", "data_seed")
 
 def _resolve_paths(r: dict, run_dir: Path) -> dict:
     r = dict(r)
@@ -88,6 +90,7 @@ def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = N
     model = load_checkpoint(res.best_checkpoint)
     r = {"name": name or res.cfg.run_name(), "config": res.cfg.to_dict(), "clean_acc": res.clean_acc,
          "gflops": glimpse_gflops(model, info.img_size), "baseline_gflops": baseline_gflops(res.cfg, info.img_size),
+         "localisation": res.localisation,
          "checkpoint": os.path.relpath(res.best_checkpoint, out.resolve()),
          "log_dir": os.path.relpath(res.run_dir, out.resolve()), "train_seconds": round(seconds, 1),
          "mgnet_version": package_version()}
@@ -333,16 +336,18 @@ def sweep_heatmaps(runs: list[dict]) -> Figure:
 class ExperimentError(RuntimeError):
     "An experiment notebook that could not be found or run; the message says which and why."
 
+_PKG_DIR = Path(sys.modules[MGNetConfig.__module__].__file__).resolve().parent   # the installed mgnet package
+
 def checkout_root() -> Path | None:
     "The checkout this package was installed from (the folder holding `settings.ini` beside `mgnet/`), if any."
-    root = Path(mgnet.__file__).resolve().parent.parent
+    root = _PKG_DIR.parent
     return root if (root / "settings.ini").is_file() and (root / "nbs").is_dir() else None
 
 def notebook_dirs() -> list[Path]:
     "Where experiment notebooks are looked for, in order."
     dirs = []
     if os.environ.get("MGNET_NOTEBOOKS"): dirs.append(Path(os.environ["MGNET_NOTEBOOKS"]))
-    dirs.append(Path(mgnet.__file__).resolve().parent.parent / "nbs" / "experiments")
+    dirs.append(_PKG_DIR.parent / "nbs" / "experiments")
     dirs.append(Path.cwd() / "nbs" / "experiments")
     seen, out = set(), []
     for d in dirs:
@@ -414,6 +419,37 @@ def run_notebook(name_or_path: str | os.PathLike, out_dir: str | os.PathLike, pa
     if html: export_html(dest)
     return dest
 
+# %% ../nbs/13_experiments.ipynb #f29edb3b
+def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict) -> dict:
+    "One seed of a comparison: `{seed, mgnet: {clean_acc, gflops, glimpse_iou}, baseline: {clean_acc, gflops}}`."
+    loc = mgnet_run.get("localisation") or {}
+    return {"seed": seed,
+            "mgnet": {"clean_acc": mgnet_run["clean_acc"], "gflops": mgnet_run["gflops"], "glimpse_iou": loc.get("glimpse_iou"),
+                      "centred_iou": loc.get("centred_iou"), "centre_distance_px": loc.get("centre_distance_px"),
+                      "still_distance_px": loc.get("still_distance_px")},
+            "baseline": {"clean_acc": baseline_run["clean_acc"], "gflops": baseline_run["gflops"]}}
+
+def _mean_std(v: Sequence[float]) -> str:
+    return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.4f}"
+
+def seeds_table(seeds: list[dict]) -> str:
+    "Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, GFLOPs, and IoU per glimpse."
+    m = [s["mgnet"]["clean_acc"][-1] for s in seeds]; b = [s["baseline"]["clean_acc"][-1] for s in seeds]
+    w = 8
+    lines = [f"{'seed':<24}" + "".join(f"{s['seed']:>{w}}" for s in seeds) + "   mean ± std",
+             f"{'MGNet, last glimpse':<24}" + "".join(f"{a:>{w}.4f}" for a in m) + f"   {_mean_std(m)}",
+             f"{'baseline':<24}" + "".join(f"{a:>{w}.4f}" for a in b) + f"   {_mean_std(b)}",
+             f"{'MGNet - baseline':<24}" + "".join(f"{x - y:>+{w}.4f}" for x, y in zip(m, b)) + f"   {_mean_std([x - y for x, y in zip(m, b)])}"]
+    ratio = seeds[0]["mgnet"]["gflops"][-1] / seeds[0]["baseline"]["gflops"][-1]
+    lines.append(f"MGNet at or above the baseline in {sum(x >= y for x, y in zip(m, b))} of {len(seeds)} seeds, "
+                 f"at {ratio:.0%} of its GFLOPs")
+    ious = [s["mgnet"]["glimpse_iou"] for s in seeds if s["mgnet"].get("glimpse_iou")]
+    if ious:
+        lines.append("glimpse IoU with the object, per glimpse (mean over seeds): " + " ".join(f"{v:.3f}" for v in np.mean(ious, 0)))
+        cen = [s["mgnet"]["centred_iou"] for s in seeds if s["mgnet"].get("centred_iou")]
+        if cen: lines.append("  the same glimpse sizes at the middle of the canvas:      " + " ".join(f"{v:.3f}" for v in np.mean(cen, 0)))
+    return "\n".join(lines)
+
 # %% ../nbs/13_experiments.ipynb #ad914116
 def parse_value(v: str):
     "A command-line parameter value: a Python literal where it parses (numbers, True/False/None, lists), else the string."
@@ -447,6 +483,8 @@ def _check_params(src: Path, params: dict) -> None:
 
 def _summary(res: dict) -> str:
     lines = []
+    if res.get("seeds"):
+        lines += [f"object-centric digits, {len(res['seeds'])} training seeds on the same images (last glimpse):", seeds_table(res["seeds"]), ""]
     for sec in ("object_centric", "anywhere"):
         s = res.get(sec)
         if not s: continue

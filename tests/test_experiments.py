@@ -13,7 +13,7 @@ NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)
 NOTEBOOK_ONLY = {"out_dir", "gallery", "alphas", "ss", "scales", "pgd_images", "corruptions", "severities",
                  "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image", "parallel_runs",
-                 "torch_threads"}
+                 "torch_threads", "seeds"}
 
 
 @pytest.fixture(autouse=True)
@@ -94,19 +94,25 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     p = run_mgnet("--out", out, "-p", "epochs", "1", "-p", "limit_train", "2", "-p", "limit_val", "2", "-p", "n_iter", "2",
                   "-p", "batch_size", "16", "-p", "pgd_images", "8", "-p", "step_k", "1",
                   "-p", "corruptions", "['gaussian_noise']", "-p", "severities", "[1]", "-p", "corruption_images", "1",
-                  "-p", "gallery", "2", command="mgnet-benchmark", timeout=300)
+                  "-p", "gallery", "2", "-p", "seeds", "[0, 1]", command="mgnet-benchmark", timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert {"benchmark.ipynb", "benchmark.html", "results.json"} <= {f.name for f in out.iterdir()}
     r = json.loads((out / "results.json").read_text())
     oc, aw = r["object_centric"], r["anywhere"]
     assert len(oc["mgnet"]["clean_acc"]) == 2 and len(oc["baseline"]["clean_acc"]) == 1
     assert oc["mgnet"]["config"]["translate"] == 0.4 and aw["mgnet"]["config"]["translate"] == 1.0
+    assert [e["seed"] for e in r["seeds"]] == [0, 1]
+    for e in r["seeds"]:                                                     # every seed: both models, IoU per glimpse
+        assert len(e["mgnet"]["clean_acc"]) == 2 and len(e["mgnet"]["glimpse_iou"]) == 2 and len(e["baseline"]["clean_acc"]) == 1
+        assert 0 < e["mgnet"]["glimpse_iou"][0] < 0.2 and e["mgnet"]["gflops"][-1] < e["baseline"]["gflops"][-1]
+    assert r["seeds"][0]["mgnet"]["clean_acc"] == oc["mgnet"]["clean_acc"]    # the first seed is the one analysed
+    assert oc["mgnet"]["config"]["data_seed"] == 0 and r["seeds"][1]["seed"] == 1
     assert oc["mgnet"]["gflops"][-1] < oc["baseline"]["gflops"][0]          # two half-resolution glimpses
     assert set(oc["pgd"]) == {"paper", "adaptive"} and len(oc["pgd"]["paper"]["mgnet"]["adv_acc"]) == 2
     assert list(oc["corruptions"]["results"]["MGNet"]["corruption_acc"]) == ["gaussian_noise"]
     html = (out / "benchmark.html").read_text()
     assert "Benchmark: MGNet against the baseline" in html and "data:image/png;base64" in html
-    assert "MGNet accuracy per glimpse" in p.stdout
+    assert "MGNet accuracy per glimpse" in p.stdout and "2 training seeds" in p.stdout and "mean ± std" in p.stdout
     assert "Executing" in p.stderr                                           # papermill's progress bar
 
     before = snapshot(out)                                                    # refuses to overwrite
