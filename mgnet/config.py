@@ -152,6 +152,7 @@ class MGNetConfig:
     loc_init: str = _f("kaiming", "initialisation of the localisation head: 'kaiming' (the original's; its random offset can start every later glimpse off the object) or 'zero' (every later glimpse starts at the centre, mid-size)", ("kaiming", "zero"), "model")
     coord_channels: bool = _f(False, "beyond the paper: give the backbone two more input channels, the image coordinates of each glimpse sample", group="model")
     keypoints: int = _f(0, "beyond the paper: K saliency maps of each glimpse whose soft arg-max image coordinates (2K numbers) join its feature and feed the localisation head (0: off)", group="model")
+    loc_anchor: bool = _f(False, "beyond the paper, with --keypoints: centre each later glimpse on the first keypoint of the glimpse before it, the localisation head adding an offset", group="model")
     # --- training
     optimizer: str = _f("sgd", "optimiser (SGD has momentum 0.9)", OPTIMIZERS, "training")
     scheduler: str = _f("one-cycle", "learning-rate schedule (one-cycle, cosine and multi-step step per batch)", SCHEDULERS, "training")
@@ -281,6 +282,7 @@ def _validate(c: MGNetConfig) -> MGNetConfig:
     _check(0 <= c.dropout < 1, "dropout", f"must be in [0, 1), got {c.dropout}")
     _check(c.loc_lr > 0, "loc_lr", f"must be > 0, got {c.loc_lr}")
     _check(c.keypoints >= 0, "keypoints", f"must be >= 0, got {c.keypoints}")
+    _check(not c.loc_anchor or c.keypoints >= 1, "loc_anchor", "needs --keypoints 1 or more (the glimpse is centred on a keypoint)")
     if c.translate is not None: _check(0 <= c.translate <= 1, "translate", f"must be in [0, 1], got {c.translate}")
     _check_image(c)
     _check(c.gaussian >= 0, "gaussian", f"must be >= 0, got {c.gaussian}")
@@ -389,7 +391,7 @@ def _run_name(self: MGNetConfig) -> str:
              f"div{c.div_coef:g}" if c.div_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
              "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
-             "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "",
+             "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "", "anchor" if c.loc_anchor else "",
              f"ds{c.data_seed}" if c.data_seed is not None else "",
              "pre" if c.pretrained else "", c.tag or ""]
     return "_".join(p for p in parts if p).replace(" ", "")

@@ -158,10 +158,13 @@ class Localisation(nn.Module):
 # %% ../nbs/03_model.ipynb #583fb6fb
 class GlimpseKeypoints(nn.Module):
     "A glimpse `(B, C, g, g)` at `params` → the image coordinates `(B, 2K)` of the soft arg-max of `K` learned saliency maps."
-    def __init__(self, in_chans: int, k: int, hidden: int = 8):
+    def __init__(self, in_chans: int, k: int, hidden: int = 8, brightness: float = 2.0):
         super().__init__()
         self.k = k
         self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, k, 3, padding=1))
+        with torch.no_grad():                                    # channel 0: the brightness of the centre pixel
+            self.conv[0].weight[0].zero_(); self.conv[0].weight[0, :, 1, 1] = 1 / in_chans; self.conv[0].bias[0] = 0
+            self.conv[2].weight[:, 0].zero_(); self.conv[2].weight[:, 0, 1, 1] = brightness
 
     def forward(self, glimpse: Tensor, params: Tensor) -> Tensor:
         w = self.conv(glimpse).flatten(2).softmax(-1)                                     # (B, K, g·g)
@@ -217,7 +220,12 @@ class MGNet(PretrainedMixin, nn.Module):
 
     def next_glimpse(self, o: Tensor, h: Tensor) -> Tensor:
         "Parameters of the next glimpse from the fused state `o` (and, with `--keypoints`, the last glimpse's keypoints in `h`)."
-        return self.loc_network(o if self.keypoints is None else torch.cat([o, h[:, -2 * self.keypoints.k:]], -1))
+        if self.keypoints is None: return self.loc_network(o)
+        kp = h[:, -2 * self.keypoints.k:]
+        a = self.loc_network(torch.cat([o, kp], -1))
+        if not self.cfg.loc_anchor: return a
+        room = 1 - a[:, :1]                                    # centred on the first keypoint, plus the head's offset
+        return torch.cat([a[:, :1], torch.maximum(torch.minimum(kp[:, :2] + a[:, 1:], room), -room)], 1)
 
     def token(self, h: Tensor, a: Tensor) -> Tensor:
         "Token `z = [h ; a]` `(B, D+3)` of a glimpse's feature and parameters (detached, or zeros, as configured)."
