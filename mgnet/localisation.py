@@ -15,7 +15,7 @@ from .geometry import params_to_pixel_box, box_iou, box_area
 
 # %% auto #0
 __all__ = ['glimpse_boxes', 'box_centre', 'box_cover', 'object_boxes', 'localisation_stats', 'glimpse_iou', 'model_glimpses',
-           'dataset_localisation']
+           'dataset_localisation', 'summarise_runs']
 
 # %% ../nbs/17_localisation.ipynb #8872ab41
 def glimpse_boxes(glimpses: Tensor, size: int) -> Tensor:
@@ -78,3 +78,24 @@ def dataset_localisation(model, ds, batch_size: int = 256) -> dict | None:
     if boxes is None: return None
     g = model_glimpses(model, DataLoader(ds, batch_size=batch_size, shuffle=False))
     return localisation_stats(g, boxes, int(ds[0][0].shape[-1]))
+
+# %% ../nbs/17_localisation.ipynb #d19c646d
+def summarise_runs(records: list[dict], group: str) -> str:
+    "Per variant of `group`: last-glimpse accuracy per seed, mean ± std, IoU, centred IoU and distance per glimpse, GFLOPs."
+    import numpy as np
+    rows = [r for r in records if r["group"] == group]
+    base = next((r for r in rows if r["variant"] == "baseline"), None)
+    lines = []
+    for v in dict.fromkeys(r["variant"] for r in rows):
+        rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"])
+        acc = [r["clean_acc"][-1] for r in rs]
+        sd = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
+        g = rs[0]["gflops"][-1] / base["gflops"][-1] if base else float("nan")
+        lines.append(f"{v:<16} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc)) + f"  mean {np.mean(acc):.4f} ± {sd:.4f}"
+                     + ("" if v == "baseline" else f"  ({g:.0%} of the baseline's GFLOPs)"))
+        if len(rs[0]["clean_acc"]) > 1:
+            mean = lambda k: np.mean([r["localisation"][k] for r in rs], 0)
+            lines.append(f"{'':<16} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))}, centred {' '.join(f'{x:.2f}' for x in mean('centred_iou'))};"
+                         f" distance {' '.join(f'{x:.1f}' for x in mean('centre_distance_px'))} px (still {mean('still_distance_px'):.1f});"
+                         f" sigma {' '.join(f'{x:.2f}' for x in mean('glimpse_sigma'))}")
+    return "\n".join(lines)
