@@ -58,6 +58,7 @@ def test_train_notebook(tmp_path):
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3          # curves, accuracy vs GFLOPs, gallery
     assert "accuracy" in text_of(nb) and "GFLOPs" in text_of(nb)
+    assert "IoU with the object" in text_of(nb) and len(r["localisation"]["glimpse_iou"]) == 2   # the digits' boxes are known
 
 
 def test_sweep_notebook_skips_points_done(tmp_path):
