@@ -231,7 +231,13 @@ def _sweep_describe(self: GlimpseExplorer) -> str:
 
 GlimpseExplorer.describe = _sweep_describe
 
-# %% ../nbs/12_explorer.ipynb #753520b3
+# %% ../nbs/12_explorer.ipynb #14408f4d
+def _checkpoint_name(path) -> str:
+    "A short name of a checkpoint: its file, after its run's folder when it sits in a training run's `checkpoints/`."
+    if path is None: return "model"
+    p = Path(path)
+    return f"{p.parents[2].name}/{p.name}" if p.parent.name == "checkpoints" and len(p.parents) > 2 else p.name
+
 class ImageExplorer(ExplorerBase):
     "Widgets to look at one model on any images: image and glimpse count → boxes, crops, top classes; upload your own."
     def __init__(self, checkpoint, images=None, index: int = 0, topk: int = 3):
@@ -243,7 +249,7 @@ class ImageExplorer(ExplorerBase):
             try: self.data = MGNetData(self.model.cfg.replace(test=True))
             except ConfigError: pass                             # its data is not here: uploads only
         c = self.model.cfg
-        self.title = Path(str(getattr(self.model, "checkpoint_path", "model"))).name
+        self.title = _checkpoint_name(getattr(self.model, "checkpoint_path", None))
         self.model_key = id(self.model)
         self._build([], index, c.n_iter, c.n_iter, topk)
 

@@ -294,7 +294,7 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     return p
 
-# %% ../nbs/16_predict.ipynb #d760699b
+# %% ../nbs/16_predict.ipynb #a8561644
 def _check_args(a: argparse.Namespace) -> None:
     "Raise `ConfigError` naming the first flag with a bad value."
     if a.exit_threshold is not None and not 0 <= a.exit_threshold <= 1:
@@ -304,8 +304,9 @@ def _check_args(a: argparse.Namespace) -> None:
     if a.batch_size < 1: raise ConfigError("batch_size", f"must be at least 1, got {a.batch_size}")
     if a.gif and not a.draw: raise ConfigError("gif", "needs --draw DIR (the animations go beside the pictures)")
     if a.draw and Path(a.draw).exists() and not Path(a.draw).is_dir(): raise ConfigError("draw", f"{a.draw} exists and is not a directory")
-    try: torch.device(a.device)
+    try: dev = torch.device(a.device)
     except RuntimeError as e: raise ConfigError("device", str(e)) from None
+    if dev.type == "cuda" and not torch.cuda.is_available(): raise ConfigError("device", f"{a.device}: no CUDA device here")
 
 def picture_names(paths: Sequence[Path]) -> list[str]:
     "A distinct file stem per image for `--draw` (`name`, then `name-2`, ... where names repeat)."

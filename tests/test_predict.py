@@ -130,7 +130,7 @@ def test_skip_bad_images_and_force(tmp_path, trained, digits):
 
 @pytest.mark.parametrize("case", ["missing file", "unreadable image", "empty folder", "checkpoint missing",
                                   "not a checkpoint", "json exists", "json in missing dir", "picture exists",
-                                  "exit threshold", "gif without draw"])
+                                  "exit threshold", "gif without draw", "no cuda"])
 def test_bad_input_one_line_exit_2(tmp_path, trained, digits, case):
     one = sorted(digits.glob("*.png"))[0]
     (tmp_path / "empty").mkdir()
@@ -150,7 +150,9 @@ def test_bad_input_one_line_exit_2(tmp_path, trained, digits, case):
         "picture exists": ([one, "--checkpoint", trained, "--draw", "pics"], f"--draw: pics/{one.stem}.png exists"),
         "exit threshold": ([one, "--checkpoint", trained, "--exit_threshold", 1.5], "--exit_threshold"),
         "gif without draw": ([one, "--checkpoint", trained, "--gif"], "--gif"),
+        "no cuda": ([one, "--checkpoint", trained, "--device", "cuda"], "--device: cuda: no CUDA device here"),
     }[case]
+    if case == "no cuda" and torch.cuda.is_available(): pytest.skip("there is a CUDA device here")
     before = snapshot(tmp_path)
     r = predict_cmd(*args, cwd=tmp_path)
     assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
