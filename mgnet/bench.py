@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .config import MGNetConfig
+from .config import MGNetConfig, ConfigError
 from .model import MGNet, baseline_config, fold_batchnorm
 from .flops import glimpse_gflops
 from .losses import mgnet_loss
 from .data import MGNetData
-from .files import write_json
+from .files import write_json, check_out_file
 
 # %% auto #0
 __all__ = ['SETTINGS', 'backbone_only', 'Stopwatch', 'forward_breakdown', 'bench_setting', 'bench_training', 'bench_data',
@@ -223,6 +223,8 @@ def bench_main(argv: list[str] | None = None) -> int:
         try: dev = torch.device(a.device)
         except RuntimeError as e: p.error(f"--device: {e}")
         if dev.type == "cuda" and not torch.cuda.is_available(): p.error(f"--device {a.device}: CUDA is not available")
+    try: check_out_file(a.json, "json")        # before minutes of timing, not after
+    except ConfigError as e: p.error(str(e))
     out = []
     for s in a.settings:
         r = bench_setting(s, a.repeats, a.batch_size, a.device, tuple(a.variants), not a.no_train)

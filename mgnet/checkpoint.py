@@ -59,7 +59,7 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
                 what = f"it references {m.group(1)}, which could run code" if m else str(e).splitlines()[0]
                 raise CheckpointError(f"{path}: refusing to load: {what}") from None
             allowed.append(_stand_in(m.group(1)))
-        except (RuntimeError, EOFError, OSError, ValueError) as e:
+        except Exception as e:   # garbage makes the unpickler fail in many ways (IndexError, KeyError, ...): all mean unreadable
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {str(e).splitlines()[0]}") from None
     else: raise CheckpointError(f"{path}: too many unknown Lightning classes")
     if not isinstance(ckpt, Mapping): raise CheckpointError(f"{path}: expected a dict, found {type(ckpt).__name__}")

@@ -1,0 +1,131 @@
+"""Every console command against the same bad inputs: one line naming the culprit, exit status 2, no traceback, nothing
+on disk changed. The table of what is tried is generated from CASES (`python tests/test_bad_input.py` prints it) and the
+README's reliability section must show the current one."""
+import configparser
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import snapshot  # noqa: E402
+
+
+def _entry_points() -> dict:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "settings.ini")
+    return dict(item.split("=") for item in cfg["DEFAULT"]["console_scripts"].split())
+
+
+# (command, what is tried, kind, argv with {tmp}, {ckpt}, {file}, {empty}, {tree}, {weights} placeholders, culprit in the message)
+CASES = [
+    ("mgnet", "wrong type", "type", "--n_iter four", "--n_iter"),
+    ("mgnet", "out of range", "range", "--alpha 2", "--alpha"),
+    ("mgnet", "missing path", "path", "--dataset imagenet --train_dir {tmp}/nope", "--train_dir"),
+    ("mgnet", "empty folder", "path", "--dataset imagenet --train_dir {empty}", "no class folders"),
+    ("mgnet", "folder without a checkpoint", "path", "--test --checkpoint {empty}", "no checkpoint file"),
+    ("mgnet", "damaged checkpoint", "damaged", "--test --checkpoint {file}", "not a readable PyTorch checkpoint"),
+    ("mgnet", "output that is a folder", "output", "--test --checkpoint {ckpt} --results {empty}", "is a directory"),
+    ("mgnet", "unwritable output", "output", "--test --checkpoint {ckpt} --results /proc/mgnet.json", "cannot write"),
+    ("mgnet", "image size too small", "range", "--img_size 40 --scale 4", "--img_size"),
+    ("mgnet predict", "missing image", "path", "predict {tmp}/nope.png --checkpoint {ckpt}", "nope.png"),
+    ("mgnet predict", "folder with no images", "path", "predict {empty} --checkpoint {ckpt}", "no images"),
+    ("mgnet predict", "unreadable image", "damaged", "predict {file} --checkpoint {ckpt}", "cannot read image"),
+    ("mgnet predict", "missing checkpoint", "path", "predict {tmp}/img.png --checkpoint {tmp}/nope.ckpt", "nope.ckpt"),
+    ("mgnet predict", "output in a missing folder", "output", "predict {tmp}/img.png --checkpoint {ckpt} --json {tmp}/no/p.json", "--json"),
+    ("mgnet predict", "out of range", "range", "predict {tmp}/img.png --checkpoint {ckpt} --exit_threshold 2", "--exit_threshold"),
+    ("mgnet export", "missing checkpoint", "path", "export {tmp}/nope.ckpt {tmp}/w", "nope.ckpt"),
+    ("mgnet export", "damaged checkpoint", "damaged", "export {file} {tmp}/w", "not a readable PyTorch checkpoint"),
+    ("mgnet export", "output folder holding a model", "output", "export {ckpt} {weights}", "--force"),
+    ("mgnet export", "output that is a file", "output", "export {ckpt} {file}", "is a file"),
+    ("mgnet-corrupt", "wrong type", "type", "{tmp}/out --severities x", "--severities"),
+    ("mgnet-corrupt", "out of range", "range", "{tmp}/out --severities 9", "--severities"),
+    ("mgnet-corrupt", "missing path", "path", "{tmp}/out --dataset imagenet --val_dir {tmp}/nope", "--val_dir"),
+    ("mgnet-corrupt", "empty folder", "path", "{tmp}/out --dataset imagenet --val_dir {empty}", "no class folders"),
+    ("mgnet-corrupt", "output that is a file", "output", "{file}", "OUT_DIR"),
+    ("mgnet-corruptions", "missing checkpoint", "path", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}", "nope.ckpt"),
+    ("mgnet-corruptions", "missing tree", "path", "--checkpoint {ckpt} --corruption_dir {tmp}/nope", "--corruption_dir"),
+    ("mgnet-corruptions", "empty tree", "path", "--checkpoint {ckpt} --corruption_dir {empty}", "--corruption_dir"),
+    ("mgnet-corruptions", "out of range", "range", "--checkpoint {ckpt} --corruption_dir {tree} --severities 0", "--severities"),
+    ("mgnet-corruptions", "output that is a folder", "output", "--checkpoint {ckpt} --corruption_dir {tree} --results {empty}", "--results"),
+    ("mgnet-imagenet100", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
+    ("mgnet-imagenet100", "empty folder", "path", "{empty} {tmp}/out", "train"),
+    ("mgnet-imagenet100", "missing class list", "path", "{empty} {tmp}/out --classes {tmp}/nope.txt", "nope.txt"),
+    ("mgnet-imagenet100c", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
+    ("mgnet-imagenet100c", "empty folder", "path", "{empty} {tmp}/out", "folders inside"),
+    ("mgnet-benchmark", "unknown parameter", "type", "--out {tmp}/b -p nope 1", "nope"),
+    ("mgnet-benchmark", "wrong type", "type", "--out {tmp}/b -p epochs many", "epochs"),
+    ("mgnet-benchmark", "output that is a file", "output", "--out {file}", "--out"),
+    ("mgnet-benchmark", "non-empty output folder", "output", "--out {tree}", "--force"),
+    ("mgnet-benchmark", "missing notebook", "path", "--out {tmp}/b --notebook {tmp}/nope.ipynb", "nope.ipynb"),
+    ("mgnet-bench", "out of range", "range", "--repeats 0", "--repeats"),
+    ("mgnet-bench", "wrong type", "type", "--batch_size big", "--batch_size"),
+    ("mgnet-bench", "unknown device", "range", "--device tpu7", "--device"),
+    ("mgnet-bench", "output in a missing folder", "output", "--json {tmp}/no/b.json", "--json"),
+]
+
+
+def _main(command: str):
+    """The function behind a console command (a subcommand of `mgnet` goes through `mgnet`'s main)."""
+    mod, fn = _entry_points()[command.split()[0]].split(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    import mgnet
+    root = tmp_path_factory.mktemp("bad input")
+    (root / "empty").mkdir()
+    (root / "file.ckpt").write_bytes(b"this is not a checkpoint")
+    torch.manual_seed(0)
+    model = mgnet.MGNet(n_iter=2)
+    mgnet.save_checkpoint(model, root / "run" / "best.ckpt")
+    model.save_pretrained(root / "weights")
+    from PIL import Image
+    Image.new("L", (64, 64)).save(root / "img.png")
+    (root / "tree" / "fog" / "1" / "0").mkdir(parents=True)
+    Image.new("L", (64, 64)).save(root / "tree" / "fog" / "1" / "0" / "a.png")
+    return {"tmp": root, "ckpt": root / "run" / "best.ckpt", "file": root / "file.ckpt", "empty": root / "empty",
+            "tree": root / "tree", "weights": root / "weights"}
+
+
+@pytest.mark.parametrize("command,what,kind,args,culprit", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
+def test_bad_input(command, what, kind, args, culprit, places, capsys):
+    argv = [a.format(**{k: str(v) for k, v in places.items()}) for a in args.split()]
+    before = snapshot(places["tmp"])
+    try: code = _main(command)(argv)
+    except SystemExit as e: code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, (code, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    last = err.splitlines()[-1] if err else ""
+    assert "error" in last and culprit in last, last
+    assert snapshot(places["tmp"]) == before, "something on disk changed"
+
+
+def table() -> str:
+    """The README's table: per command, what is tried against it."""
+    rows, by = [], {}
+    for command, what, *_ in CASES: by.setdefault(command, []).append(what)
+    rows = ["| command | bad inputs tried (each: one line naming the culprit, exit 2, nothing on disk changed) |", "|---|---|"]
+    rows += [f"| `{c}` | {', '.join(ws)} |" for c, ws in by.items()]
+    return "\n".join(rows) + f"\n\n{len(CASES)} cases over {len(by)} entry points, in `tests/test_bad_input.py`."
+
+
+def test_readme_shows_the_current_table():
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"<!-- bad-input-table -->\n(.*?)\n<!-- /bad-input-table -->", readme, re.S)
+    assert m, "README.md lacks the <!-- bad-input-table --> block"
+    assert m.group(1).strip() == table().strip(), "stale table: python tests/test_bad_input.py > table, paste it into README.md"
+
+
+def test_every_console_command_is_tried():
+    assert {c.split()[0] for c, *_ in CASES} == set(_entry_points())
+
+
+if __name__ == "__main__":
+    print(table())
