@@ -89,7 +89,7 @@ class LossParts(NamedTuple):
     extra: dict           # name → scalar, the exploration terms that are on
 
 def mgnet_loss(out: MGNetOutput, labels: Tensor, cfg: MGNetConfig, model: MGNet | None = None, x: Tensor | None = None) -> LossParts:
-    "The MGNet training loss for `cfg` (DESIGN §1 plus the explorations that are on)."
+    "The MGNet training loss for `cfg` (docs/method.md §1 plus the explorations that are on)."
     ce = ce_matrix(out.logits, labels)
     w = glimpse_weights(ce.detach(), cfg.step_by_step, cfg.n_iter_coef)
     loss = (1 - cfg.alpha) * (w * ce).sum(0).mean()

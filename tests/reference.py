@@ -1,4 +1,4 @@
-"""An independent, deliberately plain re-statement of the original MGNet forward pass (DESIGN §1), used by the tests
+"""An independent, deliberately plain re-statement of the original MGNet forward pass (docs/method.md §1), used by the tests
 to check that mgnet computes the same function from the same weights.
 
 It works from a raw state dict with explicit tensor algebra: attention over *all* tokens with *every* query (the

@@ -190,7 +190,7 @@ def test_original_readme_test_command(tmp_path, mgnet_cmd):
     ref_acc = (ref_logits.argmax(-1) == y).double().mean(1).tolist()
     assert res["clean_acc"] == pytest.approx(ref_acc)
     assert len(res["gflops"]) == 4 and res["gflops"] == sorted(res["gflops"])
-    assert res["gflops"][-1] / res["baseline_gflops"] == pytest.approx(0.73, abs=0.02)   # DESIGN §1 arithmetic
+    assert res["gflops"][-1] / res["baseline_gflops"] == pytest.approx(0.73, abs=0.02)   # docs/method.md §1 arithmetic
     assert "GFLOPs" in r.stdout and "glimpse 4" in r.stdout
 
     bad = mgnet_cmd("--train_dir", train, "--val_dir", val, "--dataset", "imagenet", "--num_class", 7, "--test",
