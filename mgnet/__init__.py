@@ -15,3 +15,5 @@ from .data import MGNetData, TranslatedDigits, data_info
 from .losses import mgnet_loss
 from .train import fit, evaluate, LitMGNet
 from .flops import glimpse_gflops
+from .checkpoint import export_weights
+from .predict import predict
