@@ -222,12 +222,14 @@ def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corrupt
     return {"written": todo, "kept": n_all - todo, "images": len(items), "classes": len(classes)}
 
 # %% ../nbs/10_corruptions.ipynb #7b1d5b37
-def corruption_dataset(folder, cfg, flag: str = "corruption_dir"):
+def corruption_dataset(folder, cfg, flag: str = "corruption_dir", like_original: bool = False):
     "An image dataset over `folder` (a `<class>/<image>` tree) read as a model trained with `cfg` expects its input."
     classes = class_folders(folder, flag)
     if cfg.num_class is not None and len(classes) != cfg.num_class:
         raise ConfigError(flag, f"{folder} has {len(classes)} class folders, but the model has {cfg.num_class} classes")
-    return image_tree(folder, cfg, False, flag)
+    c = cfg.resolved()
+    if c.spec.kind == "folder" and not like_original: c = c.replace(eval_resize=c.img_size)   # the images are the crops already
+    return image_tree(folder, c, False, flag)
 
 # %% ../nbs/10_corruptions.ipynb #596139d4
 def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,
@@ -275,10 +277,12 @@ def evaluate_models(models: Sequence, loader, progress: bool = False, desc: str 
     return [(c.double() / total).tolist() for c in correct]
 
 def _loader_key(cfg) -> tuple:
-    return (cfg.dataset,) if cfg.dataset == "imagenet" else (cfg.dataset, cfg.translate, cfg.seed)
+    "Models whose inputs are read alike share a loader."
+    c = cfg.resolved()
+    return (c.dataset, c.img_size, c.eval_resize, tuple(c.mean), tuple(c.std)) + ((c.translate, c.seed) if c.spec.kind == "canvas" else ())
 
 def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, batch_size: int = 100,
-                        workers: int = 0, clean: bool = True, progress: bool = True) -> dict:
+                        workers: int = 0, clean: bool = True, progress: bool = True, like_original: bool = False) -> dict:
     "`{name: {'corruption_acc': {corruption: {'severity': [acc per glimpse]}}, 'clean_acc': [...] or None}}`."
     folders = tree_folders(tree, corruptions, severities)
     jobs = [(c, s, d) for c, sev in folders.items() for s, d in sev.items()]
@@ -291,8 +295,8 @@ def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, b
     for c, s, d in bar:
         bar.set_postfix_str(f"{c} {s}" if s else c)
         for names in groups.values():
-            ds = corruption_dataset(d, models[names[0]].cfg)
-            for n in names[1:]: corruption_dataset(d, models[n].cfg)     # class count checked for every model
+            ds = corruption_dataset(d, models[names[0]].cfg, like_original=like_original)
+            for n in names[1:]: corruption_dataset(d, models[n].cfg, like_original=like_original)     # class count checked for every model
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
             accs = evaluate_models([models[n] for n in names], loader)
             for n, a in zip(names, accs):
@@ -444,6 +448,9 @@ def corruptions_parser() -> argparse.ArgumentParser:
     p.add_argument("--severities", nargs="+", type=int, metavar="N", help="only these severities (default: all in the tree)")
     p.add_argument("--names", nargs="+", metavar="NAME", help="column names, one per --checkpoint (default: baseline/MGNet)")
     p.add_argument("--no_clean", action="store_true", help="skip the tree's clean/ copy")
+    p.add_argument("--resize_like_original", action="store_true",
+                   help="ImageNet models: read the 224-px images through Resize(256) + CenterCrop(224) as the original did, "
+                        "instead of as they are (ImageNet-C's convention)")
     p.add_argument("--results", metavar="FILE.json", help="write the accuracies as JSON")
     p.add_argument("--csv", metavar="FILE.csv", help="write the table as CSV")
     p.add_argument("--batch_size", type=int, default=100, help="images per batch")
@@ -469,7 +476,7 @@ def corruptions_main(argv: list[str] | None = None) -> int:
         models = dict(zip(a.names or model_names(loaded), (m.to(dev) for m in loaded)))
         _check_tree_fits(Path(a.corruption_dir), models)
         res = corruption_accuracy(models, a.corruption_dir, a.corruptions, a.severities, a.batch_size, a.workers,
-                                  clean=not a.no_clean)
+                                  clean=not a.no_clean, like_original=a.resize_like_original)
     except (ConfigError, CheckpointError, CorruptionError) as e: p.error(str(e))
     _report_corruptions(res, models, a)
     return 0

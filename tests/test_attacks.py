@@ -79,3 +79,33 @@ def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
     assert bad.returncode == 2 and "--adv" in bad.stderr.splitlines()[-1]
     bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack_glimpse", 2)
     assert bad.returncode == 2 and "--attack_glimpse" in bad.stderr.splitlines()[-1]
+
+
+def test_autoattack_per_glimpse(trained):
+    """AutoAttack never raises accuracy, eps 0 changes nothing, and no image survives it that its first attack
+    (APGD-CE with the same seed, on the same pixel-space model with the full gradient) alone breaks."""
+    import torchattacks
+    from mgnet.attacks import PixelModel, full_gradient
+    model = mgnet.load_checkpoint(trained.best_checkpoint)
+    info = data_info(model.cfg)
+    batches = _batches(model.cfg, 1)
+    kw = dict(progress=False, aa_iters=5, aa_queries=50)
+    r = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=0, **kw)
+    assert all(a <= c for a, c in zip(r["adv_acc"], r["clean_acc"])) and r["adv_acc"][-1] < r["clean_acc"][-1], r
+    assert r["attack"]["version"] == "custom budgets" and r["attack"]["targets"] == 9
+    zero = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.0, glimpse=0, **kw)
+    assert zero["adv_acc"] == pytest.approx(zero["clean_acc"])
+    (x, y), = batches
+    one = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=3, **kw)
+    pm = PixelModel(model, info.mean, info.std, glimpse=3).eval()
+    with full_gradient(model): ce = torchattacks.APGD(pm, eps=0.05, steps=5, seed=0)(to_pixels(x, info.mean, info.std).clamp(0, 1), y)
+    with torch.no_grad(): apgd_acc = (pm(ce).argmax(-1) == y).double().mean().item()
+    assert one["adv_acc"][2] <= apgd_acc
+    assert one["adv_acc"][2] == pytest.approx(r["adv_acc"][2])        # glimpse 3 attacked the same way in both runs
+
+
+def test_cli_autoattack_refuses_square(trained, mgnet_cmd):
+    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--square")
+    assert bad.returncode == 2 and "--square" in bad.stderr.splitlines()[-1]
+    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--aa_iters", 0)
+    assert bad.returncode == 2 and "--aa_iters" in bad.stderr.splitlines()[-1]
