@@ -97,7 +97,7 @@ class ExplorerBase:
         name, img = self.uploads[i - self.n_own]
         return img, img, None, f"uploaded {name}"
 
-# %% ../nbs/12_explorer.ipynb #ebce608c
+# %% ../nbs/12_explorer.ipynb #ee5ded94
 def _figure(self: ExplorerBase) -> Figure:
     "The picture for the widgets' current values."
     i = self.image.value
@@ -124,6 +124,8 @@ def _redraw(self: ExplorerBase):
         self.picture.value = figure_png(self.figure(), dpi=80)
         self.last_redraw = time.perf_counter() - t0
         self.status.value = f"<span class='mgnet-status'>{self.describe()} · drawn in {self.last_redraw:.2f} s</span>"
+    except BadImageError as e:                                 # a file of the folder that is not an image: say so
+        self.status.value = f"<span class='mgnet-status'>{self.describe()} · <span style='color:#b00'>{e}</span></span>"
     except Exception as e:
         self.status.value = f"<span style='color:#b00'>error: {type(e).__name__}: {e}</span>"
         with self.log: traceback.print_exc()
@@ -231,13 +233,14 @@ def _sweep_describe(self: GlimpseExplorer) -> str:
 
 GlimpseExplorer.describe = _sweep_describe
 
-# %% ../nbs/12_explorer.ipynb #14408f4d
+# %% ../nbs/12_explorer.ipynb #a67ce6dd
 def _checkpoint_name(path) -> str:
     "A short name of a checkpoint: its file, after its run's folder when it sits in a training run's `checkpoints/`."
     if path is None: return "model"
     p = Path(path)
     return f"{p.parents[2].name}/{p.name}" if p.parent.name == "checkpoints" and len(p.parents) > 2 else p.name
 
+# %% ../nbs/12_explorer.ipynb #2d4e4d30
 class ImageExplorer(ExplorerBase):
     "Widgets to look at one model on any images: image and glimpse count → boxes, crops, top classes; upload your own."
     def __init__(self, checkpoint, images=None, index: int = 0, topk: int = 3):
@@ -264,10 +267,15 @@ class ImageExplorer(ExplorerBase):
         img = read_image(f)
         return img, img, f.parent.name if f.parent.name in self.classes else None, str(f)
 
+    def name_of(self, i: int) -> str:
+        "The name of image `i` (without reading it)."
+        if i >= self.n_own: return f"uploaded {self.uploads[i - self.n_own][0]}"
+        return f"image {i}" if self.data is not None else str(self.files[i])
+
     def describe(self) -> str:
         "The status line: the model, the image, how many glimpses are shown."
         c, i, n = self.model.cfg, self.image.value, self.glimpses.value
-        what = f"image {i + 1} of {self.n_items}" + (f": {self.item(i)[3]}" if self.n_items else "")
+        what = f"image {i + 1} of {self.n_items}" + (f": {self.name_of(i)}" if self.n_items else "")
         return (f"<b>{self.title}</b> ({c.dataset}, --model {c.model}, {c.n_iter} glimpses, scale {c.scale:g}, {len(self.classes)} classes) · "
                 f"{what}, {n} glimpse{'s' if n > 1 else ''} shown")
 

@@ -48,7 +48,7 @@ def class_names(model: MGNet) -> tuple[str, ...]:
         return tuple(default_classes())
     return tuple(str(k) for k in range(K))
 
-# %% ../nbs/16_predict.ipynb #f5c20708
+# %% ../nbs/16_predict.ipynb #2d0f79ce
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 
 class InputError(ValueError):
@@ -74,7 +74,7 @@ def read_image(path: str | Path):
             im.load()
             return ImageOps.exif_transpose(im)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise BadImageError(f"{path}: cannot read image ({e}); fix or remove it, or pass --skip_bad_images") from None
+        raise BadImageError(f"{path}: cannot read image ({e})") from None
 
 # %% ../nbs/16_predict.ipynb #bf00fdd6
 class InputGeometry(NamedTuple):
@@ -119,7 +119,7 @@ class GlimpseStep:
     box: tuple[float, float, float, float]        # (x0, y0, x1, y1) the glimpse covered, in the original image's pixels
     params: tuple[float, float, float]            # (σ, tx, ty) on the model input
 
-# %% ../nbs/16_predict.ipynb #c2a0caa2
+# %% ../nbs/16_predict.ipynb #e31d5c6d
 @dataclass(frozen=True)
 class Prediction:
     "The model's answers on one image, glimpse by glimpse."
@@ -144,7 +144,9 @@ class Prediction:
 
 class Predictions(list):
     "A list of `Prediction`s, with `skipped`: the unreadable files left out (`skip_bad=True`)."
-    skipped: list[str]
+    def __init__(self, predictions: Iterable[Prediction] = (), skipped: Iterable[str] = ()):
+        super().__init__(predictions)
+        self.skipped = list(skipped)
 
 # %% ../nbs/16_predict.ipynb #de42034d
 def _items(images) -> list:
@@ -200,7 +202,7 @@ def _run_batch(model, batch, classes, topk, exit_threshold, crops) -> list[Predi
         res.append(Prediction(source, geo.source, steps, n if at is not None else None, None if pix is None else pix[b, :n]))
     return res
 
-# %% ../nbs/16_predict.ipynb #45e22b01
+# %% ../nbs/16_predict.ipynb #aa2b9efa
 def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = None, transform: Callable | None = None,
             classes: Sequence[str] | None = None, batch_size: int = 32, crops: bool = False, skip_bad: bool = False,
             progress: bool = False) -> Predictions:
@@ -210,7 +212,7 @@ def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = 
     cfg, mode = model.cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
     transform = transform or image_transform(model.cfg)
     classes = tuple(classes) if classes is not None else class_names(model)
-    res = Predictions(); res.skipped = []
+    res = Predictions()
     with tqdm(total=len(items), desc="predict", unit="image", disable=not progress, leave=False) as bar:
         for start in range(0, len(items), batch_size):
             batch = []
@@ -387,7 +389,7 @@ def _draw(a, model: MGNet, files: Sequence[Path], names: Sequence[str], kw: dict
                 bar.update()
     print(f"{len(files)} picture{'s' * (len(files) != 1)}{' and animations' if a.gif else ''} written to {d}")
 
-# %% ../nbs/16_predict.ipynb #6226d075
+# %% ../nbs/16_predict.ipynb #2213fc59
 def predict_main(argv: list[str] | None = None) -> int:
     "`mgnet predict`: classify images glimpse by glimpse; print, save and draw what the model saw."
     parser = predict_parser()
@@ -405,7 +407,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError) as e:
         parser.error(str(e))
     except BadImageError as e:
-        print(f"mgnet predict: error: {e}", file=sys.stderr)
+        print(f"mgnet predict: error: {e}; fix or remove it, or pass --skip_bad_images", file=sys.stderr)
         return 2
     for p in preds: print(format_prediction(p, a.exit_threshold))
     n = len(preds.skipped)
