@@ -10,7 +10,7 @@ from mgnet.experiments import run_notebook, ExperimentError, notebook_path, note
 # Tiny, but not collapsed to one class (the default learning rate can do that on a handful of batches).
 TINY_TRAIN = dict(epochs=2, limit_train=6, learning_rate=0.02, n_iter=2, batch_size=16)
 NOTEBOOK_ONLY = {"mgnet_checkpoint", "baseline_checkpoint", "protocols", "eps_list", "paper_eps_list", "limit_images",
-                 "corruptions", "severities", "corruption_dir", "corruption_images", "out_dir"}
+                 "corruptions", "severities", "corruption_dir", "corruption_images", "out_dir", "autoattack", "aa_images"}
 
 
 @pytest.fixture(autouse=True)
@@ -58,13 +58,14 @@ def test_parameters_cell():
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "evaluate.ipynb is not clean"
     names = set(notebook_parameters(notebook_path("evaluate")))
     assert names - NOTEBOOK_ONLY <= set(MGNetConfig.field_names()), names - NOTEBOOK_ONLY - set(MGNetConfig.field_names())
-    assert {"dataset", "eps", "step_size", "step_k", "seed", "square_queries"} <= names
+    assert {"dataset", "eps", "step_size", "step_k", "seed", "square_queries", "aa_iters", "aa_queries"} <= names
 
 
 def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     out = tmp_path / "eval"
     nb = execute(tmp_path, out_dir=str(out), **TINY_TRAIN, limit_images=32, eps_list=[0.0, 0.1], step_k=2,
-                 square=True, eps=0.1, square_queries=20, corruptions=["gaussian_noise"], severities=[3], corruption_images=2)
+                 square=True, eps=0.1, square_queries=20, corruptions=["gaussian_noise"], severities=[3], corruption_images=2,
+                 aa_iters=3, aa_queries=20, aa_images=16)
     r = json.loads((out / "results.json").read_text())
     check_invariants(r, ["paper", "adaptive"], {"baseline": 1, "mgnet": 2})
     assert r["images"] == 32
@@ -77,20 +78,27 @@ def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     assert list(r["corruption_acc"]["mgnet"]) == ["gaussian_noise"] and list(r["corruption_acc"]["mgnet"]["gaussian_noise"]) == ["3"]
     assert len(r["corruption_acc"]["mgnet"]["gaussian_noise"]["3"]) == 2 and len(r["corruption_acc"]["baseline"]["gaussian_noise"]["3"]) == 1
     assert (out / "corruptions" / "gaussian_noise" / "3").is_dir() and (out / "corruptions.csv").is_file()
+    assert r["corruption_summary"]["mce"] is None and "1 of the 15" in r["corruption_summary"]["why_no_mce"]
+    for k, n in {"baseline": 1, "mgnet": 2}.items():                                          # AutoAttack, per glimpse
+        aa = r["autoattack"][k]
+        assert aa["images"] == 16 and len(aa["adv_acc"]) == n and aa["attack"]["protocol"] == "autoattack"
+        assert all(a <= c for a, c in zip(aa["adv_acc"], aa["clean_acc"])), aa
+        assert aa["attack"]["iters"] == 3 and aa["attack"]["version"] == "custom budgets"
     text = text_of(nb)
     assert "no MGNet checkpoint: training" in text and "no baseline checkpoint: training" in text
     assert "paper protocol: " in text and "adaptive protocol: " in text                      # the verdicts
     assert "Square" in text and ("Square BEAT" in text or "Square did not beat PGD" in text)
+    assert "AutoAttack (custom budgets" in text and "Departures from RobustBench" in text and "no mCE" in text
     assert images_of(nb) >= 2                                                                  # accuracy vs eps, corruption bars
 
     # Again with the checkpoints just trained given as paths: nothing trained, one protocol, no eps 0, no extras.
     ck = r["checkpoints"]
     nb = execute(tmp_path, out_dir=str(tmp_path / "again"), mgnet_checkpoint=ck["mgnet"], baseline_checkpoint=ck["baseline"],
                  batch_size=16, limit_images=16, protocols=["adaptive"], eps_list=[0.05], step_k=1, square=False,
-                 corruptions=None)
+                 corruptions=None, autoattack=False)
     r2 = json.loads((tmp_path / "again" / "results.json").read_text())
     check_invariants(r2, ["adaptive"], {"baseline": 1, "mgnet": 2})
-    assert r2["square_acc"] is None and r2["corruption_acc"] is None and r2["checkpoints"] == ck
+    assert r2["square_acc"] is None and r2["corruption_acc"] is None and r2["autoattack"] is None and r2["checkpoints"] == ck
     assert "training" not in text_of(nb) and not (tmp_path / "again" / "mgnet").exists()
 
 
