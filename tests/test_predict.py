@@ -160,3 +160,36 @@ def test_bad_input_one_line_exit_2(tmp_path, trained, digits, case):
     assert last.startswith("mgnet predict: error:") and culprit in last, last
     assert "Traceback" not in r.stderr
     assert snapshot(tmp_path) == before                                  # nothing written, nothing changed
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+def test_folder_model_boxes_through_resize_and_crop(tmp_path):
+    """An ImageFolder model (32 px crop) on 56×40 Fashion-MNIST pictures: the first glimpse is the centre crop the model
+    saw, in the pictures' own pixels, and the later glimpses lie inside it."""
+    from mgnet.data import read_idx
+    imgs, labels = read_idx(FASHION / "t10k-images-idx3-ubyte.gz")[:40], read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")[:40]
+    for i, (a, y) in enumerate(zip(imgs, labels)):
+        d = tmp_path / "tree" / f"class{int(y)}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(a.numpy()).convert("RGB").resize((56, 40), Image.BILINEAR).save(d / f"{i:03d}.png")
+    r = run_mgnet("--dataset", "imagenet", "--train_dir", tmp_path / "tree", "--img_size", 32, "--epochs", 1, "--limit_train", 2,
+                  "--n_iter", 2, "--batch_size", 8, "--workers", 0, "--log_dir", "logs", "--results", "t.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = json.loads((tmp_path / "t.json").read_text())["checkpoint"]
+    r = predict_cmd(tmp_path / "tree", "--checkpoint", ckpt, "--json", "p.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["classes"] == sorted(p.name for p in (tmp_path / "tree").iterdir())
+    assert len(doc["predictions"]) == 40
+    short = round(32 * 256 / 224)                    # the evaluation resize of the short side (40 px → 37)
+    for p in doc["predictions"]:
+        assert p["size"] == [56, 40]
+        (x0, y0, x1, y1), later = p["glimpses"][0]["box"], p["glimpses"][1]["box"]
+        assert y1 - y0 == pytest.approx(32 * 40 / short, rel=1e-3)                 # 32 px of the resized picture
+        assert x1 - x0 == pytest.approx(32 * 40 / short, rel=0.02)
+        assert (x0 + x1) / 2 == pytest.approx(28, abs=1) and (y0 + y1) / 2 == pytest.approx(20, abs=1)   # centred
+        assert x0 - 1e-6 <= later[0] < later[2] <= x1 + 1e-6 and y0 - 1e-6 <= later[1] < later[3] <= y1 + 1e-6
