@@ -88,6 +88,7 @@ def _crop224(path: str) -> np.ndarray:
     im = TF.center_crop(TF.resize(im, 256), 224)
     return np.asarray(im, dtype=np.uint8)
 
+# %% ../nbs/10_corruptions.ipynb #57ff06df
 def corruption_source(dataset: str = "digits", val_dir=None, translate: float = 0.4, data_seed: int = 0,
                       limit: int | None = None) -> tuple[list[str], list[tuple]]:
     "`(classes, items)`, each item `(index, class, relative output path, image array or file path)`."
@@ -161,6 +162,7 @@ def _tree_settings(dataset, val_dir, translate, data_seed, seed) -> dict:
 
 _SETTING_FLAG = {"dataset": "dataset", "seed": "seed", "translate": "translate", "data_seed": "data_seed", "val_dir": "val_dir"}
 
+# %% ../nbs/10_corruptions.ipynb #b4f11636
 def _check_out_dir(out: Path, settings: dict, src: Path | None) -> None:
     if out.exists() and not out.is_dir(): raise CorruptionError(f"OUT_DIR {out}: exists and is not a directory")
     if src is not None and _inside(out, src):
@@ -178,6 +180,7 @@ def _check_out_dir(out: Path, settings: dict, src: Path | None) -> None:
     elif out.is_dir() and any(out.iterdir()):
         raise CorruptionError(f"OUT_DIR {out}: exists, is not empty and was not made by mgnet-corrupt (no {TREE_FILE})")
 
+# %% ../nbs/10_corruptions.ipynb #97abd959
 def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corruptions: Sequence[str] | None = None,
                          severities: Sequence[int] | None = None, seed: int = 0, translate: float = 0.4,
                          data_seed: int = 0, limit: int | None = None, clean: bool = True, workers: int = 0,
@@ -281,6 +284,7 @@ def _loader_key(cfg) -> tuple:
     c = cfg.resolved()
     return (c.dataset, c.img_size, c.eval_resize, tuple(c.mean), tuple(c.std)) + ((c.translate, c.seed) if c.spec.kind == "canvas" else ())
 
+# %% ../nbs/10_corruptions.ipynb #18da3f91
 def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, batch_size: int = 100,
                         workers: int = 0, clean: bool = True, progress: bool = True, like_original: bool = False) -> dict:
     "`{name: {'corruption_acc': {corruption: {'severity': [acc per glimpse]}}, 'clean_acc': [...] or None}}`."
@@ -338,6 +342,7 @@ def format_table(cols: list[str], rows: dict[str, list[float]], scale: float = 1
         lines.append(f"{r:<{w0}}  " + "  ".join(f"{x:>{cw}}" for x in v))
     return "\n".join(l.rstrip() for l in lines)
 
+# %% ../nbs/10_corruptions.ipynb #cb33208a
 def table_csv(cols: list[str], rows: dict[str, list[float]]) -> str:
     "The table as CSV text (accuracies as fractions, unmarked)."
     buf = io.StringIO()
@@ -457,6 +462,7 @@ def corruptions_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     return p
 
+# %% ../nbs/10_corruptions.ipynb #a377d60e
 def corruptions_main(argv: list[str] | None = None) -> int:
     "The `mgnet-corruptions` console command."
     p = corruptions_parser()
