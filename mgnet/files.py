@@ -25,11 +25,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f: write(f)
+        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600 files: give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
     return path
+
+def _umask() -> int:
+    "The process's umask (read by setting it and putting it back)."
+    m = os.umask(0); os.umask(m)
+    return m
 
 def write_json(obj, path: str | os.PathLike) -> Path:
     "Write `obj` as JSON to a temporary file beside `path`, then rename it into place."
