@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 
+from .config import ATTACKS
 from .model import MGNet
 
 # %% auto #0
-__all__ = ['AA_TARGETS', 'PROTOCOLS', 'to_pixels', 'to_normalised', 'PixelModel', 'full_gradient', 'pgd_paper', 'pgd_adaptive',
+__all__ = ['AA_TARGETS', 'to_pixels', 'to_normalised', 'PixelModel', 'full_gradient', 'pgd_paper', 'pgd_adaptive',
            'square_attack', 'autoattack', 'autoattack_hits', 'robust_accuracy']
 
 # %% ../nbs/09_attacks.ipynb #f6dc2824
@@ -119,8 +120,6 @@ def autoattack_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 
                         for t in range(1, model.n_iter + 1)])
 
 # %% ../nbs/09_attacks.ipynb #10ee8a12
-PROTOCOLS = ("paper", "adaptive", "autoattack")
-
 def _adv_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, protocol: str, eps: float, step_size: float, steps: int,
               glimpse: int, gen: torch.Generator, aa_iters: int, aa_queries: int, seed: int) -> Tensor:
     "Correct predictions per glimpse on one batch attacked under `protocol`."
@@ -137,7 +136,7 @@ def robust_accuracy(model: MGNet, loader, mean, std, protocol: str = "paper", ep
                     square_queries: int = 1000, seed: int = 0, progress: bool = True,
                     aa_iters: int = 100, aa_queries: int = 5000) -> dict:
     "Per-glimpse clean and adversarial accuracy of `model` on `loader` under `protocol` ('paper', 'adaptive' or 'autoattack')."
-    if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}")
+    if protocol not in ATTACKS: raise ValueError(f"unknown protocol {protocol!r}")
     model.eval()
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
