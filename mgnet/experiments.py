@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,7 +26,7 @@ from matplotlib import patheffects
 
 from .config import MGNetConfig, ConfigError
 from .model import MGNet, baseline_config
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_checkpoint, CheckpointError
 from .data import data_info, MGNetData
 from .flops import glimpse_gflops, baseline_gflops
 from .geometry import params_to_pixel_box
@@ -34,12 +35,12 @@ from .train import fit
 from .files import write_json, package_version
 
 # %% auto #0
-__all__ = ['RESULTS', 'GLIMPSE_COLORS', 'config_from', 'load_run', 'train_run', 'train_runs', 'point_name', 'sweep_points',
-           'run_sweep', 'load_runs', 'figure_png', 'show', 'read_curves', 'curves_figure', 'glimpse_pictures',
-           'draw_glimpses', 'gallery_figure', 'accuracy_gflops_figure', 'sweep_table', 'sweep_heatmaps',
-           'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path', 'default_sweep_dir',
-           'notebook_parameters', 'export_html', 'run_notebook', 'seed_entry', 'seeds_table', 'parse_value',
-           'benchmark_parser', 'benchmark_main']
+__all__ = ['RESULTS', 'GLIMPSE_COLORS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run',
+           'train_run', 'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'figure_png', 'show',
+           'read_curves', 'curves_figure', 'glimpse_pictures', 'draw_glimpses', 'gallery_figure',
+           'accuracy_gflops_figure', 'sweep_table', 'sweep_heatmaps', 'ExperimentError', 'checkout_root',
+           'notebook_dirs', 'notebook_path', 'default_sweep_dir', 'notebook_parameters', 'export_html', 'run_notebook',
+           'seed_entry', 'seeds_table', 'parse_value', 'benchmark_parser', 'benchmark_main']
 
 # %% ../nbs/13_experiments.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -56,6 +57,12 @@ _SAME = ("dataset", "model", "n_iter", "scale", "alpha", "s", "epochs", "batch_s
          "seed", "limit_train", "limit_val", "trans_method", "scale_min", "scale_max", "train_dir", "val_dir",
          "loc_init", "loc_lr", "coord_channels", "keypoints", "data_seed")
 
+class DamagedRunError(ValueError):
+    "A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file."
+    def __init__(self, run_dir: str | os.PathLike, file: str | os.PathLike, reason: str, detail: str = ""):
+        self.run_dir, self.file, self.reason = Path(run_dir), Path(file), reason
+        super().__init__(f"{file}: {reason}" + (f" ({detail})" if detail else ""))
+
 def _resolve_paths(r: dict, run_dir: Path) -> dict:
     r = dict(r)
     for k in ("checkpoint", "log_dir"):
@@ -63,25 +70,63 @@ def _resolve_paths(r: dict, run_dir: Path) -> dict:
     r["run_dir"] = str(run_dir.resolve())
     return r
 
+def check_run_checkpoint(run_dir: str | os.PathLike, path: str | os.PathLike) -> None:
+    "A `DamagedRunError` unless the checkpoint `path` of the run in `run_dir` is there and whole: a zip archive (as `torch.save` writes) whose members all match their checksums, or else a file that loads."
+    path = Path(path)
+    if not path.is_file(): raise DamagedRunError(run_dir, path, "checkpoint missing")
+    if path.stat().st_size == 0: raise DamagedRunError(run_dir, path, "checkpoint empty")
+    if not zipfile.is_zipfile(path):                   # cut short (the zip's directory is at its end), or an old format
+        try: read_checkpoint(path); return
+        except CheckpointError as e: raise DamagedRunError(run_dir, path, "checkpoint cut short or corrupt", str(e).split(": ")[-1]) from None
+    try:
+        with zipfile.ZipFile(path) as z: bad = z.testzip()
+    except OSError as e: raise DamagedRunError(run_dir, path, "checkpoint unreadable", e.strerror or str(e)) from None
+    except (zipfile.BadZipFile, EOFError, ValueError) as e: bad = str(e)
+    if bad: raise DamagedRunError(run_dir, path, "checkpoint cut short or corrupt", f"{bad} fails its checksum")
+
+# %% ../nbs/13_experiments.ipynb #f7ad264a
+_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+_nums = lambda v: isinstance(v, list) and len(v) > 0 and all(map(_num, v))
+_FIELDS = {"name": lambda v: isinstance(v, str), "config": lambda c: isinstance(c, dict) and all(_num(c.get(k)) for k in ("alpha", "s", "scale")),
+           "clean_acc": _nums, "gflops": _nums, "baseline_gflops": _num, "checkpoint": lambda v: isinstance(v, str) and v != ""}
+
 def load_run(run_dir: str | os.PathLike) -> dict:
-    "The `results.json` of a run folder, with its paths made absolute."
+    "The `results.json` of a finished run folder, with its paths made absolute; a `DamagedRunError` naming the file when it or the run's checkpoint is missing, cut short or unreadable."
     run_dir = Path(run_dir)
     p = run_dir / RESULTS
     if not p.is_file(): raise FileNotFoundError(f"{run_dir}: no {RESULTS} (not a finished mgnet run)")
-    return _resolve_paths(json.loads(p.read_text()), run_dir)
+    try: r = json.loads(p.read_bytes())
+    except OSError as e: raise DamagedRunError(run_dir, p, "unreadable", e.strerror or str(e)) from None
+    except ValueError as e: raise DamagedRunError(run_dir, p, "cut short or not JSON", str(e)) from None
+    if not isinstance(r, dict): raise DamagedRunError(run_dir, p, f"holds a {type(r).__name__}, not a run's results")
+    missing = [k for k in _FIELDS if k not in r]
+    if missing: raise DamagedRunError(run_dir, p, f"lacks {', '.join(missing)}: not a finished run's results")
+    bad = [k for k, ok in _FIELDS.items() if not ok(r[k])]
+    if bad: raise DamagedRunError(run_dir, p, f"malformed {', '.join(bad)}")
+    r = _resolve_paths(r, run_dir)
+    check_run_checkpoint(run_dir, r["checkpoint"])
+    return r
 
+# %% ../nbs/13_experiments.ipynb #832ad460
 def _differences(a: dict, b: dict) -> list[str]:
     return [f"{k}={a.get(k)!r} (asked {b.get(k)!r})" for k in _SAME if a.get(k) != b.get(k)]
 
-def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = None, progress: bool = False) -> dict:
-    "Train `cfg` into `out_dir` (logs, checkpoints, `results.json`), or read the run back if it was already done."
+def reusable_run(out_dir: str | os.PathLike, cfg: MGNetConfig) -> dict | None:
+    "The finished run of `cfg` in `out_dir` (`skipped` True), or None when it is to be trained: no `results.json` there, or a damaged run (named in one line on stderr). A run of another configuration there is refused."
+    out = Path(out_dir)
+    if not (out / RESULTS).is_file(): return None
+    try: done = load_run(out)
+    except DamagedRunError as e:
+        print(f"mgnet: damaged run, training it again: {e}", file=sys.stderr, flush=True)
+        return None
+    diff = _differences(done["config"], cfg.resolved().to_dict())
+    if diff: raise ConfigError("out_dir", f"{out} holds a run with {', '.join(diff)}; use another out_dir")
+    return {**done, "skipped": True}
+
+def _train_new(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = None, progress: bool = False) -> dict:
+    "Train `cfg` into `out_dir` and write its `results.json`, whatever the folder holds."
     out = Path(out_dir)
     cfg = cfg.resolved()
-    if (out / RESULTS).is_file():
-        done = load_run(out)
-        diff = _differences(done["config"], cfg.to_dict())
-        if diff: raise ConfigError("out_dir", f"{out} holds a run with {', '.join(diff)}; use another out_dir")
-        return {**done, "skipped": True}
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     res = fit(cfg.replace(log_dir=str(out.resolve() / "logs"), tmp=False), progress=progress)
@@ -97,6 +142,11 @@ def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = N
     write_json(r, out / RESULTS)
     return {**_resolve_paths(r, out), "skipped": False}
 
+def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = None, progress: bool = False) -> dict:
+    "Train `cfg` into `out_dir` (logs, checkpoints, `results.json`), or read the run back if it was already done (`reusable_run`)."
+    done = reusable_run(out_dir, cfg)
+    return done if done is not None else _train_new(cfg, out_dir, name, progress)
+
 # %% ../nbs/13_experiments.ipynb #81cb06df
 def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None) -> dict:
     "In a spawned process: train one run, its console output going to `out_dir/train.log`."
@@ -107,32 +157,34 @@ def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None
     sys.stdout.flush(); sys.stderr.flush()
     os.dup2(log.fileno(), 1); os.dup2(log.fileno(), 2)
     if threads: torch.set_num_threads(threads)
-    return train_run(MGNetConfig.from_dict(cfg), out_dir, name)
+    return _train_new(MGNetConfig.from_dict(cfg), out_dir, name)
 
 def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]], parallel: int = 1,
                threads: int | None = None, progress: bool = False, desc: str = "runs") -> list[dict]:
     "Train `(cfg, out_dir, name)` jobs (see `train_run`), `parallel` at a time, each on `threads` torch threads."
     from tqdm.auto import tqdm
     for c, _, _ in jobs: c.validate()
-    bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not progress)
+    out = [reusable_run(d, c) for c, d, _ in jobs]        # runs done read back first, here: damaged ones named, to train
+    todo = [i for i, r in enumerate(out) if r is None]
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run", disable=not progress)
     try:
-        if parallel <= 1 or len(jobs) <= 1:
+        if parallel <= 1 or len(todo) <= 1:
             old = torch.get_num_threads()
             if threads: torch.set_num_threads(threads)
             try:
-                out = []
-                for c, d, n in jobs:
+                for i in todo:
+                    c, d, n = jobs[i]
                     bar.set_postfix_str(n or Path(d).name)
-                    out.append(train_run(c, d, n)); bar.update()
+                    out[i] = _train_new(c, d, n); bar.update()
                 return out
             finally: torch.set_num_threads(old)
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
         from mgnet.experiments import _train_worker as worker      # by its module's name, which spawned processes import
-        with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
-            futs = [ex.submit(worker, c.to_dict(), str(d), n, threads) for c, d, n in jobs]
-            for f in as_completed(futs): f.result(); bar.update()
-            return [f.result() for f in futs]
+        with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context("spawn")) as ex:
+            futs = {ex.submit(worker, jobs[i][0].to_dict(), str(jobs[i][1]), jobs[i][2], threads): i for i in todo}
+            for f in as_completed(futs): out[futs[f]] = f.result(); bar.update()
+            return out
     finally: bar.close()
 
 # %% ../nbs/13_experiments.ipynb #806cb32e
@@ -157,11 +209,17 @@ def run_sweep(base: MGNetConfig, alphas, ss, scales, out_dir: str | os.PathLike,
     jobs = [(c, out / point_name(*p), point_name(*p)) for p, c in zip(pts, cfgs)]
     return train_runs(jobs, parallel=parallel, threads=threads, progress=progress, desc="sweep")
 
-def load_runs(sweep_dir: str | os.PathLike) -> list[dict]:
-    "Every finished run directly under `sweep_dir` (folders with a `results.json`), sorted by (scale, alpha, s)."
+def load_runs(sweep_dir: str | os.PathLike, skipped: list | None = None) -> list[dict]:
+    "Every finished run directly under `sweep_dir` (folders with a `results.json`), sorted by (scale, alpha, s). A damaged run is left out: its `DamagedRunError` is added to `skipped` when that is a list, else named in one line on stderr."
     root = Path(sweep_dir)
     if not root.is_dir(): return []
-    runs = [load_run(p) for p in sorted(root.iterdir()) if (p / RESULTS).is_file()]
+    runs = []
+    for p in sorted(root.iterdir()):
+        if not (p / RESULTS).is_file(): continue
+        try: runs.append(load_run(p))
+        except DamagedRunError as e:
+            if skipped is None: print(f"mgnet: skipping a damaged run: {e}", file=sys.stderr, flush=True)
+            else: skipped.append(e)
     return sorted(runs, key=lambda r: (r["config"]["scale"], r["config"]["alpha"], r["config"]["s"]))
 
 # %% ../nbs/13_experiments.ipynb #a628eaa6
