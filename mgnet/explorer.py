@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import io
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -52,20 +54,26 @@ QUICK_GRID = dict(alphas=(0.0, 0.6), ss=(0.02, 1.0), scales=(2.0, 3.0))
 QUICK_CONFIG = dict(dataset="digits", n_iter=4, epochs=6, optimizer="adam", learning_rate=3e-3)   # SGD one-cycle sits at chance for the first ~6 epochs
 
 def ensure_runs(sweep_dir=None, train: bool = True, progress: bool = True, grid: dict | None = None, parallel: int = 2,
-                threads: int | None = 1, **cfg) -> list[dict]:
-    "The runs in `sweep_dir` (default: `default_sweep_dir()`); with none there and `train`, train a small grid first."
+                threads: int | None = 1, skipped: list | None = None, **cfg) -> list[dict]:
+    "The runs in `sweep_dir` (default: `default_sweep_dir()`); with none there and `train`, train a small grid first. Damaged runs are left out: added to `skipped` when it is a list, else named once on stderr."
     root = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir()
-    runs = load_runs(root)
-    if runs: return runs
-    if not train:
-        raise FileNotFoundError(f"no finished runs in {root}: run nbs/experiments/sweep.ipynb, or explore(train=True)")
-    g = {**QUICK_GRID, **(grid or {})}
-    base = MGNetConfig(**{**QUICK_CONFIG, **cfg})
-    n = len(g["alphas"]) * len(g["ss"]) * len(g["scales"])
-    print(f"No runs in {root} yet: training a small grid of {n} runs on the {base.dataset} "
-          f"({base.epochs} epochs each, {parallel} side by side) ...", flush=True)
-    run_sweep(base, g["alphas"], g["ss"], g["scales"], root, progress=progress, parallel=parallel, threads=threads)
-    return load_runs(root)
+    bad = []
+    runs = load_runs(root, bad)
+    if not runs and not train:
+        damaged = f" ({len(bad)} damaged: {'; '.join(map(str, bad))})" if bad else ""
+        raise FileNotFoundError(f"no finished runs in {root}{damaged}: run nbs/experiments/sweep.ipynb, or explore(train=True)")
+    if not runs:
+        g = {**QUICK_GRID, **(grid or {})}
+        base = MGNetConfig(**{**QUICK_CONFIG, **cfg})
+        n = len(g["alphas"]) * len(g["ss"]) * len(g["scales"])
+        print(f"No runs in {root} yet: training a small grid of {n} runs on the {base.dataset} "
+              f"({base.epochs} epochs each, {parallel} side by side) ...", flush=True)
+        run_sweep(base, g["alphas"], g["ss"], g["scales"], root, progress=progress, parallel=parallel, threads=threads)
+        bad.clear(); runs = load_runs(root, bad)         # damaged runs at the grid's points were trained again
+    if skipped is not None: skipped.extend(bad)
+    else:
+        for e in bad: print(f"mgnet: skipping a damaged run: {e}", file=sys.stderr, flush=True)
+    return runs
 
 # %% ../nbs/12_explorer.ipynb #b49f5bc7
 class ExplorerBase:
@@ -193,10 +201,10 @@ class _SweepState:
 # %% ../nbs/12_explorer.ipynb #a2c1564d
 class GlimpseExplorer(_SweepState, ExplorerBase):
     "Widgets to browse the runs of a sweep: run (alpha, s, scale), image and glimpse count → boxes, crops, top classes."
-    def __init__(self, runs: Sequence[dict], index: int = 0, topk: int = 3):
+    def __init__(self, runs: Sequence[dict], index: int = 0, topk: int = 3, skipped: Sequence[Exception] = ()):
         import ipywidgets as W
         if not runs: raise ValueError("GlimpseExplorer needs at least one finished run")
-        self.runs = list(runs)
+        self.runs, self.skipped = list(runs), list(skipped)        # skipped: the damaged runs left out (`DamagedRunError`s)
         self._models, self._data = {}, {}
         al, sl, rl = grid_values(self.runs)
         k = run_key(self.runs[0])
@@ -218,7 +226,7 @@ class GlimpseExplorer(_SweepState, ExplorerBase):
 
 # %% ../nbs/12_explorer.ipynb #bd0c0417
 def _sweep_describe(self: GlimpseExplorer) -> str:
-    "The status line: which run is shown (and whether it is the one asked for), its accuracy and GFLOPs, the image."
+    "The status line: which run is shown (and whether it is the one asked for), its accuracy and GFLOPs, the image, the damaged runs left out."
     r, exact = nearest_run(self.runs, self.alpha.value, self.s.value, self.scale.value)
     a, s, sc = run_key(r)
     asked = f"alpha {self.alpha.value:g}, s {self.s.value:g}, scale {self.scale.value:g}"
@@ -229,7 +237,14 @@ def _sweep_describe(self: GlimpseExplorer) -> str:
     what = f"image {i}" if i < self.n_own else f"image {i} ({self.item(i)[3]})"
     return (f"{head} (alpha {a:g}, s {s:g}, scale {sc:g}, {len(r['clean_acc'])} glimpses) · accuracy per glimpse {accs} · "
             f"{g[-1]:.4f} GFLOPs ({g[-1] / r['baseline_gflops']:.0%} of the baseline's {r['baseline_gflops']:.4f}) · "
-            f"{what}, {n} glimpse{'s' if n > 1 else ''} shown")
+            f"{what}, {n} glimpse{'s' if n > 1 else ''} shown" + _skipped_note(self.skipped))
+
+def _skipped_note(skipped: Sequence[Exception]) -> str:
+    "The status line's note of the damaged runs left out: each run's folder, file and what is wrong with it."
+    if not skipped: return ""
+    name = lambda e: f"{e.run_dir.name} ({e.file.name}: {e.reason})" if hasattr(e, "reason") else str(e)
+    return (f" · <span style='color:#b00'>skipped {len(skipped)} damaged run{'s' * (len(skipped) > 1)}: "
+            f"{html.escape(', '.join(map(name, skipped)))}</span>")
 
 GlimpseExplorer.describe = _sweep_describe
 
@@ -282,7 +297,9 @@ class ImageExplorer(ExplorerBase):
 # %% ../nbs/12_explorer.ipynb #86e302f7
 def explore(sweep_dir=None, train: bool = True, index: int = 0, progress: bool = True, grid: dict | None = None,
             checkpoint=None, images=None, **cfg) -> ExplorerBase:
-    "`ImageExplorer(checkpoint, images)` with a `checkpoint`; else a `GlimpseExplorer` over the runs of `sweep_dir` (training a small grid there if it has none)."
+    "`ImageExplorer(checkpoint, images)` with a `checkpoint`; else a `GlimpseExplorer` over the runs of `sweep_dir` (training a small grid there if it has none; damaged runs left out and named on its status line)."
     if checkpoint is not None: return ImageExplorer(checkpoint, images, index=index)
     if images is not None: raise ValueError("explore(images=...) needs checkpoint=...: the model to look with")
-    return GlimpseExplorer(ensure_runs(sweep_dir, train, progress, grid, **cfg), index=index)
+    skipped = []                                         # damaged runs: said on the status line, once per explorer
+    runs = ensure_runs(sweep_dir, train, progress, grid, skipped=skipped, **cfg)
+    return GlimpseExplorer(runs, index=index, skipped=skipped)
