@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import MGNetConfig, ORIGINAL_DEFAULTS
+from .config import MGNetConfig, MGNetError, ORIGINAL_DEFAULTS
 from .files import atomic_write, package_version
 from .model import MGNet
 from .weights import is_weights_dir, read_weights_dir
@@ -25,7 +25,7 @@ __all__ = ['CKPT_SUFFIXES', 'CheckpointError', 'read_checkpoint', 'find_checkpoi
            'atomic_torch_save', 'save_checkpoint', 'export_weights']
 
 # %% ../nbs/04_checkpoint.ipynb #bf68424e
-class CheckpointError(ValueError):
+class CheckpointError(MGNetError, ValueError):
     "A checkpoint that cannot be read, or does not fit the model."
 
 class _Inert:

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from .config import MGNetConfig, ConfigError
 from .model import MGNet, baseline_config, fold_batchnorm, create_backbone
 from .checkpoint import CheckpointError, load_checkpoint, checkpoint_config, read_checkpoint, export_weights
-from .files import check_out_file, write_json
+from .files import check_out_file, write_json, run_command
 from .predict import predict_main
 from .data import MGNetData, data_info, BadImageError
 from .flops import glimpse_gflops, baseline_gflops, glimpse_table
@@ -199,31 +199,19 @@ def check_glimpse_size(cfg: MGNetConfig) -> None:
         raise ConfigError("img_size", f"glimpses of {g} px (--img_size {cfg.img_size} / --scale {cfg.scale:g}) are too small "
                                       f"for --model {cfg.model}; raise --img_size or lower --scale") from None
 
-def _train_or_test(parser, given: dict) -> int:
+def _train_or_test(given: dict) -> int:
     "Train a configuration, or test a checkpoint with `--test`."
-    try:
-        cfg = MGNetConfig(**given).resolved()
-        check_out_file(cfg.results)
-        if cfg.test:
-            if not cfg.checkpoint: raise ConfigError("test", "needs --checkpoint FILE_OR_DIR")
-            out = run_test(cfg, given)
-        else:
-            if cfg.resume:   # the interrupted run's configuration, with the flags given on top
-                cfg = checkpoint_config(read_checkpoint(resume_point(cfg.resume)[0])).replace(**given).resolved()
-            data_info(cfg)
-            check_glimpse_size(cfg)
-            out = run_train(cfg)
-    except (ConfigError, CheckpointError) as e:
-        parser.error(str(e))
-    except BadImageError as e:     # from a worker process the message carries the worker's traceback: keep its last line
-        print(f"mgnet: error: {str(e).strip().splitlines()[-1].split('BadImageError: ', 1)[-1]}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as e:
-        print(f"mgnet: error: {e}", file=sys.stderr)
-        return 1
-    except RunInterrupted as e:
-        print(f"mgnet: {e}", file=sys.stderr)
-        return 130 if e.signal == "SIGINT" else 143
+    cfg = MGNetConfig(**given).resolved()
+    check_out_file(cfg.results)
+    if cfg.test:
+        if not cfg.checkpoint: raise ConfigError("test", "needs --checkpoint FILE_OR_DIR")
+        out = run_test(cfg, given)
+    else:
+        if cfg.resume:   # the interrupted run's configuration, with the flags given on top
+            cfg = checkpoint_config(read_checkpoint(resume_point(cfg.resume)[0])).replace(**given).resolved()
+        data_info(cfg)
+        check_glimpse_size(cfg)
+        out = run_train(cfg)
     if cfg.results and out:
         print(f"results written to {write_json(out, cfg.results)}")
     return 0
@@ -236,10 +224,7 @@ def export_main(argv: list[str] | None = None) -> int:
     p.add_argument("out_dir", help="folder to write config.json and model.safetensors into")
     p.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
     a = p.parse_args(argv)
-    try: out = export_weights(a.checkpoint, a.out_dir, overwrite=a.force)
-    except CheckpointError as e: p.error(str(e))
-    print(f"weights folder written to {out}")
-    return 0
+    return run_command(p.prog, lambda: print(f"weights folder written to {export_weights(a.checkpoint, a.out_dir, overwrite=a.force)}"))
 
 SUBCOMMANDS = {"predict": predict_main, "export": export_main}
 
@@ -247,5 +232,5 @@ def main(argv: list[str] | None = None) -> int:
     "The `mgnet` console command: `mgnet [FLAGS]` trains or tests; `mgnet SUBCOMMAND ...` runs a subcommand."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS: return SUBCOMMANDS[argv[0]](argv[1:])
-    parser = make_parser()
-    return _train_or_test(parser, vars(parser.parse_args(argv)))
+    given = vars(make_parser().parse_args(argv))
+    return run_command("mgnet", lambda: _train_or_test(given))

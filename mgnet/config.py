@@ -12,7 +12,7 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'PRETRAINED_WEIGHTS', 'DATASETS', 'ORIGINAL_DEFAULTS',
-           'DatasetSpec', 'ConfigError', 'coerce_fields', 'MGNetConfig']
+           'DatasetSpec', 'MGNetError', 'ConfigError', 'coerce_fields', 'MGNetConfig']
 
 # %% ../nbs/00_config.ipynb #3a012f4e
 TRANS_METHODS = ("tight-crop", "center-invariant", "naive")
@@ -61,7 +61,11 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 # %% ../nbs/00_config.ipynb #da66063c
-class ConfigError(ValueError):
+class MGNetError(Exception):
+    "A mistake the user can fix (a flag, a value, a file): every console command prints it as one line and exits with `exit_status`."
+    exit_status = 2
+
+class ConfigError(MGNetError, ValueError):
     "An invalid hyperparameter; `flag` names the culprit as the command line spells it."
     def __init__(self, name: str, msg: str):
         self.name, self.flag = name, f"--{name}"

@@ -26,10 +26,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .config import ConfigError
+from .config import ConfigError, MGNetError
 from .data import TranslatedDigits, place, image_tree, class_folders
 from .checkpoint import CheckpointError, load_checkpoint
-from .files import atomic_write, write_json, check_out_file, package_version
+from .files import atomic_write, write_json, check_out_file, package_version, run_command
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'CorruptionError', 'image_seed',
@@ -44,7 +44,7 @@ CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", 
                "jpeg_compression")
 SEVERITIES = (1, 2, 3, 4, 5)
 
-class CorruptionError(ValueError):
+class CorruptionError(MGNetError, ValueError):
     "A corruption tree, source or output that cannot be used; the message names the path or flag."
 
 # %% ../nbs/10_corruptions.ipynb #988873fc
@@ -417,13 +417,12 @@ def corrupt_main(argv: list[str] | None = None) -> int:
     "The `mgnet-corrupt` console command."
     p = corrupt_parser()
     a = p.parse_args(argv)
-    try:
+    def body():
         res = generate_corruptions(a.out_dir, a.dataset, a.val_dir, a.corruptions, a.severities, a.seed, a.translate,
                                    a.data_seed, a.limit, not a.no_clean, a.workers)
-    except (ConfigError, CorruptionError) as e: p.error(str(e))
-    print(f"{a.out_dir}: {res['written']} images written, {res['kept']} already there "
-          f"({res['images']} source images, {res['classes']} classes)")
-    return 0
+        print(f"{a.out_dir}: {res['written']} images written, {res['kept']} already there "
+              f"({res['images']} source images, {res['classes']} classes)")
+    return run_command(p.prog, body)
 
 # %% ../nbs/10_corruptions.ipynb #908b3772
 def _check_out_file(path: str | None, flag: str) -> None:
@@ -467,7 +466,7 @@ def corruptions_main(argv: list[str] | None = None) -> int:
     "The `mgnet-corruptions` console command."
     p = corruptions_parser()
     a = p.parse_args(argv)
-    try:
+    def body():
         _check_out_file(a.results, "results"); _check_out_file(a.csv, "csv")
         if a.results and a.csv and Path(a.results).resolve() == Path(a.csv).resolve():
             raise ConfigError("csv", "must differ from --results")
@@ -483,9 +482,8 @@ def corruptions_main(argv: list[str] | None = None) -> int:
         _check_tree_fits(Path(a.corruption_dir), models)
         res = corruption_accuracy(models, a.corruption_dir, a.corruptions, a.severities, a.batch_size, a.workers,
                                   clean=not a.no_clean, like_original=a.resize_like_original)
-    except (ConfigError, CheckpointError, CorruptionError) as e: p.error(str(e))
-    _report_corruptions(res, models, a)
-    return 0
+        _report_corruptions(res, models, a)
+    return run_command(p.prog, body)
 
 # %% ../nbs/10_corruptions.ipynb #aa5b8059
 def summary_text(summary: dict) -> str:

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, DataLoader, DistributedSampler
 import lightning as L
 
-from .config import MGNetConfig, ConfigError, DATASETS, DatasetSpec
+from .config import MGNetConfig, ConfigError, MGNetError, DATASETS, DatasetSpec
 
 # %% auto #0
 __all__ = ['DIGIT_SIZE', 'CANVAS_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MNIST_MEAN', 'MNIST_STD', 'BUILDERS', 'digit_images',
@@ -176,8 +176,10 @@ def class_folders(root: str | os.PathLike, flag: str) -> list[str]:
     except FileNotFoundError: raise ConfigError(flag, f"{root}: no class folders inside (expected {root}/<class>/<image>)") from None
 
 # %% ../nbs/05_data.ipynb #8bd432a1
-class BadImageError(ValueError):
+class BadImageError(MGNetError, ValueError):
     "An image file that cannot be read (truncated, corrupt, not an image)."
+    def __str__(self) -> str:   # raised again from a DataLoader worker, the message holds the worker's traceback: keep its last line
+        return super().__str__().strip().splitlines()[-1].split("BadImageError: ", 1)[-1]
 
 def skip_none_collate(batch):
     "Collate a batch, leaving out the samples that could not be read (`None`); `None` if none is left."

@@ -24,7 +24,7 @@ from torch import Tensor
 from matplotlib.figure import Figure
 from matplotlib import patheffects
 
-from .config import MGNetConfig, ConfigError
+from .config import MGNetConfig, ConfigError, MGNetError
 from .model import MGNet, baseline_config
 from .checkpoint import load_checkpoint, read_checkpoint, CheckpointError
 from .data import data_info, MGNetData
@@ -32,7 +32,7 @@ from .flops import glimpse_gflops, baseline_gflops
 from .geometry import params_to_pixel_box
 from .attacks import to_pixels
 from .train import fit
-from .files import write_json, package_version
+from .files import write_json, package_version, check_out_dir, run_command
 
 # %% auto #0
 __all__ = ['RESULTS', 'GLIMPSE_COLORS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run',
@@ -391,8 +391,11 @@ def sweep_heatmaps(runs: list[dict]) -> Figure:
     return fig
 
 # %% ../nbs/13_experiments.ipynb #848a93f8
-class ExperimentError(RuntimeError):
-    "An experiment notebook that could not be found or run; the message says which and why."
+class ExperimentError(MGNetError, RuntimeError):
+    "An experiment notebook that could not be found (exit status 2) or failed while running (1); the message says which and why."
+    def __init__(self, msg: str, exit_status: int = 2):
+        super().__init__(msg)
+        self.exit_status = exit_status
 
 _PKG_DIR = Path(sys.modules[MGNetConfig.__module__].__file__).resolve().parent   # the installed mgnet package
 
@@ -473,7 +476,7 @@ def run_notebook(name_or_path: str | os.PathLike, out_dir: str | os.PathLike, pa
                             cwd=str(cwd) if cwd else None, execution_timeout=timeout, log_output=False)
     except pm.PapermillExecutionError:
         if html: export_html(dest)
-        raise ExperimentError(f"{src.name} failed in {_error_of(dest)}\n(executed notebook: {dest})") from None
+        raise ExperimentError(f"{src.name} failed in {_error_of(dest)}\n(executed notebook: {dest})", exit_status=1) from None
     if html: export_html(dest)
     return dest
 
@@ -559,41 +562,36 @@ def _summary(res: dict) -> str:
             lines.append(f"  corruptions (mean accuracy): MGNet {c['mgnet_mean'][-1]:.4f}  baseline {c['baseline_mean'][-1]:.4f} (last glimpse)")
     return "\n".join(lines)
 
-def benchmark_main(argv: list[str] | None = None) -> int:
-    "The `mgnet-benchmark` console command."
-    args = benchmark_parser().parse_args(argv)
-    prog = "mgnet-benchmark"
+def _benchmark(args, prog: str) -> int:
+    "The body of `mgnet-benchmark`: check everything, then run the notebook and summarise its results."
+    src = Path(args.notebook) if args.notebook.endswith(".ipynb") else notebook_path(args.notebook)
+    if not src.is_file(): raise ConfigError("notebook", f"{args.notebook}: no such file")
+    if args.list:
+        for k, v in notebook_parameters(src).items(): print(f"{k} = {v}")
+        return 0
+    params = {k: parse_value(v) for k, v in args.parameter}
     try:
-        src = Path(args.notebook) if args.notebook.endswith(".ipynb") else notebook_path(args.notebook)
-        if not src.is_file(): raise ExperimentError(f"--notebook {args.notebook}: no such file")
-        if args.list:
-            for k, v in notebook_parameters(src).items(): print(f"{k} = {v}")
-            return 0
-        params = {k: parse_value(v) for k, v in args.parameter}
         if "out_dir" in params: raise ConfigError("out_dir", "is set by --out")
         _check_params(src, params)
-        out = Path(args.out)
-        if out.exists() and not out.is_dir(): raise ConfigError("out", f"{out} exists and is not a directory")
-        if out.is_dir() and any(out.iterdir()) and not args.force:
-            raise ConfigError("out", f"{out} is not empty; choose another --out or add --force")
-        if not os.access(out.resolve().parent if not out.exists() else out, os.W_OK) or not out.resolve().parent.exists():
-            raise ConfigError("out", f"{out}: cannot create or write it (its parent must exist and be writable)")
-        params["out_dir"] = str(out.resolve())
-        t0 = time.time()
-        print(f"{prog}: running {src} with papermill into {out}/ ...", file=sys.stderr, flush=True)
-        dest = run_notebook(src, out, params, progress=True, html=not args.no_html, cwd=out)
-    except ConfigError as e:
-        what, msg = str(e).split(": ", 1)
-        print(f"{prog}: error: {what if e.name in ('out', 'notebook') else '-p ' + e.name}: {msg}", file=sys.stderr)
-        return 2
-    except ExperimentError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2 if "not found" in str(e) or "no such file" in str(e) else 1
-    took = time.time() - t0
+    except ConfigError as e:      # a notebook parameter: named as it was given, -p NAME
+        raise ExperimentError(f"-p {e.name}: {str(e).split(': ', 1)[1]}") from None
+    out = Path(args.out)
+    check_out_dir(out, "out")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ConfigError("out", f"{out} is not empty; choose another --out or add --force")
+    params["out_dir"] = str(out.resolve())
+    t0 = time.time()
+    print(f"{prog}: running {src} with papermill into {out}/ ...", file=sys.stderr, flush=True)
+    dest = run_notebook(src, out, params, progress=True, html=not args.no_html, cwd=out)
     res_path = out / RESULTS
-    print(f"\n{prog}: done in {took / 60:.1f} min. Executed notebook: {dest}" + ("" if args.no_html else f"; HTML: {dest.with_suffix('.html')}"))
+    print(f"\n{prog}: done in {(time.time() - t0) / 60:.1f} min. Executed notebook: {dest}" + ("" if args.no_html else f"; HTML: {dest.with_suffix('.html')}"))
     if res_path.is_file():
         print(f"results: {res_path}")
         try: print(_summary(json.loads(res_path.read_text())))
         except (KeyError, TypeError, IndexError, ValueError): pass
     return 0
+
+def benchmark_main(argv: list[str] | None = None) -> int:
+    "The `mgnet-benchmark` console command."
+    args = benchmark_parser().parse_args(argv)
+    return run_command("mgnet-benchmark", lambda: _benchmark(args, "mgnet-benchmark"))

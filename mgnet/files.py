@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from .config import ConfigError
+from .config import ConfigError, MGNetError
 
 # %% auto #0
-__all__ = ['atomic_write', 'write_json', 'check_out_file', 'package_version']
+__all__ = ['atomic_write', 'write_json', 'check_out_file', 'check_out_dir', 'package_version', 'run_command']
 
 # %% ../nbs/00b_files.ipynb #68be833a
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str = "wb") -> Path:
@@ -53,7 +54,21 @@ def check_out_file(path: str | None, flag: str = "results") -> None:
         os.close(fd); os.unlink(probe)
     except OSError as e: raise ConfigError(flag, f"{path}: cannot write in {parent} ({e.strerror})") from None
 
+def check_out_dir(path: str | os.PathLike, flag: str = "out") -> None:
+    "Fail now, naming `--flag`, if the folder `path` could not be created or written in later."
+    p = Path(path)
+    if p.exists() and not p.is_dir(): raise ConfigError(flag, f"{path} exists and is not a directory")
+    check_out_file(str(p / ".mgnet-probe"), flag)   # the folder, or where it will be made, really takes files
+
 def package_version() -> str:
     "The installed mgnet's version (stored in checkpoints and weight folders)."
     try: return metadata.version("mgnet")
     except metadata.PackageNotFoundError: return "unknown"
+
+# %% ../nbs/00b_files.ipynb #aaf262c2
+def run_command(prog: str, body: Callable[[], int | None]) -> int:
+    "Run a console command's `body`; an `MGNetError` becomes `PROG: error: MESSAGE` on stderr and its `exit_status`."
+    try: return body() or 0
+    except MGNetError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_status

@@ -14,12 +14,15 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from .config import MGNetError
+from .files import run_command
+
 # %% auto #0
 __all__ = ['LinkError', 'default_classes', 'read_classes', 'check_links', 'make_links', 'imagenet100_plan', 'link_imagenet100',
            'imagenet_c_folders', 'imagenet100c_plan', 'link_imagenet100c', 'imagenet100_main', 'imagenet100c_main']
 
 # %% ../nbs/11_imagenet100.ipynb #64229f61
-class LinkError(ValueError):
+class LinkError(MGNetError, ValueError):
     "A source, class list or target that cannot be used; the message names the path or flag."
 
 def default_classes() -> list[str]:
@@ -131,11 +134,11 @@ def _parser(prog: str, src: str, layout: str) -> argparse.ArgumentParser:
 
 def _run(p: argparse.ArgumentParser, link, argv) -> int:
     a = p.parse_args(argv)
-    try: n = link(a.source, a.out_dir, read_classes(a.classes), a.overwrite)
-    except LinkError as e: p.error(str(e))
-    except OSError as e: p.error(f"OUT_DIR {a.out_dir}: {e.strerror}: {e.filename}")
-    print(f"{n} links made in {a.out_dir}")
-    return 0
+    def body():
+        try: n = link(a.source, a.out_dir, read_classes(a.classes), a.overwrite)
+        except OSError as e: raise LinkError(f"OUT_DIR {a.out_dir}: {e.strerror}: {e.filename}") from None
+        print(f"{n} links made in {a.out_dir}")
+    return run_command(p.prog, body)
 
 def imagenet100_main(argv: list[str] | None = None) -> int:
     "The `mgnet-imagenet100` console command."

@@ -20,9 +20,11 @@ from torch import Tensor
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from .config import MGNetConfig, ConfigError
+from .config import MGNetConfig, ConfigError, MGNetError
 from .model import MGNet
-from .checkpoint import CheckpointError, load_checkpoint, atomic_write
+from .checkpoint import CheckpointError, load_checkpoint
+from .files import atomic_write, write_json, check_out_file, run_command
+from .imagenet100 import default_classes
 from .data import BadImageError, data_info, image_transform, eval_region
 from .anytime import exit_points
 from .attacks import to_pixels
@@ -44,14 +46,13 @@ def class_names(model: MGNet) -> tuple[str, ...]:
     except (ConfigError, OSError, ValueError): names = ()
     if names and len(names) == K: return tuple(map(str, names))
     if model.cfg.dataset == "imagenet" and K == 100:
-        from mgnet.imagenet100 import default_classes
         return tuple(default_classes())
     return tuple(str(k) for k in range(K))
 
 # %% ../nbs/16_predict.ipynb #2d0f79ce
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp")
 
-class InputError(ValueError):
+class InputError(MGNetError, ValueError):
     "A path given to predict that does not exist, or a directory with no images."
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
@@ -322,7 +323,6 @@ def picture_names(paths: Sequence[Path]) -> list[str]:
 # %% ../nbs/16_predict.ipynb #96de2fdf
 def _outputs(a: argparse.Namespace, images: Sequence[Path]) -> dict[str, list[Path]]:
     "The files the command will write, by flag; `ConfigError` if one exists (without `--force`) or cannot be written."
-    from mgnet.cli import check_out_file
     outs = {f: [Path(getattr(a, f))] for f in ("json", "csv") if getattr(a, f)}
     if a.draw:
         names = picture_names(images)
@@ -365,7 +365,6 @@ def csv_rows(preds: Iterable[Prediction]) -> list[dict[str, Any]]:
 def _write_tables(a, preds: Predictions, model: MGNet, classes) -> None:
     "`--json` and `--csv`."
     if a.json:
-        from mgnet.cli import write_json
         doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.cfg.to_dict(), "classes": list(classes),
                "exit_threshold": a.exit_threshold, "topk": a.topk, "predictions": [p.to_dict() for p in preds], "skipped": preds.skipped}
         print(f"predictions written to {write_json(doc, a.json)}")
@@ -390,32 +389,30 @@ def _draw(a, model: MGNet, files: Sequence[Path], names: Sequence[str], kw: dict
     print(f"{len(files)} picture{'s' * (len(files) != 1)}{' and animations' if a.gif else ''} written to {d}")
 
 # %% ../nbs/16_predict.ipynb #2213fc59
-def predict_main(argv: list[str] | None = None) -> int:
-    "`mgnet predict`: classify images glimpse by glimpse; print, save and draw what the model saw."
-    parser = predict_parser()
-    a = parser.parse_args(argv)
-    try:
-        _check_args(a)
-        files = find_images(a.images)
-        names = dict(zip(files, picture_names(files)))
-        _outputs(a, files)
-        try: model = load_checkpoint(a.checkpoint, **({"n_iter": a.n_iter} if a.n_iter else {})).to(a.device)
-        except CheckpointError as e: raise ConfigError("checkpoint", str(e)) from None
-        classes = class_names(model)
-        kw = dict(topk=a.topk, exit_threshold=a.exit_threshold, classes=classes, batch_size=a.batch_size)
-        preds = predict(model, files, skip_bad=a.skip_bad_images, progress=True, **kw)
-    except (ConfigError, InputError) as e:
-        parser.error(str(e))
-    except BadImageError as e:
-        print(f"mgnet predict: error: {e}; fix or remove it, or pass --skip_bad_images", file=sys.stderr)
-        return 2
+def _predict(a) -> int:
+    "The body of `mgnet predict`: check every input and output, predict, print, save, draw."
+    _check_args(a)
+    files = find_images(a.images)
+    names = dict(zip(files, picture_names(files)))
+    _outputs(a, files)
+    try: model = load_checkpoint(a.checkpoint, **({"n_iter": a.n_iter} if a.n_iter else {})).to(a.device)
+    except CheckpointError as e: raise ConfigError("checkpoint", str(e)) from None
+    classes = class_names(model)
+    kw = dict(topk=a.topk, exit_threshold=a.exit_threshold, classes=classes, batch_size=a.batch_size)
+    try: preds = predict(model, files, skip_bad=a.skip_bad_images, progress=True, **kw)
+    except BadImageError as e: raise BadImageError(f"{e}; fix or remove it, or pass --skip_bad_images") from None
     for p in preds: print(format_prediction(p, a.exit_threshold))
     n = len(preds.skipped)
     print(f"\n{len(preds)} image{'s' * (len(preds) != 1)} predicted with {getattr(model, 'checkpoint_path', a.checkpoint)}"
           + (f"; skipped {n} unreadable image{'s' * (n != 1)} (--skip_bad_images)" if n else ""))
-    if not preds: parser.error(f"no image could be read ({n} skipped)")
+    if not preds: raise InputError(f"no image could be read ({n} skipped)")
     _write_tables(a, preds, model, classes)
     if a.draw:
         good = [Path(p.source) for p in preds]
         _draw(a, model, good, [names[f] for f in good], kw)
     return 0
+
+def predict_main(argv: list[str] | None = None) -> int:
+    "`mgnet predict`: classify images glimpse by glimpse; print, save and draw what the model saw."
+    a = predict_parser().parse_args(argv)
+    return run_command("mgnet predict", lambda: _predict(a))

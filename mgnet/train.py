@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchmetrics.classification import MulticlassAccuracy
 from tqdm.auto import tqdm
 
-from .config import MGNetConfig
+from .config import MGNetConfig, MGNetError
 from .files import package_version
 from .model import MGNet, MGNetOutput
 from .losses import mgnet_loss
@@ -158,8 +158,9 @@ def device_settings(cfg: MGNetConfig) -> dict:
     return dict(kw, num_nodes=cfg.num_nodes, strategy="ddp" if n * cfg.num_nodes > 1 else "auto")
 
 # %% ../nbs/06_train.ipynb #5b2994d0
-class NonFiniteLossError(RuntimeError):
-    "The training loss, or the weights about to be checkpointed, became NaN or infinite."
+class NonFiniteLossError(MGNetError, RuntimeError):
+    "The training loss, or the weights about to be checkpointed, became NaN or infinite (exit status 1: the run failed, not the input)."
+    exit_status = 1
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     "Lightning checkpoint I/O that writes to a temporary file and renames it into place."
@@ -205,10 +206,11 @@ class SaveOnInterrupt(Callback):
                   f"Continue with: mgnet --resume {path.parent.parent}", flush=True)
 
 # %% ../nbs/06_train.ipynb #938e4659
-class RunInterrupted(RuntimeError):
-    "Training stopped by SIGINT or SIGTERM after saving `checkpoint`."
+class RunInterrupted(MGNetError, RuntimeError):
+    "Training stopped by SIGINT or SIGTERM after saving `checkpoint` (exit status 130 or 143, as the shell's for those signals)."
     def __init__(self, signal: str, checkpoint: Path):
         self.signal, self.checkpoint = signal, checkpoint
+        self.exit_status = 130 if signal == "SIGINT" else 143
         super().__init__(f"{signal}: training stopped, state saved to {checkpoint}; continue with --resume {checkpoint.parent.parent}")
 
 @dataclass
