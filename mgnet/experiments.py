@@ -57,8 +57,8 @@ _SAME = ("dataset", "model", "n_iter", "scale", "alpha", "s", "epochs", "batch_s
          "seed", "limit_train", "limit_val", "trans_method", "scale_min", "scale_max", "train_dir", "val_dir",
          "loc_init", "loc_lr", "coord_channels", "keypoints", "data_seed")
 
-class DamagedRunError(ValueError):
-    "A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file."
+class DamagedRunError(MGNetError, ValueError):
+    "A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file (loaders skip such a run, `train_run` trains it again)."
     def __init__(self, run_dir: str | os.PathLike, file: str | os.PathLike, reason: str, detail: str = ""):
         self.run_dir, self.file, self.reason = Path(run_dir), Path(file), reason
         super().__init__(f"{file}: {reason}" + (f" ({detail})" if detail else ""))

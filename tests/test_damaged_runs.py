@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mgnet.config import MGNetConfig
+from mgnet.config import MGNetConfig, MGNetError
 from mgnet.experiments import (RESULTS, DamagedRunError, load_run, load_runs, reusable_run, train_run, train_runs,
                                run_sweep, point_name)
 
@@ -92,6 +92,7 @@ def test_load_run_names_the_damaged_file(whole_run, tmp_path, damage):
     assert msg.startswith(f"{file}: {reason}"), msg
     assert "\n" not in msg and "Traceback" not in msg
     assert (e.value.run_dir, e.value.file) == (d, file)
+    assert isinstance(e.value, MGNetError)                  # a mistake the user can fix: one line from any command
 
 
 @pytest.mark.parametrize("damage", DAMAGES, ids=lambda f: f.__name__)
