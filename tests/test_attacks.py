@@ -93,7 +93,7 @@ def test_autoattack_per_glimpse(trained):
     r = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=0, **kw)
     assert all(a <= c for a, c in zip(r["adv_acc"], r["clean_acc"])) and r["adv_acc"][-1] < r["clean_acc"][-1], r
     assert r["attack"]["version"] == "custom budgets" and r["attack"]["targets"] == 9
-    zero = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.0, glimpse=0, **kw)
+    zero = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.0, glimpse=3, **kw)
     assert zero["adv_acc"] == pytest.approx(zero["clean_acc"])
     (x, y), = batches
     one = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=3, **kw)
