@@ -8,12 +8,11 @@ __all__ = []
 # %% ../nbs/index.ipynb #22164b99
 __version__ = "0.1.0"
 
-from .config import MGNetConfig, ConfigError
-from .model import MGNet, MGNetOutput, baseline_config, create_backbone
-from .checkpoint import load_checkpoint, save_checkpoint, CheckpointError
+from .checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
+from .config import ConfigError, MGNetConfig
 from .data import MGNetData, TranslatedDigits, data_info
-from .losses import mgnet_loss
-from .train import fit, evaluate, LitMGNet
 from .flops import glimpse_gflops
-from .checkpoint import export_weights
+from .losses import mgnet_loss
+from .model import MGNet, MGNetOutput, baseline_config, create_backbone
 from .predict import predict
+from .train import LitMGNet, evaluate, fit

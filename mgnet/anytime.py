@@ -62,7 +62,6 @@ def glimpse_probs(model: MGNet, loader, progress: bool = True) -> tuple[Tensor, 
 
 def exit_points(probs: Tensor, threshold: float) -> Tensor:
     "Glimpse (1-based) at which each image stops for `threshold`, from its probabilities `(T, N, K)`."
-    T = probs.size(0)
     sure = probs.max(-1).values >= threshold
     sure[-1] = True
     return sure.float().argmax(0) + 1

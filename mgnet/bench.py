@@ -6,21 +6,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import time
-from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from .config import MGNetConfig, ConfigError
-from .model import MGNet, baseline_config, fold_batchnorm
+from .config import ConfigError, MGNetConfig
+from .data import MGNetData
+from .files import check_out_file, write_json
 from .flops import glimpse_gflops
 from .losses import mgnet_loss
-from .data import MGNetData
-from .files import write_json, check_out_file
+from .model import MGNet, baseline_config, fold_batchnorm
 
 # %% auto #0
 __all__ = ['SETTINGS', 'backbone_only', 'Stopwatch', 'forward_breakdown', 'bench_setting', 'bench_training', 'bench_data',

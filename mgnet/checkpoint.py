@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import MGNetConfig, MGNetError, ORIGINAL_DEFAULTS
+from .config import ORIGINAL_DEFAULTS, MGNetConfig, MGNetError
 from .files import atomic_write, package_version
 from .model import MGNet
 from .weights import is_weights_dir, read_weights_dir

@@ -7,28 +7,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
-import tempfile
 import types
 import typing
 from dataclasses import fields
-from pathlib import Path
 
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from .config import MGNetConfig, ConfigError
-from .model import MGNet, baseline_config, fold_batchnorm, create_backbone
-from .checkpoint import CheckpointError, load_checkpoint, checkpoint_config, read_checkpoint, export_weights
-from .files import check_out_file, write_json, run_command
-from .predict import predict_main
-from .data import MGNetData, data_info, BadImageError
-from .flops import glimpse_gflops, baseline_gflops, glimpse_table
-from .train import fit, evaluate, resume_point, NonFiniteLossError, RunInterrupted
+from .anytime import early_exit, exit_curve, exit_stats, glimpse_probs, plot_exit_curve, threshold_for_budget
 from .attacks import robust_accuracy
-from .anytime import early_exit, glimpse_probs, exit_curve, exit_stats, threshold_for_budget, plot_exit_curve
+from .checkpoint import checkpoint_config, export_weights, load_checkpoint, read_checkpoint
+from .config import ConfigError, MGNetConfig
+from .data import MGNetData, data_info
+from .files import check_out_file, run_command, write_json
+from .flops import baseline_gflops, glimpse_gflops, glimpse_table
+from .model import baseline_config, create_backbone, fold_batchnorm
+from .predict import predict_main
+from .train import evaluate, fit, resume_point
 
 # %% auto #0
 __all__ = ['SUBCOMMANDS', 'make_parser', 'run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'export_main', 'main']

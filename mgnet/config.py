@@ -5,9 +5,8 @@
 # %% ../nbs/00_config.ipynb #f6eead9d
 from __future__ import annotations
 
-
-from dataclasses import dataclass, field, fields, asdict, replace
 import typing
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 # %% auto #0

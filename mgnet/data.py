@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset, DataLoader, DistributedSampler
-import lightning as L
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .config import MGNetConfig, ConfigError, MGNetError, DATASETS, DatasetSpec
+from .config import DATASETS, ConfigError, DatasetSpec, MGNetConfig, MGNetError
 
 # %% auto #0
 __all__ = ['DIGIT_SIZE', 'CANVAS_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MNIST_MEAN', 'MNIST_STD', 'BUILDERS', 'digit_images',
@@ -199,8 +199,9 @@ def open_image(path: str | os.PathLike, mode: str = "RGB"):
 class SafeImageFolder(Dataset):
     "An ImageFolder tree (via torchvision) whose unreadable images raise `BadImageError` naming the file, or are skipped and counted."
     def __init__(self, root, transform, skip_bad: bool = False, mode: str = "RGB"):
-        from torchvision.datasets import ImageFolder
         import multiprocessing as mp
+
+        from torchvision.datasets import ImageFolder
         self.folder = ImageFolder(root, transform=transform)
         self.classes, self.samples, self.transform, self.skip_bad, self.mode = self.folder.classes, self.folder.samples, transform, skip_bad, mode
         self.bad = mp.Array("B", len(self.samples), lock=False)   # one flag per image, shared with worker processes

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .config import MGNetConfig, ConfigError
-from .checkpoint import load_checkpoint
-from .data import MGNetData, BadImageError
 from .attacks import to_pixels
-from .experiments import load_runs, run_sweep, default_sweep_dir, figure_png
-from .predict import predict, prediction_figure, class_names, find_images, read_image
+from .checkpoint import load_checkpoint
+from .config import ConfigError, MGNetConfig
+from .data import BadImageError, MGNetData
+from .experiments import default_sweep_dir, figure_png, load_runs, run_sweep
+from .predict import class_names, find_images, predict, prediction_figure, read_image
 
 # %% auto #0
 __all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'ExplorerBase',

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import torch
-from torch import nn, Tensor
+from torch import Tensor, nn
 
 # %% auto #0
 __all__ = ['scale_grad', 'GradientRescaler', 'DynamicGradRescaler']
@@ -36,6 +36,7 @@ class GradientRescaler(nn.Module):
 
 # %% ../nbs/02_layers.ipynb #d268b53c
 import math
+
 
 class _Probe(torch.autograd.Function):
     "Identity forward; `fn(grad)` replaces the gradient on the way back."

@@ -158,16 +158,19 @@ class Localisation(nn.Module):
 # %% ../nbs/03_model.ipynb #583fb6fb
 class GlimpseKeypoints(nn.Module):
     "A glimpse `(B, C, g, g)` at `params` → the image coordinates `(B, 2K)` of the soft arg-max of `K` learned saliency maps."
-    def __init__(self, in_chans: int, k: int, hidden: int = 8, brightness: float = 2.0):
+    def __init__(self, in_chans: int, k: int, hidden: int = 8, brightness: float = 2.0, fixed_first: bool = False):
         super().__init__()
-        self.k = k
+        self.k, self.brightness, self.fixed_first = k, brightness, fixed_first
         self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, k, 3, padding=1))
         with torch.no_grad():                                    # channel 0: the brightness of the centre pixel
             self.conv[0].weight[0].zero_(); self.conv[0].weight[0, :, 1, 1] = 1 / in_chans; self.conv[0].bias[0] = 0
             self.conv[2].weight[:, 0].zero_(); self.conv[2].weight[:, 0, 1, 1] = brightness
 
     def forward(self, glimpse: Tensor, params: Tensor) -> Tensor:
-        w = self.conv(glimpse).flatten(2).softmax(-1)                                     # (B, K, g·g)
+        logits = self.conv(glimpse)
+        if self.fixed_first:                                     # map 1 stays the brightness: not learned, cannot drift
+            logits = torch.cat([self.brightness * glimpse.mean(1, keepdim=True), logits[:, 1:]], 1)
+        w = logits.flatten(2).softmax(-1)                                                # (B, K, g·g)
         grid = glimpse_grid(params.to(glimpse.dtype), glimpse.size(-1)).flatten(1, 2)   # (B, g·g, 2): x, y of each sample
         return torch.bmm(w, grid).flatten(1)                                             # (B, 2K): x1, y1, x2, y2, ...
 
@@ -207,7 +210,7 @@ class MGNet(PretrainedMixin, nn.Module):
         self.global_fc = Classifier(dim, cfg.num_class)
         self.glimpse_fc = Classifier(feat_dim + kp, cfg.num_class) if cfg.aux else None
         self.ge = DynamicGradRescaler(cfg.ge, cfg.ge_final) if cfg.ge is not None else None
-        self.keypoints = GlimpseKeypoints(cfg.in_chans, cfg.keypoints) if cfg.keypoints else None
+        self.keypoints = GlimpseKeypoints(cfg.in_chans, cfg.keypoints, fixed_first=cfg.loc_anchor) if cfg.keypoints else None
 
     @property
     def n_iter(self) -> int: return self.cfg.n_iter

@@ -9,26 +9,25 @@ import argparse
 import csv
 import io
 import os
-import sys
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
 from matplotlib.figure import Figure
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from .config import MGNetConfig, ConfigError, MGNetError
-from .model import MGNet
-from .checkpoint import CheckpointError, load_checkpoint
-from .files import atomic_write, write_json, check_out_file, run_command
-from .imagenet100 import default_classes
-from .data import BadImageError, data_info, image_transform, eval_region
 from .anytime import exit_points
 from .attacks import to_pixels
-from .experiments import draw_glimpses, _show, GLIMPSE_COLORS, figure_png
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import ConfigError, MGNetConfig, MGNetError
+from .data import BadImageError, data_info, eval_region, image_transform
+from .experiments import GLIMPSE_COLORS, _show, draw_glimpses, figure_png
+from .files import atomic_write, check_out_file, run_command, write_json
+from .imagenet100 import default_classes
+from .model import MGNet
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'CSV_FIELDS', 'class_names', 'InputError', 'find_images', 'read_image', 'InputGeometry',
