@@ -155,7 +155,7 @@ class MGNetConfig:
     loc_init: str = _f("kaiming", "initialisation of the localisation head: 'kaiming' (the original's; its random offset can start every later glimpse off the object) or 'zero' (every later glimpse starts at the centre, mid-size)", ("kaiming", "zero"), "model")
     coord_channels: bool = _f(False, "beyond the paper: give the backbone two more input channels, the image coordinates of each glimpse sample", group="model")
     keypoints: int = _f(0, "beyond the paper: K saliency maps of each glimpse whose soft arg-max image coordinates (2K numbers) join its feature and feed the localisation head (0: off)", group="model")
-    loc_anchor: bool = _f(False, "beyond the paper, with --keypoints: centre each later glimpse on the first keypoint of the glimpse before it, the localisation head adding an offset", group="model")
+    loc_anchor: bool = _f(False, "beyond the paper, with --keypoints: centre each later glimpse on the first keypoint of the glimpse before it (its map is the glimpse's brightness, not learned: for objects on an empty canvas), the localisation head adding an offset", group="model")
     # --- training
     optimizer: str = _f("sgd", "optimiser (SGD has momentum 0.9)", OPTIMIZERS, "training")
     scheduler: str = _f("one-cycle", "learning-rate schedule (one-cycle, cosine and multi-step step per batch)", SCHEDULERS, "training")
