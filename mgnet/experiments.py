@@ -576,7 +576,7 @@ def _benchmark(args, prog: str) -> int:
     except ConfigError as e:      # a notebook parameter: named as it was given, -p NAME
         raise ExperimentError(f"-p {e.name}: {str(e).split(': ', 1)[1]}") from None
     out = Path(args.out)
-    check_out_dir(out, "out")
+    check_out_dir(out if out.exists() else out.parent, "out")   # a new --out is made in a writable parent
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise ConfigError("out", f"{out} is not empty; choose another --out or add --force")
     params["out_dir"] = str(out.resolve())
