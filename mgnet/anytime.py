@@ -36,15 +36,15 @@ def early_exit(model: MGNet, x: Tensor, threshold: float, n_iter: int | None = N
     exit_at, conf_out = torch.empty_like(pred), torch.empty(B, device=x.device)
     idx, params, cache = torch.arange(B, device=x.device), identity_params(B, x), None
     for t in range(1, T + 1):
-        h = model.backbone(model.glimpse_gen(x, params))
+        h = model.look(x, params)                            # the model's own glimpse step (position-aware options too)
         o, cache = model.feat_fusion.step(model.token(h, params), cache)
         conf, cls = F.softmax(model.global_fc(o), -1).max(-1)
         done = (conf >= threshold) if t < T else torch.ones_like(conf, dtype=torch.bool)
         pred[idx[done]], exit_at[idx[done]], conf_out[idx[done]] = cls[done], t, conf[done]
         keep = ~done
         if not keep.any(): break
-        idx, x, o, cache = idx[keep], x[keep], o[keep], cache.select(keep)
-        params = model.loc_network(o)
+        idx, x, o, h, cache = idx[keep], x[keep], o[keep], h[keep], cache.select(keep)
+        params = model.next_glimpse(o, h)
     return ExitResult(pred, exit_at, conf_out)
 
 # %% ../nbs/14_anytime.ipynb #389bf9ca

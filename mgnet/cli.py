@@ -22,6 +22,7 @@ from .config import ConfigError, MGNetConfig
 from .data import MGNetData, data_info
 from .files import check_out_file, run_command, write_json
 from .flops import baseline_gflops, glimpse_gflops, glimpse_table
+from .localisation import dataset_localisation
 from .model import baseline_config, create_backbone, fold_batchnorm
 from .predict import predict_main
 from .train import evaluate, fit, resume_point
@@ -85,7 +86,8 @@ def run_test(cfg: MGNetConfig, given: dict) -> dict:
     robust = None
     if cfg.adv or cfg.square:
         robust = robust_accuracy(model, loader, info.mean, info.std, cfg.attack, cfg.eps, cfg.step_size, cfg.step_k,
-                                 cfg.attack_glimpse, cfg.square, cfg.square_queries, cfg.seed)
+                                 cfg.attack_glimpse, cfg.square, cfg.square_queries, cfg.seed,
+                                 aa_iters=cfg.aa_iters, aa_queries=cfg.aa_queries)
         acc = robust["clean_acc"]
     else:
         acc = evaluate(fold_batchnorm(model), loader, desc="test")
@@ -98,7 +100,8 @@ def run_test(cfg: MGNetConfig, given: dict) -> dict:
         out["early_exit"] = run_anytime(cfg, model, loader, acc, gflops or glimpse_gflops(model, info.img_size),
                                         base or baseline_gflops(cfg, info.img_size))
     _report_skipped(data.n_bad)
-    return {**out, "checkpoint": str(model.checkpoint_path), "config": cfg.to_dict(), "skipped_images": data.n_bad}
+    loc = dataset_localisation(model, data.val_ds) if cfg.n_iter > 1 else None   # where the object's box is known
+    return {**out, "localisation": loc, "checkpoint": str(model.checkpoint_path), "config": cfg.to_dict(), "skipped_images": data.n_bad}
 
 @torch.inference_mode()
 def _real_early_exit(model, loader, threshold: float, gflops: list[float]) -> dict:
@@ -151,8 +154,12 @@ def _report_skipped(n: int) -> None:
 def _report_attack(r: dict) -> None:
     a = r["attack"]
     what = "last glimpse" if a["protocol"] == "paper" or not a["glimpse"] else f"glimpse {a['glimpse']}"
-    if a["protocol"] == "adaptive" and not a["glimpse"]: what = "every glimpse"
-    print(f"\nPGD ({a['protocol']} protocol, eps {a['eps']:.4g}, step {a['step_size']:.4g}, {a['steps']} steps, on {what}):")
+    if a["protocol"] != "paper" and not a["glimpse"]: what = "every glimpse" if a["protocol"] == "adaptive" else "each glimpse in turn"
+    if a["protocol"] == "autoattack":
+        print(f"\nAutoAttack ({a['version']}: APGD-CE, APGD-T, FAB-T {a['iters']} iterations, {a['targets']} target classes; "
+              f"Square {a['queries']} queries; L-inf eps {a['eps']:.4g} in pixels, {r['images']} images, on {what}):")
+    else:
+        print(f"\nPGD ({a['protocol']} protocol, eps {a['eps']:.4g}, step {a['step_size']:.4g}, {a['steps']} steps, on {what}):")
     print(glimpse_table({"clean accuracy": r["clean_acc"], "under attack": r["adv_acc"]}))
     if "square_acc" in r:
         verdict = ("Square beats PGD: PGD misses the worst case (masked gradients or too few --step_k), do not trust its number" if r["square_beats_pgd"]
@@ -172,6 +179,7 @@ def run_train(cfg: MGNetConfig) -> dict:
         model = load_checkpoint(res.best_checkpoint)
         gflops, base = _flops(model, res.cfg, info.img_size, cfg.flop_count or cfg.results or cfg.with_baseline)
         results[name] = {"clean_acc": res.clean_acc, "gflops": gflops, "baseline_gflops": base, "skipped_images": res.skipped_images,
+                         "localisation": res.localisation,
                          "checkpoint": str(res.best_checkpoint), "run_dir": str(res.run_dir), "config": res.cfg.to_dict()}
         _report_skipped(res.skipped_images)
     for name, r in results.items():

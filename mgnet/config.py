@@ -348,7 +348,7 @@ MGNetConfig.validate = _validate
 
 # %% ../nbs/00_config.ipynb #2aa57676
 _SINGLE_GLIMPSE = dict(alpha=0.0, s=1.0, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, ge=None, ge_final=None,
-                       n_iter_coef=None, step_by_step=False,
+                       n_iter_coef=None, step_by_step=False, attack_glimpse=0,
                        loc_init="kaiming", loc_lr=1.0, loc_anchor=False)   # nothing to localise with one look
 
 def _resolved(self: MGNetConfig) -> MGNetConfig:

@@ -324,7 +324,8 @@ def data_info(cfg: MGNetConfig, need_train: bool = True) -> DataInfo:
 # %% ../nbs/05_data.ipynb #cd1df007
 def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of a canvas dataset."
-    kw = dict(translate=c.translate, seed=c.seed, canvas=c.img_size, mean=c.mean[0], std=c.std[0])
+    seed = c.seed if c.data_seed is None else c.data_seed       # --data_seed: the same images whatever the training seed
+    kw = dict(translate=c.translate, seed=seed, canvas=c.img_size, mean=c.mean[0], std=c.std[0])
     if c.spec.files:
         def split(name, root, flag):
             imgs, labels = idx_files(root, c.spec, name, flag)

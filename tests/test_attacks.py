@@ -81,6 +81,20 @@ def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
     assert bad.returncode == 2 and "--attack_glimpse" in bad.stderr.splitlines()[-1]
 
 
+def test_cli_autoattack(trained, tmp_path, mgnet_cmd):
+    """`mgnet --test --adv --attack autoattack` at tiny budgets: the budgets reach the attack and the report, one
+    glimpse attacked, and the baseline's FLOPs still computed (its config drops --attack_glimpse)."""
+    r = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--attack_glimpse", 3,
+                  "--eps", 0.1, "--aa_iters", 1, "--aa_queries", 5, "--results", tmp_path / "aa.json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "aa.json").read_text())
+    a = res["attack"]
+    assert (a["protocol"], a["iters"], a["queries"], a["version"], a["glimpse"]) == ("autoattack", 1, 5, "custom budgets", 3)
+    assert len(res["adv_acc"]) == 3 and res["adv_acc"][2] <= res["clean_acc"][2] and res["images"] == 359
+    assert res["baseline_gflops"] > res["gflops"][-1] > 0
+    assert "AutoAttack (custom budgets" in r.stdout and "on glimpse 3" in r.stdout and "PGD (" not in r.stdout
+
+
 def test_autoattack_per_glimpse(trained):
     """AutoAttack never raises accuracy, eps 0 changes nothing, and no image survives it that its first attack
     (APGD-CE with the same seed, on the same pixel-space model with the full gradient) alone breaks."""

@@ -32,6 +32,8 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
     res = json.loads((tmp_path / "train.json").read_text())
     assert len(res["clean_acc"]) == 3 and all(0 <= a <= 1 for a in res["clean_acc"])
     assert len(res["gflops"]) == 3 and res["gflops"][0] < res["gflops"][1] < res["gflops"][2]
+    loc = res["localisation"]                      # the digits' boxes are known: where the glimpses landed
+    assert len(loc["glimpse_iou"]) == 3 and loc["glimpse_sigma"][0] == 1.0 and loc["images"] == 359
     ckpt = Path(res["checkpoint"])
     assert ckpt.is_file() and ckpt.name.startswith("best-") and (ckpt.parent / "last.ckpt").is_file()
     run_dir = Path(res["run_dir"])
@@ -45,6 +47,7 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
     tres = json.loads((tmp_path / "test.json").read_text())
     assert tres["clean_acc"] == pytest.approx(res["clean_acc"])
     assert tres["gflops"] == pytest.approx(res["gflops"])
+    assert tres["localisation"]["glimpse_iou"] == pytest.approx(loc["glimpse_iou"])
     assert Path(tres["checkpoint"]).resolve() == ckpt.resolve()
 
     # fewer glimpses at test time: a prefix of the same predictions
