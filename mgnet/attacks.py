@@ -10,7 +10,7 @@ from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from torch import nn, Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .config import ATTACKS

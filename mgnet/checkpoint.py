@@ -83,7 +83,8 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
 
 # %% ../nbs/04_checkpoint.ipynb #e705503a
 _ORIGINAL_KEYS = tuple(ORIGINAL_DEFAULTS)
-_DATASET_ALIASES = {"mnist_toy": "mnist"}
+# the original's datasets, as mgnet describes them: its mnist_toy was plain 28 px MNIST (a canvas with no room to move)
+_DATASET_ALIASES = {"mnist_toy": dict(dataset="mnist", img_size=28)}
 
 def checkpoint_config(ckpt: Mapping) -> MGNetConfig:
     "The `MGNetConfig` a checkpoint was trained with (this project's, or the original's argparse options)."
@@ -91,8 +92,7 @@ def checkpoint_config(ckpt: Mapping) -> MGNetConfig:
     hp = vars(hp) if isinstance(hp, argparse.Namespace) else dict(hp)
     if "mgnet_version" in ckpt: return MGNetConfig.from_dict(hp)
     d = {k: hp.get(k, v) for k, v in ORIGINAL_DEFAULTS.items()}
-    d["dataset"] = _DATASET_ALIASES.get(d["dataset"], d["dataset"])
-    return MGNetConfig.from_dict(d)
+    return MGNetConfig.from_dict({**d, **_DATASET_ALIASES.get(d["dataset"], {})})
 
 # %% ../nbs/04_checkpoint.ipynb #2c0aa3f7
 def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) -> None:

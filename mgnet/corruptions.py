@@ -10,15 +10,13 @@ import csv
 import inspect
 import io
 import json
-import math
-import os
 import random
 import sys
 import tempfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,10 +24,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpoint import load_checkpoint
 from .config import ConfigError, MGNetError
-from .data import TranslatedDigits, place, image_tree, class_folders
-from .checkpoint import CheckpointError, load_checkpoint
-from .files import atomic_write, write_json, check_out_file, package_version, run_command
+from .data import TranslatedDigits, class_folders, image_tree, place
+from .files import atomic_write, check_out_file, package_version, run_command, write_json
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'CorruptionError', 'image_seed',

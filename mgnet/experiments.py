@@ -9,7 +9,6 @@ import argparse
 import ast
 import itertools
 import json
-import math
 import os
 import shutil
 import sys
@@ -20,19 +19,19 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
-from matplotlib.figure import Figure
 from matplotlib import patheffects
+from matplotlib.figure import Figure
+from torch import Tensor
 
-from .config import MGNetConfig, ConfigError, MGNetError
-from .model import MGNet, baseline_config
-from .checkpoint import load_checkpoint, read_checkpoint, CheckpointError
-from .data import data_info, MGNetData
-from .flops import glimpse_gflops, baseline_gflops
-from .geometry import params_to_pixel_box
 from .attacks import to_pixels
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from .config import ConfigError, MGNetConfig, MGNetError
+from .data import MGNetData, data_info
+from .files import check_out_dir, package_version, run_command, write_json
+from .flops import baseline_gflops, glimpse_gflops
+from .geometry import params_to_pixel_box
+from .model import MGNet
 from .train import fit
-from .files import write_json, package_version, check_out_dir, run_command
 
 # %% auto #0
 __all__ = ['RESULTS', 'GLIMPSE_COLORS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run',
@@ -180,7 +179,8 @@ def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]]
             finally: torch.set_num_threads(old)
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        from mgnet.experiments import _train_worker as worker      # by its module's name, which spawned processes import
+
+        from mgnet.experiments import _train_worker as worker  # by its module's name, which spawned processes import
         with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context("spawn")) as ex:
             futs = {ex.submit(worker, jobs[i][0].to_dict(), str(jobs[i][1]), jobs[i][2], threads): i for i in todo}
             for f in as_completed(futs): out[futs[f]] = f.result(); bar.update()
@@ -232,7 +232,7 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
 
 def show(fig: Figure, dpi: int = 100) -> None:
     "Display `fig` in a notebook as a PNG image."
-    from IPython.display import display, Image
+    from IPython.display import Image, display
     display(Image(figure_png(fig, dpi)))
 
 # %% ../nbs/13_experiments.ipynb #5e4099ed

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .geometry import params_to_pixel_box, box_iou, box_area
+from .geometry import box_area, box_iou, params_to_pixel_box
 
 # %% auto #0
 __all__ = ['glimpse_boxes', 'box_centre', 'box_cover', 'object_boxes', 'localisation_stats', 'glimpse_iou', 'model_glimpses',

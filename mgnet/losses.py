@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import MGNetConfig
-from .geometry import params_to_box, box_iou
+from .geometry import box_iou, params_to_box
 from .model import MGNet, MGNetOutput
 
 # %% auto #0

@@ -12,12 +12,12 @@ from urllib.error import URLError
 import torch
 import torch.nn.functional as F
 import torchvision
-from torch import nn, Tensor
+from torch import Tensor, nn
 
-from .config import MGNetConfig, ConfigError
-from .geometry import identity_params, sample_glimpse, glimpse_grid
+from .config import ConfigError, MGNetConfig
+from .geometry import glimpse_grid, identity_params, sample_glimpse
+from .layers import DynamicGradRescaler, GradientRescaler
 from .weights import PretrainedMixin
-from .layers import GradientRescaler, DynamicGradRescaler
 
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',

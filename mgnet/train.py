@@ -10,27 +10,24 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, LearningRateMonitor
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from tqdm.auto import tqdm
 
+from .checkpoint import _fit_report, atomic_torch_save, find_checkpoint, load_checkpoint, read_checkpoint
 from .config import MGNetConfig, MGNetError
-from .files import package_version
-from .model import MGNet, MGNetOutput
-from .losses import mgnet_loss
 from .data import MGNetData, data_info
+from .files import package_version
 from .localisation import dataset_localisation
-from .checkpoint import load_checkpoint, read_checkpoint, find_checkpoint, atomic_torch_save, _fit_report
+from .losses import mgnet_loss
+from .model import MGNet, MGNetOutput
 
 # %% auto #0
 __all__ = ['evaluate', 'param_groups', 'LitMGNet', 'device_settings', 'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state',

@@ -99,6 +99,7 @@ def test_autoattack_per_glimpse(trained):
     """AutoAttack never raises accuracy, eps 0 changes nothing, and no image survives it that its first attack
     (APGD-CE with the same seed, on the same pixel-space model with the full gradient) alone breaks."""
     import torchattacks
+
     from mgnet.attacks import PixelModel, full_gradient
     model = mgnet.load_checkpoint(trained.best_checkpoint)
     info = data_info(model.cfg)

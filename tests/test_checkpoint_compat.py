@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference import reference_forward
 
 import mgnet
 from mgnet.checkpoint import CheckpointError
-from reference import reference_forward
 
 NUM_CLASS = 5
 

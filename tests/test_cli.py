@@ -9,10 +9,10 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
+from conftest import snapshot
 from PIL import Image
 
 import mgnet
-from conftest import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 

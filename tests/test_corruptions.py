@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import run_mgnet, snapshot
 from PIL import Image
 
 import mgnet
-from conftest import run_mgnet, snapshot
 from mgnet.corruptions import corrupt_main, corruptions_main
 from mgnet.imagenet100 import imagenet100_main, imagenet100c_main
 

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from mgnet.config import MGNetConfig, MGNetError
-from mgnet.experiments import (RESULTS, DamagedRunError, load_run, load_runs, reusable_run, train_run, train_runs,
-                               run_sweep, point_name)
+from mgnet.experiments import (
+    RESULTS,
+    DamagedRunError,
+    load_run,
+    load_runs,
+    point_name,
+    reusable_run,
+    run_sweep,
+    train_run,
+    train_runs,
+)
 
 TINY = MGNetConfig(n_iter=2, epochs=1, limit_train=2, limit_val=2, batch_size=16)
 

@@ -1,13 +1,19 @@
 """The experiment notebooks run through papermill with tiny parameters; `mgnet-benchmark` end to end."""
 import json
-from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import run_mgnet, snapshot
-from mgnet.experiments import run_notebook, ExperimentError, notebook_dirs, notebook_parameters, load_runs, benchmark_main
+
 from mgnet.config import MGNetConfig
+from mgnet.experiments import (
+    ExperimentError,
+    benchmark_main,
+    load_runs,
+    notebook_dirs,
+    notebook_parameters,
+    run_notebook,
+)
 
 NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)

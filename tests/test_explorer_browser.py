@@ -136,6 +136,7 @@ def errors(page):
 def digit_png(path, k, size=(64, 64), at=(20, 20)):
     """A PNG of scikit-learn digit number `k` (24 px) at `at` on a black image of `size`."""
     from PIL import Image
+
     from mgnet.data import digit_images
     img = Image.new("L", size)
     img.paste(Image.fromarray((digit_images()[0][k] * 255).round().byte().numpy()), at)
@@ -145,6 +146,7 @@ def digit_png(path, k, size=(64, 64), at=(20, 20)):
 
 def png_array(data: bytes):
     import io
+
     import numpy as np
     from PIL import Image
     im = Image.open(io.BytesIO(data)).convert("RGBA")
@@ -194,7 +196,9 @@ def test_explorer_in_jupyterlab(tmp_path, tiny_sweep):
 def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
     """explore(checkpoint=..., images=...) in JupyterLab; an image chosen with the upload button is what the picture shows."""
     from datetime import datetime, timezone
+
     import numpy as np
+
     from mgnet.experiments import load_runs
     from mgnet.explorer import ImageExplorer
     ckpt = load_runs(tiny_sweep)[0]["checkpoint"]

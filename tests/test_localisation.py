@@ -1,11 +1,11 @@
 """Localisation scores, the zero-initialised head, fixed data across seeds, and the position-aware options (CPU, seconds)."""
-import torch
 import pytest
+import torch
 
-from mgnet import MGNetConfig, MGNet
+from mgnet import MGNet, MGNetConfig
 from mgnet.data import MGNetData, TranslatedDigits
 from mgnet.geometry import pixel_to_norm
-from mgnet.localisation import object_boxes, localisation_stats, dataset_localisation, glimpse_iou, box_centre
+from mgnet.localisation import box_centre, dataset_localisation, glimpse_iou, localisation_stats, object_boxes
 from mgnet.train import data_config, param_groups
 
 

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 import mgnet
-from mgnet.data import read_idx, idx_files, MGNetData
 from mgnet.config import DATASETS
+from mgnet.data import MGNetData, idx_files, read_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")   # Debian's dataset-fashion-mnist (.ci/run installs it)

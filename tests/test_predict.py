@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_mgnet, snapshot
 from PIL import Image
 
 import mgnet
-from mgnet.predict import predict
 from mgnet.anytime import early_exit
-from mgnet.data import TranslatedDigits, data_info, image_transform
 from mgnet.attacks import to_pixels
-from conftest import run_mgnet, snapshot
+from mgnet.data import TranslatedDigits, data_info, image_transform
+from mgnet.predict import predict
 
 T = 3
 

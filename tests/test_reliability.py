@@ -1,19 +1,17 @@
 """Reliability: bad input gets one clear line and changes nothing; interrupted runs lose at most the work since the
 last checkpoint; runs are deterministic; a diverging run stops and keeps its last good checkpoint."""
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import BIN, snapshot
 from PIL import Image
 
-from conftest import BIN, snapshot
 from mgnet.checkpoint import read_checkpoint
 
 COMMON = ["--dataset", "imagenet", "--model", "resnet18", "--epochs", 1, "--batch_size", 4, "--n_iter", 2, "--workers", 0]
