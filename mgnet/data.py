@@ -306,7 +306,11 @@ def _canvas_classes(c: MGNetConfig, need_train: bool) -> tuple[str, ...]:
     if c.spec.files:
         if c.train_dir is None: raise ConfigError("train_dir", f"--dataset {c.dataset} needs --train_dir: the folder of its MNIST-format files")
         if need_train: idx_files(c.train_dir, c.spec, "train")
-    if c.val_dir and c.val_dir != c.train_dir and _is_tree(c.val_dir): class_folders(c.val_dir, "val_dir")
+    if c.val_dir and c.val_dir != c.train_dir and _is_tree(c.val_dir):   # a tree of canvases, one folder per class
+        found = class_folders(c.val_dir, "val_dir")
+        if len(found) != len(c.spec.classes):
+            raise ConfigError("val_dir", f"{c.val_dir} has {len(found)} class folders ({', '.join(found[:3])}, ...), "
+                                         f"a {c.dataset} model {len(c.spec.classes)}: pass one <class>/<image> tree")
     elif c.spec.files: idx_files(c.val_dir or c.train_dir, c.spec, "t10k", "val_dir" if c.val_dir != c.train_dir else "train_dir")
     return c.spec.classes
 
