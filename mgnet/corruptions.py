@@ -423,9 +423,6 @@ def corrupt_main(argv: list[str] | None = None) -> int:
     return run_command(p.prog, body)
 
 # %% ../nbs/10_corruptions.ipynb #908b3772
-def _check_out_file(path: str | None, flag: str) -> None:
-    check_out_file(path, flag)
-
 def _check_tree_fits(tree: Path, models: dict) -> None:
     "A generated tree says which data it was made from: a model of another dataset (or digits split) gets an error or a warning."
     meta = tree / TREE_FILE
@@ -465,7 +462,7 @@ def corruptions_main(argv: list[str] | None = None) -> int:
     p = corruptions_parser()
     a = p.parse_args(argv)
     def body():
-        _check_out_file(a.results, "results"); _check_out_file(a.csv, "csv")
+        check_out_file(a.results, "results"); check_out_file(a.csv, "csv")
         if a.results and a.csv and Path(a.results).resolve() == Path(a.csv).resolve():
             raise ConfigError("csv", "must differ from --results")
         if a.batch_size < 1: raise ConfigError("batch_size", f"must be at least 1, got {a.batch_size}")

@@ -306,7 +306,7 @@ def _canvas_classes(c: MGNetConfig, need_train: bool) -> tuple[str, ...]:
     if c.spec.files:
         if c.train_dir is None: raise ConfigError("train_dir", f"--dataset {c.dataset} needs --train_dir: the folder of its MNIST-format files")
         if need_train: idx_files(c.train_dir, c.spec, "train")
-    if c.val_dir and c.val_dir != c.train_dir and _is_tree(c.val_dir):   # a tree of canvases, one folder per class
+    if _canvas_tree(c):   # a tree of canvases, one folder per class
         found = class_folders(c.val_dir, "val_dir")
         if len(found) != len(c.spec.classes):
             raise ConfigError("val_dir", f"{c.val_dir} has {len(found)} class folders ({', '.join(found[:3])}, ...), "
@@ -314,7 +314,13 @@ def _canvas_classes(c: MGNetConfig, need_train: bool) -> tuple[str, ...]:
     elif c.spec.files: idx_files(c.val_dir or c.train_dir, c.spec, "t10k", "val_dir" if c.val_dir != c.train_dir else "train_dir")
     return c.spec.classes
 
-def _is_tree(path) -> bool: return Path(path).is_dir() and any(p.is_dir() for p in Path(path).iterdir())
+def _canvas_tree(c: MGNetConfig) -> str | None:
+    "The `--val_dir` tree of canvases a canvas run validates on, if any: any `--val_dir` for the digits; for files, one "
+    "that is not the files' folder and holds class folders."
+    if not c.val_dir: return None
+    if not c.spec.files: return c.val_dir
+    p = Path(c.val_dir)
+    return c.val_dir if c.val_dir != c.train_dir and p.is_dir() and any(q.is_dir() for q in p.iterdir()) else None
 
 def data_info(cfg: MGNetConfig, need_train: bool = True) -> DataInfo:
     "Check the data directories of `cfg` and describe its dataset (fails with a `ConfigError` naming the flag)."
@@ -335,13 +341,12 @@ def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
             imgs, labels = idx_files(root, c.spec, name, flag)
             return read_idx(imgs).float().div(255), read_idx(labels).long()
         train = None if c.test else PlacedObjects(*split("train", c.train_dir, "train_dir"), train=True, gaussian=c.gaussian, **kw)
-        own_val = not (c.val_dir and c.val_dir != c.train_dir and _is_tree(c.val_dir))
-        val = PlacedObjects(*split("t10k", c.val_dir or c.train_dir, "val_dir"), train=False, gaussian=c.gaussian, **kw) if own_val else None
+        val = None if _canvas_tree(c) else PlacedObjects(*split("t10k", c.val_dir or c.train_dir, "val_dir"), train=False,
+                                                          gaussian=c.gaussian, **kw)
     else:
         train = None if c.test else TranslatedDigits(True, **kw)
-        own_val = not c.val_dir
-        val = TranslatedDigits(False, **kw) if own_val else None
-    return train, val if own_val else image_tree(c.val_dir, c, False, "val_dir", c.skip_bad_images)
+        val = None if _canvas_tree(c) else TranslatedDigits(False, **kw)
+    return train, val if val is not None else image_tree(c.val_dir, c, False, "val_dir", c.skip_bad_images)
 
 def folder_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of an ImageFolder dataset."
