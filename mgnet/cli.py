@@ -179,11 +179,14 @@ def run_train(cfg: MGNetConfig) -> dict:
         model = load_checkpoint(res.best_checkpoint)
         gflops, base = _flops(model, res.cfg, info.img_size, cfg.flop_count or cfg.results or cfg.with_baseline)
         results[name] = {"clean_acc": res.clean_acc, "gflops": gflops, "baseline_gflops": base, "skipped_images": res.skipped_images,
+                         "last_acc": res.last_acc,
                          "localisation": res.localisation,
                          "checkpoint": str(res.best_checkpoint), "run_dir": str(res.run_dir), "config": res.cfg.to_dict()}
         _report_skipped(res.skipped_images)
     for name, r in results.items():
         _report(name, MGNetConfig.from_dict(r["config"]), r["clean_acc"], r["gflops"], r["baseline_gflops"])
+        if r["last_acc"] and r["last_acc"] != r["clean_acc"]:
+            print("last epoch (the best above is chosen on this same validation data): " + " ".join(f"{a:.4f}" for a in r["last_acc"]))
     if len(results) > 1:
         print("\nMGNet vs baseline, last glimpse:")
         m, b = results["MGNet"], results["baseline"]

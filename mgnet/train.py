@@ -220,6 +220,7 @@ class RunResult:
     clean_acc: list[float]
     skipped_images: int = 0   # unreadable images skipped (--skip_bad_images)
     localisation: dict | None = None   # glimpses against the objects' boxes, where known (mgnet.localisation)
+    last_acc: list[float] | None = None   # per-glimpse accuracy of the last epoch's checkpoint, beside the best's
 
 def _limit(v: float): return int(v) if v > 1 else v
 
@@ -282,9 +283,12 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
     last = Path(ckpt.dirpath) / "last.ckpt"
     last = last.resolve() if last.is_file() else None
     best = Path(ckpt.best_model_path).resolve() if ckpt.best_model_path else last
-    acc, loc = [], None
+    acc, loc, last_acc = [], None, None
     if trainer.is_global_zero:
         model = load_checkpoint(best).to(lit.device)
         acc = evaluate(model, data.val_dataloader(shard=False), progress=progress, desc="best checkpoint")
         loc = dataset_localisation(model, data.val_ds)
-    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc)
+        if last is not None and last != best:           # the best is chosen on the validation data: report the last beside it
+            last_acc = evaluate(load_checkpoint(last).to(lit.device), data.val_dataloader(shard=False),
+                                progress=progress, desc="last checkpoint")
+    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc, last_acc if last != best else acc)

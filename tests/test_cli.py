@@ -50,6 +50,11 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
     assert tres["localisation"]["glimpse_iou"] == pytest.approx(loc["glimpse_iou"])
     assert Path(tres["checkpoint"]).resolve() == ckpt.resolve()
 
+    # the last epoch's checkpoint, reported beside the best: the same numbers as testing last.ckpt
+    t1 = mgnet_cmd("--test", "--checkpoint", ckpt.parent / "last.ckpt", "--results", "t1.json", cwd=tmp_path)
+    assert t1.returncode == 0, t1.stderr[-3000:]
+    assert json.loads((tmp_path / "t1.json").read_text())["clean_acc"] == pytest.approx(res["last_acc"])
+
     # fewer glimpses at test time: a prefix of the same predictions
     t2 = mgnet_cmd("--test", "--checkpoint", ckpt, "--n_iter", 2, "--results", "t2.json", cwd=tmp_path)
     assert t2.returncode == 0, t2.stderr[-3000:]
