@@ -11,8 +11,9 @@ __version__ = "0.1.0"
 from .checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import MGNetData, TranslatedDigits, data_info
+from .evaluation import evaluate
 from .flops import glimpse_gflops
 from .losses import mgnet_loss
 from .model import MGNet, MGNetOutput, baseline_config, create_backbone
 from .predict import predict
-from .train import LitMGNet, evaluate, fit
+from .train import LitMGNet, fit

@@ -9,7 +9,7 @@ LAYERS = [
     {"config", "files"},                                                  # hyperparameters, safe writes, version
     {"geometry", "layers", "weights", "data", "localisation", "imagenet100"},  # maths, weight folders, datasets
     {"model"},
-    {"checkpoint", "losses", "flops"},
+    {"checkpoint", "losses", "flops", "evaluation"},                       # the evaluation loop and the tables
     {"train", "attacks", "anytime", "corruptions"},
     {"experiments", "predict", "bench"},                                  # runs, pictures, benchmarks
     {"cli", "explorer"},                                                  # the commands and the explorer
