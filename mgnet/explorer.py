@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import BadImageError, MGNetData
 from .experiments import default_sweep_dir, figure_png, load_runs, run_sweep
+from .localisation import glimpse_iou, object_boxes
 from .predict import class_names, find_images, predict, prediction_figure, read_image
 
 # %% auto #0
@@ -95,6 +96,7 @@ class ExplorerBase:
 
     controls: tuple = ()                      # widgets of the model choice (a subclass's)
     def sync(self): "Fit the widgets to the model chosen (a subclass's)."
+    def own_dataset(self): "The dataset of the images under the sliders, when they come from one (a subclass's)."
     def _changed(self, change): self.redraw()
     @property
     def n_items(self) -> int: return self.n_own + len(self.uploads)
@@ -113,13 +115,29 @@ def _figure(self: ExplorerBase) -> Figure:
     if key not in self._pic:
         x, shown, label, source = self.item(i)
         p = predict(self.model, [x], topk=self.topk, crops=True, classes=self.classes)[0]
-        self._pic = {key: (dataclasses.replace(p, source=source), shown, label)}
-    p, shown, label = self._pic[key]
+        box = self.object_box(i)
+        iou = None if box is None else glimpse_iou(self.model, x[None], box[None])[:, 0].tolist()
+        self._pic = {key: (dataclasses.replace(p, source=source), shown, label, iou)}
+    p, shown, label, _ = self._pic[key]
     n = min(self.glimpses.value, len(p.glimpses))
     g = p.glimpses[n - 1]
     verdict = "" if label is None else f" ({'right' if g.name == label else 'wrong'})"
     title = f"{self.title} · {p.source} · after {n} glimpse{'s' * (n > 1)}: {g.name} ({g.prob:.2f}){verdict}"
     return prediction_figure(p, shown, n, self.width, label, title)
+
+def _object_box(self: ExplorerBase, i: int) -> torch.Tensor | None:
+    "The pixel box of image `i`'s object, where its dataset knows it (digits and MNIST-family canvases); else `None`."
+    ds = self.own_dataset() if i < self.n_own else None
+    if ds is None: return None
+    cache = self.__dict__.setdefault("_boxes", {})
+    if id(ds) not in cache: cache[id(ds)] = object_boxes(ds)
+    return None if cache[id(ds)] is None else cache[id(ds)][i]
+
+def _iou_note(self: ExplorerBase) -> str:
+    "The status line's localisation: IoU of each glimpse shown with the object's box, where it is known."
+    iou = next(iter(self._pic.values()))[3] if self._pic else None
+    if iou is None: return ""
+    return " · glimpse IoU with the object " + " → ".join(f"{v:.2f}" for v in iou[:self.glimpses.value])
 
 def _redraw(self: ExplorerBase):
     "Draw the picture and the status line for the current values."
@@ -131,7 +149,7 @@ def _redraw(self: ExplorerBase):
             return
         self.picture.value = figure_png(self.figure(), dpi=80)
         self.last_redraw = time.perf_counter() - t0
-        self.status.value = f"<span class='mgnet-status'>{self.describe()} · drawn in {self.last_redraw:.2f} s</span>"
+        self.status.value = f"<span class='mgnet-status'>{self.describe()}{self.iou_note()} · drawn in {self.last_redraw:.2f} s</span>"
     except BadImageError as e:                                 # a file of the folder that is not an image: say so
         self.status.value = f"<span class='mgnet-status'>{self.describe()} · <span style='color:#b00'>{e}</span></span>"
     except Exception as e:
@@ -140,6 +158,7 @@ def _redraw(self: ExplorerBase):
         raise
 
 ExplorerBase.figure, ExplorerBase.redraw = _figure, _redraw
+ExplorerBase.object_box, ExplorerBase.iou_note = _object_box, _iou_note
 
 # %% ../nbs/12_explorer.ipynb #6b880352
 def _uploaded(self: ExplorerBase, change):
@@ -192,6 +211,7 @@ class _SweepState:
     def n_own(self) -> int: return len(self._dataset(self.run))
     @property
     def title(self) -> str: return self.run["name"]
+    def own_dataset(self): return self._dataset(self.run)
     def own_image(self, i: int) -> tuple:
         ds = self._dataset(self.run)
         x, y = ds[i]
@@ -273,6 +293,8 @@ class ImageExplorer(ExplorerBase):
 
     @property
     def n_own(self) -> int: return len(self.files) if self.data is None else len(self.data.val_ds)
+
+    def own_dataset(self): return None if self.data is None else self.data.val_ds
 
     def own_image(self, i: int) -> tuple:
         if self.data is not None:
