@@ -20,12 +20,13 @@ from .attacks import robust_accuracy
 from .checkpoint import checkpoint_config, export_weights, load_checkpoint, read_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import MGNetData, data_info
+from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
 from .files import check_out_file, run_command, write_json
-from .flops import baseline_gflops, glimpse_gflops, glimpse_table
+from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
 from .model import baseline_config, create_backbone, fold_batchnorm
 from .predict import predict_main
-from .train import evaluate, fit, resume_point
+from .train import fit, resume_point
 
 # %% auto #0
 __all__ = ['SUBCOMMANDS', 'make_parser', 'run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'export_main', 'main']
@@ -103,18 +104,14 @@ def run_test(cfg: MGNetConfig, given: dict) -> dict:
     loc = dataset_localisation(model, data.val_ds) if cfg.n_iter > 1 else None   # where the object's box is known
     return {**out, "localisation": loc, "checkpoint": str(model.checkpoint_path), "config": cfg.to_dict(), "skipped_images": data.n_bad}
 
-@torch.inference_mode()
 def _real_early_exit(model, loader, threshold: float, gflops: list[float]) -> dict:
     "Early exit for real, batch by batch (later glimpses only for the undecided images)."
-    dev = next(model.parameters()).device
-    hits, cost, n = 0, 0.0, 0
-    for batch in loader:
-        if batch is None: continue
-        r = early_exit(model, batch[0].to(dev), threshold)
-        hits += int((r.pred.cpu() == batch[1]).sum())
-        cost += float(torch.tensor(gflops, dtype=torch.float64)[r.exit_at.cpu() - 1].sum())
-        n += len(batch[1])
-    return {"threshold": threshold, "acc": hits / n, "gflops": cost / n}
+    dev, cost = device_of(model), torch.tensor(gflops, dtype=torch.float64)
+    def step(x, y, i):
+        r = early_exit(model, x.to(dev), threshold)
+        return {"hits": (r.pred.cpu() == y).sum(), "cost": cost[r.exit_at.cpu() - 1].sum()}
+    t = run_batches([model], loader, step, progress=False, desc="early exit")
+    return {"threshold": threshold, "acc": int(t.values["hits"]) / t.images, "gflops": float(t.values["cost"]) / t.images}
 
 def run_anytime(cfg: MGNetConfig, model, loader, acc: list[float], gflops: list[float], base: float) -> dict:
     "`--exit_threshold`, `--exit_sweep`, `--exit_budget`: anytime early exit, reported against the fixed glimpses."
@@ -128,12 +125,11 @@ def run_anytime(cfg: MGNetConfig, model, loader, acc: list[float], gflops: list[
     if cfg.exit_sweep:
         res["curve"] = curve = exit_curve(probs, labels, gflops)
         print("\nearly exit: accuracy against average GFLOPs per image")
-        print(f"{'threshold':>10}  {'accuracy':>8}  {'GFLOPs':>8}  {'of all glimpses':>15}  {'mean exit':>9}")
-        for c in curve:
-            print(f"{c['threshold']:>10g}  {c['acc']:>8.4f}  {c['gflops']:>8.4g}  {c['gflops'] / gflops[-1]:>15.0%}  {c['mean_exit']:>9.2f}")
-        for t, (g, a) in enumerate(zip(gflops, acc), 1):
-            print(f"{'glimpse ' + str(t):>10}  {a:>8.4f}  {g:>8.4g}  {g / gflops[-1]:>15.0%}  {t:>9}")
-        print(f"{'baseline':>10}  {'':>8}  {base:>8.4g}  {base / gflops[-1]:>15.0%}")
+        rows = [[f"{c['threshold']:g}", f"{c['acc']:.4f}", f"{c['gflops']:.4g}", f"{c['gflops'] / gflops[-1]:.0%}", f"{c['mean_exit']:.2f}"]
+                for c in curve]
+        rows += [[f"glimpse {t}", f"{a:.4f}", f"{g:.4g}", f"{g / gflops[-1]:.0%}", t] for t, (g, a) in enumerate(zip(gflops, acc), 1)]
+        rows.append(["baseline", "", f"{base:.4g}", f"{base / gflops[-1]:.0%}"])
+        print(text_table(rows, ["threshold", "accuracy", "GFLOPs", "of all glimpses", "mean exit"], rules=["glimpse 1"]))
         if cfg.exit_plot:
             fig = plot_exit_curve(curve, {"MGNet, fixed glimpses": (gflops, acc)}, f"{cfg.dataset}: --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g}")
             fig.axes[0].axvline(base, color="gray", ls=":", label="baseline GFLOPs"); fig.axes[0].legend()

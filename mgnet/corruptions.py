@@ -27,14 +27,15 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint
 from .config import ConfigError, MGNetError
 from .data import TranslatedDigits, class_folders, image_tree, place
+from .evaluation import evaluate_models, text_table
 from .files import atomic_write, check_out_file, package_version, run_command, write_json
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'CorruptionError', 'image_seed',
            'corrupt_image', 'digits_canvases', 'corruption_source', 'load_source_image', 'generate_corruptions',
-           'corruption_dataset', 'tree_folders', 'evaluate_models', 'corruption_accuracy', 'corruption_table',
-           'format_table', 'table_csv', 'mce', 'corruption_summary', 'model_names', 'corrupt_parser', 'corrupt_main',
-           'corruptions_parser', 'corruptions_main', 'summary_text']
+           'corruption_dataset', 'tree_folders', 'corruption_accuracy', 'corruption_table', 'format_table', 'table_csv',
+           'mce', 'corruption_summary', 'model_names', 'corrupt_parser', 'corrupt_main', 'corruptions_parser',
+           'corruptions_main', 'summary_text']
 
 # %% ../nbs/10_corruptions.ipynb #9e1c289c
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -259,24 +260,6 @@ def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Seq
     return found
 
 # %% ../nbs/10_corruptions.ipynb #d687ff67
-@torch.no_grad()
-def evaluate_models(models: Sequence, loader, progress: bool = False, desc: str = "evaluate") -> list[list[float]]:
-    "Top-1 accuracy after each glimpse of every model in `models` on one pass over `loader`."
-    correct, total = [None] * len(models), 0
-    modes = [m.training for m in models]
-    for m in models: m.eval()
-    try:
-        for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
-            for k, m in enumerate(models):
-                dev = next(m.parameters()).device
-                hits = (m(x.to(dev)).logits.argmax(-1) == y.to(dev)).sum(1)
-                correct[k] = hits if correct[k] is None else correct[k] + hits
-            total += len(y)
-    finally:
-        for m, t in zip(models, modes): m.train(t)
-    if not total: raise ValueError(f"{desc}: no images")
-    return [(c.double() / total).tolist() for c in correct]
-
 def _loader_key(cfg) -> tuple:
     "Models whose inputs are read alike share a loader."
     c = cfg.resolved()
@@ -300,7 +283,7 @@ def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, b
             ds = corruption_dataset(d, models[names[0]].cfg, like_original=like_original)
             for n in names[1:]: corruption_dataset(d, models[n].cfg, like_original=like_original)     # class count checked for every model
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
-            accs = evaluate_models([models[n] for n in names], loader)
+            accs = evaluate_models([models[n] for n in names], loader, progress=False)
             for n, a in zip(names, accs):
                 if s == 0: out[n]["clean_acc"] = a
                 else: out[n]["corruption_acc"].setdefault(c, {})[str(s)] = a
@@ -331,14 +314,8 @@ def _first_acc(r: dict) -> list[float]:
 def format_table(cols: list[str], rows: dict[str, list[float]], scale: float = 100, digits: int = 2,
                  best=max, rules: Sequence[str] = ("average",)) -> str:
     "A text table; the best value of each row (`best` of it) marked with `*`, a rule above the rows named in `rules`."
-    w0 = max(len(r) for r in [*rows, "corruption"])
-    cells = {r: [f"{v * scale:.{digits}f}" + ("*" if v == best(vals) else " ") for v in vals] for r, vals in rows.items()}
-    cw = max([len(c) for c in cols] + [len(x) for v in cells.values() for x in v])
-    lines = [f"{'corruption':<{w0}}  " + "  ".join(f"{c:>{cw}}" for c in cols)]
-    for r, v in cells.items():
-        if r in rules: lines.append("-" * len(lines[0]))
-        lines.append(f"{r:<{w0}}  " + "  ".join(f"{x:>{cw}}" for x in v))
-    return "\n".join(l.rstrip() for l in lines)
+    cells = [[r, *(f"{v * scale:.{digits}f}" + ("*" if v == best(vals) else " ") for v in vals)] for r, vals in rows.items()]
+    return text_table(cells, ["corruption", *cols], rules=rules, same_width=True)
 
 # %% ../nbs/10_corruptions.ipynb #cb33208a
 def table_csv(cols: list[str], rows: dict[str, list[float]]) -> str:
