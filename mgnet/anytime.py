@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from .evaluation import device_of, run_batches
 from .geometry import identity_params
 from .model import MGNet
 
@@ -48,17 +48,12 @@ def early_exit(model: MGNet, x: Tensor, threshold: float, n_iter: int | None = N
     return ExitResult(pred, exit_at, conf_out)
 
 # %% ../nbs/14_anytime.ipynb #389bf9ca
-@torch.inference_mode()
 def glimpse_probs(model: MGNet, loader, progress: bool = True) -> tuple[Tensor, Tensor]:
     "Softmax probabilities after every glimpse `(T, N, K)` and labels `(N,)` over a loader (one full pass)."
-    model.eval()
-    dev = next(model.parameters()).device
-    ps, ys = [], []
-    for batch in tqdm(loader, desc="glimpse probabilities", disable=not progress, leave=False):
-        if batch is None: continue
-        ps.append(F.softmax(model(batch[0].to(dev)).logits, -1).cpu())
-        ys.append(batch[1])
-    return torch.cat(ps, 1), torch.cat(ys)
+    dev = device_of(model)
+    step = lambda x, y, i: {"probs": F.softmax(model(x.to(dev)).logits, -1).cpu(), "labels": y}
+    t = run_batches([model], loader, step, cat={"probs": 1, "labels": 0}, progress=progress, desc="glimpse probabilities")
+    return t.values["probs"], t.values["labels"]
 
 def exit_points(probs: Tensor, threshold: float) -> Tensor:
     "Glimpse (1-based) at which each image stops for `threshold`, from its probabilities `(T, N, K)`."

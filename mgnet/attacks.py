@@ -11,9 +11,9 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from .config import ATTACKS
+from .evaluation import device_of, glimpse_hits, run_batches
 from .model import MGNet
 
 # %% auto #0
@@ -109,7 +109,7 @@ def autoattack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 2
 @torch.no_grad()
 def _hits(pm: PixelModel, p: Tensor, y: Tensor) -> Tensor:
     "Correct predictions per glimpse of the pixel-space model on pixel images `p`."
-    return (pm(p).logits.argmax(-1) == y).sum(1)
+    return glimpse_hits(pm(p).logits, y)
 
 def autoattack_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, glimpse: int = 0,
                     iters: int = 100, queries: int = 5000, seed: int = 0) -> Tensor:
@@ -125,7 +125,7 @@ def _adv_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, protocol: str, eps:
     "Correct predictions per glimpse on one batch attacked under `protocol`."
     if protocol == "paper":
         xa = pgd_paper(model, x, y, eps, step_size, steps)
-        with torch.no_grad(): return (model(xa).logits.argmax(-1) == y).sum(1)
+        with torch.no_grad(): return glimpse_hits(model(xa).logits, y)
     if protocol == "adaptive":
         return _hits(PixelModel(model, mean, std, None), pgd_adaptive(model, x, y, mean, std, eps, step_size, steps, glimpse, gen), y)
     return autoattack_hits(model, x, y, mean, std, eps, glimpse, aa_iters, aa_queries, seed)
@@ -137,28 +137,23 @@ def robust_accuracy(model: MGNet, loader, mean, std, protocol: str = "paper", ep
                     aa_iters: int = 100, aa_queries: int = 5000) -> dict:
     "Per-glimpse clean and adversarial accuracy of `model` on `loader` under `protocol` ('paper', 'adaptive' or 'autoattack')."
     if protocol not in ATTACKS: raise ValueError(f"unknown protocol {protocol!r}")
-    model.eval()
-    dev = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    clean = adv = sq = pgd_last = None
-    total = 0
-    pm = PixelModel(model, mean, std, glimpse=None)
-    name = "AutoAttack" if protocol == "autoattack" else f"PGD ({protocol})"
-    for i, (x, y) in enumerate(tqdm(loader, desc=name, disable=not progress, leave=False)):
+    dev, gen, pm = device_of(model), torch.Generator().manual_seed(seed), PixelModel(model, mean, std, glimpse=None)
+    last_too = square and protocol == "adaptive" and glimpse not in (model.n_iter, -1)   # PGD aimed at the last glimpse too
+    def step(x, y, i):
         x, y = x.to(dev), y.to(dev)
-        with torch.no_grad(): c = (model(x).logits.argmax(-1) == y).sum(1)
-        a = _adv_hits(model, x, y, mean, std, protocol, eps, step_size, steps, glimpse, gen, aa_iters, aa_queries, seed + i)
-        clean, adv, total = (c if clean is None else clean + c), (a if adv is None else adv + a), total + len(y)
+        with torch.no_grad(): out = {"clean": glimpse_hits(model(x).logits, y)}
+        out["adv"] = _adv_hits(model, x, y, mean, std, protocol, eps, step_size, steps, glimpse, gen, aa_iters, aa_queries, seed + i)
         if square:
             ps = square_attack(model, x, y, mean, std, eps, square_queries, seed + i)
-            with torch.no_grad(): s_ = (pm(ps).logits[-1].argmax(-1) == y).sum()
-            sq = s_ if sq is None else sq + s_
-            if protocol == "adaptive" and glimpse not in (model.n_iter, -1):   # PGD aimed at the last glimpse too
-                pl = pgd_adaptive(model, x, y, mean, std, eps, step_size, steps, model.n_iter, gen)
-                with torch.no_grad(): l_ = (pm(pl).logits[-1].argmax(-1) == y).sum()
-                pgd_last = l_ if pgd_last is None else pgd_last + l_
-    if not total: raise ValueError("robust_accuracy: the data loader is empty")
-    res = {"clean_acc": (clean.double() / total).tolist(), "adv_acc": (adv.double() / total).tolist(), "images": total,
+            with torch.no_grad(): out["square"] = glimpse_hits(pm(ps).logits, y)[-1]
+        if last_too:
+            pl = pgd_adaptive(model, x, y, mean, std, eps, step_size, steps, model.n_iter, gen)
+            with torch.no_grad(): out["pgd_last"] = glimpse_hits(pm(pl).logits, y)[-1]
+        return out
+    name = "AutoAttack" if protocol == "autoattack" else f"PGD ({protocol})"
+    t = run_batches([model], loader, step, grad=True, progress=progress, desc=name)
+    total = t.images
+    res = {"clean_acc": t.rate("clean"), "adv_acc": t.rate("adv"), "images": total,
            "attack": {"protocol": protocol, "eps": eps, "step_size": step_size, "steps": steps,
                       "glimpse": model.n_iter if protocol == "paper" else glimpse}}
     if protocol == "autoattack":
@@ -166,7 +161,7 @@ def robust_accuracy(model: MGNet, loader, mean, std, protocol: str = "paper", ep
                              iters=aa_iters, queries=aa_queries, targets=min(model.cfg.num_class - 1, AA_TARGETS))
     if square:
         # Square attacks the last glimpse; compare it with a PGD that attacks the last glimpse too
-        res["square_acc"] = float(sq) / total
-        res["pgd_last_acc"] = float(pgd_last) / total if pgd_last is not None else res["adv_acc"][-1]
+        res["square_acc"] = float(t.values["square"]) / total
+        res["pgd_last_acc"] = float(t.values["pgd_last"]) / total if last_too else res["adv_acc"][-1]
         res["square_beats_pgd"] = res["square_acc"] < res["pgd_last_acc"]
     return res
