@@ -14,6 +14,7 @@ import torch
 
 from .config import ConfigError, MGNetConfig
 from .data import MGNetData
+from .evaluation import text_table
 from .files import check_out_file, write_json
 from .flops import glimpse_gflops
 from .losses import mgnet_loss
@@ -178,17 +179,15 @@ def _fmt(s: dict, f: str = "{:.1f}") -> str:
 def report(r: dict) -> str:
     "The figures of `bench_setting` as text."
     L = [f"== {r['setting']}: --model {r['model']} {r['img_size']} px, --scale {r['scale']:g}, {r['n_iter']} glimpses, "
-         f"batch {r['batch_size']}, {r['device']} (median [min–max] of {r['inference']['baseline']['seconds']['runs']} runs)",
-         f"{'inference':<34}{'images/s':>26}{'wall ratio':>24}{'FLOP ratio':>12}"]
+         f"batch {r['batch_size']}, {r['device']} (median [min–max] of {r['inference']['baseline']['seconds']['runs']} runs)"]
     def label(k):
         if k == "baseline": return "baseline (1 full look)"
         if k == "backbone_only_T": return f"backbone passes only ×{r['n_iter']}"
         _, n, *variant = k.split("_", 2)
         return f"MGNet, {n} glimpse{'s' * (n != '1')}" + (f" {variant[0]}" if variant else "")
-    for k, v in r["inference"].items():
-        name = label(k)
-        fr = f"{v['flop_ratio']:.3f}" if "flop_ratio" in v else ""
-        L.append(f"{name:<34}{_fmt(v['images_per_s']):>26}{_fmt(v['wall_ratio'], '{:.3f}'):>24}{fr:>12}")
+    rows = [[label(k), _fmt(v["images_per_s"]), _fmt(v["wall_ratio"], "{:.3f}"), f"{v['flop_ratio']:.3f}" if "flop_ratio" in v else ""]
+            for k, v in r["inference"].items()]
+    L.append(text_table(rows, ["inference", "images/s", "wall ratio", "FLOP ratio"]))
     pct = lambda s: _fmt({k: 100 * v if k != 'runs' else v for k, v in s.items()}, '{:.1f}')
     L.append(f"time outside the backbone (sampling, fusion, localisation, heads, Python), measured inside the forward: "
              f"{pct(r['outside_backbone_share'])} % of MGNet's {r['n_iter']}-glimpse forward, "

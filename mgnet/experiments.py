@@ -27,6 +27,7 @@ from .attacks import to_pixels
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from .config import ConfigError, MGNetConfig, MGNetError
 from .data import MGNetData, data_info
+from .evaluation import text_table
 from .files import check_out_dir, package_version, run_command, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .geometry import params_to_pixel_box
@@ -360,13 +361,10 @@ def sweep_table(runs: list[dict]) -> str:
     "A text table of a sweep: one line per run with its per-glimpse accuracy and last-glimpse GFLOPs."
     if not runs: return "(no runs)"
     T = max(len(r["clean_acc"]) for r in runs)
-    head = f"{'alpha':>6} {'s':>6} {'scale':>6}  " + " ".join(f"{'acc ' + str(t + 1):>7}" for t in range(T)) + f"  {'GFLOPs':>8} {'vs base':>7}"
-    lines = [head]
-    for r in runs:
-        c = r["config"]
-        accs = " ".join(f"{a:7.4f}" for a in r["clean_acc"]) + " " * 8 * (T - len(r["clean_acc"]))
-        lines.append(f"{c['alpha']:6g} {c['s']:6g} {c['scale']:6g}  {accs}  {r['gflops'][-1]:8.4f} {r['gflops'][-1] / r['baseline_gflops']:7.0%}")
-    return "\n".join(lines)
+    rows = [[f"{r['config']['alpha']:g}", f"{r['config']['s']:g}", f"{r['config']['scale']:g}",
+             *(f"{a:.4f}" for a in r["clean_acc"]), *[""] * (T - len(r["clean_acc"])),
+             f"{r['gflops'][-1]:.4f}", f"{r['gflops'][-1] / r['baseline_gflops']:.0%}"] for r in runs]
+    return text_table(rows, ["alpha", "s", "scale", *(f"acc {t + 1}" for t in range(T)), "GFLOPs", "vs base"], align="r" * (T + 5))
 
 def sweep_heatmaps(runs: list[dict]) -> Figure:
     "Heat maps of last-glimpse accuracy (top) and GFLOPs (bottom) over alpha × s, one column per scale."
@@ -496,11 +494,10 @@ def _mean_std(v: Sequence[float]) -> str:
 def seeds_table(seeds: list[dict]) -> str:
     "Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, GFLOPs, and IoU per glimpse."
     m = [s["mgnet"]["clean_acc"][-1] for s in seeds]; b = [s["baseline"]["clean_acc"][-1] for s in seeds]
-    w = 8
-    lines = [f"{'seed':<24}" + "".join(f"{s['seed']:>{w}}" for s in seeds) + "   mean ± std",
-             f"{'MGNet, last glimpse':<24}" + "".join(f"{a:>{w}.4f}" for a in m) + f"   {_mean_std(m)}",
-             f"{'baseline':<24}" + "".join(f"{a:>{w}.4f}" for a in b) + f"   {_mean_std(b)}",
-             f"{'MGNet - baseline':<24}" + "".join(f"{x - y:>+{w}.4f}" for x, y in zip(m, b)) + f"   {_mean_std([x - y for x, y in zip(m, b)])}"]
+    d = [x - y for x, y in zip(m, b)]
+    rows = [["MGNet, last glimpse", *(f"{a:.4f}" for a in m), _mean_std(m)], ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
+            ["MGNet - baseline", *(f"{x:+.4f}" for x in d), _mean_std(d)]]
+    lines = [text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"])]
     ratio = seeds[0]["mgnet"]["gflops"][-1] / seeds[0]["baseline"]["gflops"][-1]
     lines.append(f"MGNet at or above the baseline in {sum(x >= y for x, y in zip(m, b))} of {len(seeds)} seeds, "
                  f"at {ratio:.0%} of its GFLOPs")
