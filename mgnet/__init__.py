@@ -9,7 +9,7 @@ __all__ = []
 __version__ = "0.1.0"
 
 from .checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
-from .config import ConfigError, MGNetConfig
+from .config import ConfigError, MGNetConfig, ModelConfig
 from .data import MGNetData, TranslatedDigits, data_info
 from .evaluation import evaluate
 from .flops import glimpse_gflops

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import ORIGINAL_DEFAULTS, MGNetConfig, MGNetError
+from .config import ORIGINAL_DEFAULTS, MGNetConfig, MGNetError, ModelConfig
 from .files import atomic_write, package_version
 from .model import MGNet
 from .weights import is_weights_dir, read_weights_dir
@@ -86,11 +86,11 @@ _ORIGINAL_KEYS = tuple(ORIGINAL_DEFAULTS)
 # the original's datasets, as mgnet describes them: its mnist_toy was plain 28 px MNIST (a canvas with no room to move)
 _DATASET_ALIASES = {"mnist_toy": dict(dataset="mnist", img_size=28)}
 
-def checkpoint_config(ckpt: Mapping) -> MGNetConfig:
-    "The `MGNetConfig` a checkpoint was trained with (this project's, or the original's argparse options)."
+def checkpoint_config(ckpt: Mapping) -> MGNetConfig | ModelConfig:
+    "The `MGNetConfig` a checkpoint was trained with (this project's, or the original's argparse options); a `ModelConfig` for a model saved without one."
     hp = ckpt.get("hyper_parameters") or {}
     hp = vars(hp) if isinstance(hp, argparse.Namespace) else dict(hp)
-    if "mgnet_version" in ckpt: return MGNetConfig.from_dict(hp)
+    if "mgnet_version" in ckpt: return MGNet.config_from_dict(hp)
     d = {k: hp.get(k, v) for k, v in ORIGINAL_DEFAULTS.items()}
     return MGNetConfig.from_dict({**d, **_DATASET_ALIASES.get(d["dataset"], {})})
 
@@ -115,12 +115,12 @@ def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) ->
     if shapes: msg.append("wrong shapes: " + short([f"{k} {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in shapes]))
     raise CheckpointError("; ".join(msg))
 
-def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig, dict, Path]:
+def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path]:
     "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder."
     if is_weights_dir(path):
         try: d, sd = read_weights_dir(path, map_location)
         except ValueError as e: raise CheckpointError(str(e)) from None
-        return MGNetConfig.from_dict(d), sd, Path(path)
+        return MGNet.config_from_dict(d), sd, Path(path)
     file = find_checkpoint(path)
     ckpt = read_checkpoint(file, map_location)
     if not isinstance(ckpt.get("state_dict"), Mapping):
@@ -136,7 +136,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) ->
     _fit_report(model, sd, str(file))
     model.load_state_dict(sd)
     model.checkpoint_path = file
-    names = model.cfg.class_names
+    names = model.full_cfg.class_names if model.full_cfg else None
     model.classes = tuple(names) if names and len(names) == model.cfg.num_class else None
     return model.eval()
 
@@ -148,7 +148,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def save_checkpoint(model: MGNet, path: str | os.PathLike) -> Path:
     "Save `model` with its config in this project's checkpoint layout."
     sd = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
-    return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.cfg.to_dict(), "mgnet_version": package_version()}, path)
+    return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.config_dict(), "mgnet_version": package_version()}, path)
 
 def export_weights(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
     "Convert a checkpoint (this project's, or the original's) into a weights folder (`config.json` + `model.safetensors`)."

@@ -79,7 +79,7 @@ def _flops(model, cfg: MGNetConfig, img_size: int, wanted) -> tuple[list[float] 
 def run_test(cfg: MGNetConfig, given: dict) -> dict:
     "`--test`: evaluate a checkpoint per glimpse on the validation data."
     model = load_checkpoint(cfg.checkpoint, **given)
-    cfg = model.cfg
+    cfg = model.full_cfg
     info = data_info(cfg, need_train=False)
     model.to(_device(cfg))
     data = MGNetData(cfg)

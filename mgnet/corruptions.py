@@ -274,14 +274,14 @@ def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, b
     clean_dir = Path(tree) / "clean"
     if clean and clean_dir.is_dir(): jobs.insert(0, ("clean", 0, clean_dir))
     groups = {}
-    for name, m in models.items(): groups.setdefault(_loader_key(m.cfg), []).append(name)
+    for name, m in models.items(): groups.setdefault(_loader_key(m.full_cfg), []).append(name)
     out = {name: {"corruption_acc": {}, "clean_acc": None} for name in models}
     bar = tqdm(jobs, desc="corruptions", unit="folder", disable=not progress)
     for c, s, d in bar:
         bar.set_postfix_str(f"{c} {s}" if s else c)
         for names in groups.values():
-            ds = corruption_dataset(d, models[names[0]].cfg, like_original=like_original)
-            for n in names[1:]: corruption_dataset(d, models[n].cfg, like_original=like_original)     # class count checked for every model
+            ds = corruption_dataset(d, models[names[0]].full_cfg, like_original=like_original)
+            for n in names[1:]: corruption_dataset(d, models[n].full_cfg, like_original=like_original)     # class count checked for every model
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
             accs = evaluate_models([models[n] for n in names], loader, progress=False)
             for n, a in zip(names, accs):
@@ -407,7 +407,7 @@ def _check_tree_fits(tree: Path, models: dict) -> None:
     try: m = json.loads(meta.read_text())
     except (OSError, ValueError): return
     for name, model in models.items():
-        c = model.cfg
+        c = model.full_cfg
         if m.get("dataset") == "digits" and c.dataset != "digits" or m.get("dataset") == "imagenet" and c.dataset != "imagenet":
             raise ConfigError("corruption_dir", f"{tree} was made from {m.get('dataset')} images; {name} is a {c.dataset} model")
         if c.dataset == "digits" and (m.get("translate"), m.get("data_seed")) != (c.translate, c.seed):
@@ -486,6 +486,6 @@ def _report_corruptions(res: dict, models: dict, a) -> None:
                "summary": summary,
                "models": {n: {**r, "mean_corruption_acc": col("mean_acc", n), "mce": col("mce", n),
                               "relative_mce": col("relative_mce", n),
-                              "checkpoint": str(models[n].checkpoint_path), "config": models[n].cfg.to_dict()}
+                              "checkpoint": str(models[n].checkpoint_path), "config": models[n].config_dict()}
                           for n, r in res.items()}}
         print(f"results written to {write_json(out, a.results)}")

@@ -284,7 +284,7 @@ class ImageExplorer(ExplorerBase):
         self.files, self.data = [], None
         if images is not None: self.files = find_images([images] if isinstance(images, (str, Path)) else images)
         else:
-            try: self.data = MGNetData(self.model.cfg.replace(test=True))
+            try: self.data = MGNetData(self.model.full_cfg.replace(test=True))
             except ConfigError: pass                             # its data is not here: uploads only
         c = self.model.cfg
         self.title = _checkpoint_name(getattr(self.model, "checkpoint_path", None))
@@ -311,7 +311,7 @@ class ImageExplorer(ExplorerBase):
 
     def describe(self) -> str:
         "The status line: the model, the image, how many glimpses are shown."
-        c, i, n = self.model.cfg, self.image.value, self.glimpses.value
+        c, i, n = self.model.full_cfg, self.image.value, self.glimpses.value
         what = f"image {i + 1} of {self.n_items}" + (f": {self.name_of(i)}" if self.n_items else "")
         return (f"<b>{self.title}</b> ({c.dataset}, --model {c.model}, {c.n_iter} glimpses, scale {c.scale:g}, {len(self.classes)} classes) · "
                 f"{what}, {n} glimpse{'s' if n > 1 else ''} shown")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from .config import ConfigError, MGNetConfig
+from .config import ConfigError, MGNetConfig, ModelConfig
 from .geometry import glimpse_grid, identity_params, sample_glimpse
 from .layers import DynamicGradRescaler, GradientRescaler
 from .weights import PretrainedMixin
@@ -192,12 +192,15 @@ class MGNetOutput(NamedTuple):
 # %% ../nbs/03_model.ipynb #3bf468e2
 class MGNet(PretrainedMixin, nn.Module):
     "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`/`from_pretrained`: weights folders)."
-    config_class = MGNetConfig
-    def __init__(self, cfg: MGNetConfig | None = None, backbone: nn.Module | None = None, feat_dim: int | None = None, **kw):
+    def __init__(self, cfg: ModelConfig | MGNetConfig | None = None, backbone: nn.Module | None = None, feat_dim: int | None = None,
+                 **kw):
+        "Build from a `ModelConfig`, or from an `MGNetConfig` (default: its defaults; `kw`: fields to change), kept as `full_cfg`."
         super().__init__()
-        cfg = (cfg or MGNetConfig()).replace(**kw).resolved()
-        if cfg.num_class is None: raise ConfigError("num_class", "unknown number of classes; give --num_class")
-        self.cfg = cfg
+        if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.replace(**kw).resolved()
+        else:
+            self.full_cfg = (cfg or MGNetConfig()).replace(**kw).resolved()
+            cfg = self.full_cfg.model_config()
+        self.cfg: ModelConfig = cfg
         in_chans = cfg.in_chans + (2 if cfg.coord_channels else 0)
         if backbone is None: backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained and cfg.pretrained_weights)
         elif feat_dim is None: raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
@@ -259,6 +262,15 @@ class MGNet(PretrainedMixin, nn.Module):
     def crops(self, x: Tensor, glimpses: Tensor) -> Tensor:
         "The glimpses `(T, B, C, g, g)` as the backbone sees them (down-sampled; image channels only), for pictures."
         return torch.stack([self.glimpse_gen(x, a)[:, :x.size(1)] for a in glimpses])
+
+    def config_dict(self) -> dict:
+        "What a checkpoint or weights folder records: the full config, flat as ever, or the `ModelConfig` of a model made from one."
+        return (self.full_cfg or self.cfg).to_dict()
+
+    @classmethod
+    def config_from_dict(cls, d: dict) -> MGNetConfig | ModelConfig:
+        "The config a saved dict describes (`config_dict`'s inverse): every file with a `dataset` holds a full config."
+        return MGNetConfig.from_dict(d) if "dataset" in d else ModelConfig.from_dict(d)
 
 # %% ../nbs/03_model.ipynb #11df635b
 def fold_batchnorm(model: MGNet) -> MGNet:

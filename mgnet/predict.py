@@ -38,13 +38,13 @@ __all__ = ['IMAGE_EXTENSIONS', 'CSV_FIELDS', 'class_names', 'InputError', 'find_
 # %% ../nbs/16_predict.ipynb #933deb8e
 def class_names(model: MGNet) -> tuple[str, ...]:
     "Names of `model`'s classes: its own `classes`, its config's, the data's, the shipped ImageNet100 list (100-class ImageNet), or indices."
-    K = model.cfg.num_class
-    for names in (getattr(model, "classes", None), model.cfg.class_names):
+    K, full = model.cfg.num_class, model.full_cfg                   # full: the config it was trained with (data included)
+    for names in (getattr(model, "classes", None), full and full.class_names):
         if names and len(names) == K: return tuple(map(str, names))
-    try: names = data_info(model.cfg, need_train=False).classes
+    try: names = data_info(full, need_train=False).classes if full else ()
     except (ConfigError, OSError, ValueError): names = ()
     if names and len(names) == K: return tuple(map(str, names))
-    if model.cfg.dataset == "imagenet" and K == 100:
+    if full and full.dataset == "imagenet" and K == 100:
         return tuple(default_classes())
     return tuple(str(k) for k in range(K))
 
@@ -193,7 +193,7 @@ def _run_batch(model, batch, classes, topk, exit_threshold, crops) -> list[Predi
     pix = None
     if crops:
         c = model.crops(x, out.glimpses)
-        c = to_pixels(c.flatten(0, 1), model.cfg.mean, model.cfg.std).unflatten(0, c.shape[:2])
+        c = to_pixels(c.flatten(0, 1), model.full_cfg.mean, model.full_cfg.std).unflatten(0, c.shape[:2])
         pix = c.clamp(0, 1).permute(1, 0, 3, 4, 2).float().cpu().numpy()        # (B, T, g, g, C)
     res = []
     for b, (source, _, geo) in enumerate(batch):
@@ -209,8 +209,10 @@ def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = 
     "A `Prediction` per image of `images` (paths, PIL images, or normalised tensors) with `model`, glimpse by glimpse."
     model.eval()
     items = _items(images)
-    cfg, mode = model.cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
-    transform = transform or image_transform(model.cfg)
+    if model.full_cfg is None and (transform is None or crops):
+        raise ValueError("a model made from a ModelConfig alone has no normalisation or image size: pass `transform` (and no `crops`)")
+    cfg, mode = model.full_cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
+    transform = transform or image_transform(model.full_cfg)
     classes = tuple(classes) if classes is not None else class_names(model)
     res = Predictions()
     with tqdm(total=len(items), desc="predict", unit="image", disable=not progress, leave=False) as bar:
@@ -364,7 +366,7 @@ def csv_rows(preds: Iterable[Prediction]) -> list[dict[str, Any]]:
 def _write_tables(a, preds: Predictions, model: MGNet, classes) -> None:
     "`--json` and `--csv`."
     if a.json:
-        doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.cfg.to_dict(), "classes": list(classes),
+        doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.config_dict(), "classes": list(classes),
                "exit_threshold": a.exit_threshold, "topk": a.topk, "predictions": [p.to_dict() for p in preds], "skipped": preds.skipped}
         print(f"predictions written to {write_json(doc, a.json)}")
     if a.csv:

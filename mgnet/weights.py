@@ -42,6 +42,15 @@ class PretrainedMixin:
     "`save_pretrained(dir)` and `cls.from_pretrained(dir)` for a module whose configuration is `self.cfg`."
     config_class: type
 
+    def config_dict(self) -> dict[str, Any]:
+        "The configuration `save_pretrained` writes (here: `self.cfg`'s fields)."
+        return self.cfg.to_dict()
+
+    @classmethod
+    def config_from_dict(cls, d: dict[str, Any]):
+        "The configuration `from_pretrained` rebuilds the module from (here: a `config_class`)."
+        return cls.config_class.from_dict(d)
+
     def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False) -> Path:
         "Write `config.json` and `model.safetensors` into `save_directory` (refuses to replace them unless `overwrite`)."
         d = Path(save_directory)
@@ -51,7 +60,7 @@ class PretrainedMixin:
         d.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         atomic_write(d / WEIGHTS_NAME, lambda f: f.write(safetensors_bytes(sd, metadata={"format": "pt"})))
-        cfg = {**self.cfg.to_dict(), "mgnet_version": package_version()}
+        cfg = {**self.config_dict(), "mgnet_version": package_version()}
         atomic_write(d / CONFIG_NAME, lambda f: json.dump(cfg, f, indent=2), "w")
         return d
 
@@ -60,6 +69,6 @@ class PretrainedMixin:
         "The model saved in `directory`, in eval mode; `overrides` change configuration fields."
         if not is_weights_dir(directory): raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} and {WEIGHTS_NAME} inside")
         d, sd = read_weights_dir(directory, map_location)
-        model = cls(cls.config_class.from_dict(d).replace(**overrides))
+        model = cls(cls.config_from_dict(d).replace(**overrides))
         model.load_state_dict(sd)
         return model.eval()
