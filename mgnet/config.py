@@ -228,7 +228,8 @@ class _ModelFlags(_Config):
     loc_init: str = _f("kaiming", "initialisation of the localisation head: 'kaiming' (the original's; its random offset can start every later glimpse off the object) or 'zero' (every later glimpse starts at the centre, mid-size)", ("kaiming", "zero"), "model")
     coord_channels: bool = _f(False, "beyond the paper: give the backbone two more input channels, the image coordinates of each glimpse sample", group="model")
     keypoints: int = _f(0, "beyond the paper: K saliency maps of each glimpse whose soft arg-max image coordinates (2K numbers) join its feature and feed the localisation head (0: off)", group="model")
-    loc_anchor: bool = _f(False, "beyond the paper, with --keypoints: centre each later glimpse on the first keypoint of the glimpse before it (its map is the glimpse's brightness, not learned: for objects on an empty canvas), the localisation head adding an offset", group="model")
+    loc_anchor: bool = _f(False, "beyond the paper, with --keypoints: centre each later glimpse on the first keypoint of the glimpse before it (its map is the glimpse's brightness, not learned: for objects on a dark, empty canvas); the localisation head chooses the glimpse's size", group="model")
+    anchor_offset: bool = _f(False, "with --loc_anchor: the localisation head also moves the glimpse off the anchor by a learned offset (measured: the glimpses drifted off the object, see the README)", group="model")
     ge: float | None = _f(None, "dynamic gradient re-scaling: scale the localisation gradient to this times the classifier's gradient spread", group="model")
     ge_final: float | None = _f(None, "dynamic gradient re-scaling: factor at the end of training (cosine annealing from --ge; default: --ge)", group="model")
     channels_last: bool = _f(True, "run the backbone in channels_last memory format (faster in training and inference on the CPUs measured, see mgnet-bench; --no-channels_last turns it off)", group="model")
@@ -251,13 +252,14 @@ class _ModelFlags(_Config):
         _check(0 <= c.dropout < 1, "dropout", f"must be in [0, 1), got {c.dropout}")
         _check(c.keypoints >= 0, "keypoints", f"must be >= 0, got {c.keypoints}")
         _check(not c.loc_anchor or c.keypoints >= 1, "loc_anchor", "needs --keypoints 1 or more (the glimpse is centred on a keypoint)")
+        _check(not c.anchor_offset or c.loc_anchor, "anchor_offset", "only used with --loc_anchor")
         if c.ge is not None: _check(c.ge > 0, "ge", f"must be > 0, got {c.ge}")
         if c.ge_final is not None:
             _check(c.ge is not None, "ge_final", "only used with --ge")
             _check(c.ge_final > 0, "ge_final", f"must be > 0, got {c.ge_final}")
 
 # %% ../nbs/00_config.ipynb #190cc297
-_SINGLE_GLIMPSE_MODEL = dict(alpha=0.0, s=1.0, ge=None, ge_final=None, loc_init="kaiming", loc_anchor=False)   # one look
+_SINGLE_GLIMPSE_MODEL = dict(alpha=0.0, s=1.0, ge=None, ge_final=None, loc_init="kaiming", loc_anchor=False, anchor_offset=False)   # one look
 
 @dataclass
 class ModelConfig(_ModelFlags):
@@ -473,7 +475,7 @@ def _run_name(self: MGNetConfig) -> str:
              f"div{c.div_coef:g}" if c.div_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
              "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
-             "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "", "anchor" if c.loc_anchor else "",
+             "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "", ("anchor+off" if c.anchor_offset else "anchor") if c.loc_anchor else "",
              f"ds{c.data_seed}" if c.data_seed is not None else "",
              "pre" if c.pretrained else "", c.tag or ""]
     return "_".join(p for p in parts if p).replace(" ", "")

@@ -230,8 +230,9 @@ class MGNet(PretrainedMixin, nn.Module):
         kp = h[:, -2 * self.keypoints.k:]
         a = self.loc_network(torch.cat([o, kp], -1))
         if not self.cfg.loc_anchor: return a
-        room = 1 - a[:, :1]                                    # centred on the first keypoint, plus the head's offset
-        return torch.cat([a[:, :1], torch.maximum(torch.minimum(kp[:, :2] + a[:, 1:], room), -room)], 1)
+        centre = kp[:, :2] + a[:, 1:] if self.cfg.anchor_offset else kp[:, :2]   # on the first keypoint (plus the head's offset)
+        room = 1 - a[:, :1]
+        return torch.cat([a[:, :1], torch.maximum(torch.minimum(centre, room), -room)], 1)
 
     def token(self, h: Tensor, a: Tensor) -> Tensor:
         "Token `z = [h ; a]` `(B, D+3)` of a glimpse's feature and parameters (detached, or zeros, as configured)."
