@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Keep the saved outputs of the core chapters in step with the code.
+
+    python tools/refresh_outputs.py            # re-run the chapters in place, then nbdev_clean them
+    python tools/refresh_outputs.py --check    # re-run into memory; fail if a text output differs from the saved one
+    python tools/refresh_outputs.py 01_geometry 14_anytime    # only these chapters
+
+Each chapter runs top to bottom in a fresh Python kernel (nbclient), with `nbs/` as the working directory as
+`nbdev_test` does, one thread per library (so the numbers do not depend on the core count), and skips the cells
+`nbdev_test` skips (settings.ini `tst_flags`). What is saved: standard output, results and pictures. Standard error
+(warnings, progress bars) is not saved: it names local paths and changes from run to run.
+
+`--check` compares text only: picture bytes change with the matplotlib version, so a picture is compared by where it
+is, not by its pixels. It names the chapter and the cell of the first difference in each chapter and exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+
+# The chapters whose outputs are kept (a few seconds each on a CPU).
+CHAPTERS = ("01_geometry", "02_layers", "03_model", "05_data", "05b_losses", "06_train", "14_anytime", "17_localisation")
+
+# The same environment for every run: one thread, no GPU, no colour codes, a fixed hash seed.
+ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0",
+       "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
+
+_ID = re.compile(r" at 0x[0-9a-fA-F]+")        # object ids, as nbdev_clean removes them
+
+
+def test_flags() -> set[str]:
+    "The cell flags `nbdev_test` skips (settings.ini `tst_flags`)."
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "settings.ini")
+    return set(cfg["DEFAULT"].get("tst_flags", "").split())
+
+
+def skipped(cell, flags: set[str]) -> bool:
+    "Is `cell` one that `nbdev_test` does not run?"
+    if cell.cell_type != "code": return True
+    for line in cell.source.splitlines():
+        m = re.match(r"\s*#\s*\|\s*(.*)", line)
+        if not m: continue
+        words = m.group(1).replace(":", " ").split()
+        if any(w in flags for w in words) or words[:2] == ["eval", "false"]: return True
+    return False
+
+
+def execute(name: str, timeout: int = 600) -> nbformat.NotebookNode:
+    "Chapter `name` run top to bottom in a fresh kernel; stderr streams dropped."
+    nb = nbformat.read(NBS / f"{name}.ipynb", as_version=4)
+    flags = test_flags()
+    old = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NBS)}})
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code": continue
+                if skipped(cell, flags):
+                    cell.outputs = []
+                    continue
+                client.execute_cell(cell, i)
+                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    return nb
+
+
+def _text(s) -> str:
+    s = "".join(s) if isinstance(s, list) else s
+    return "\n".join(line.rstrip() for line in _ID.sub("", s).strip().splitlines())
+
+
+def summary(outputs) -> list[tuple[str, str]]:
+    "The comparable part of a cell's outputs: `(kind, text)` per output; pictures by their type only."
+    out = []
+    for o in outputs:
+        t = o.get("output_type")
+        if t == "stream":
+            if o.get("name") == "stderr": continue
+            text = _text(o.get("text", ""))
+            if out and out[-1][0] == "stdout": out[-1] = ("stdout", out[-1][1] + "\n" + text)   # a stream may arrive in pieces
+            else: out.append(("stdout", text))
+        elif t in ("execute_result", "display_data"):
+            data = o.get("data", {})
+            pics = sorted(k for k in data if k.startswith("image/"))
+            if pics: out.append(("picture", " ".join(pics)))
+            else: out.append((t, _text(data.get("text/plain", ""))))
+        elif t == "error": out.append(("error", f"{o.get('ename')}: {o.get('evalue')}"))
+    return out
+
+
+def differences(name: str, saved, fresh) -> list[str]:
+    "Where the saved chapter's outputs differ from a fresh run's, cell by cell (empty when they agree)."
+    if [c.source for c in saved.cells] != [c.source for c in fresh.cells]:
+        return [f"{name}: the chapter changed while it ran; run again"]
+    found = []
+    for i, (a, b) in enumerate(zip(saved.cells, fresh.cells)):
+        if a.cell_type != "code": continue
+        sa, sb = summary(a.get("outputs", [])), summary(b.get("outputs", []))
+        if sa == sb: continue
+        first = next((line for line in a.source.splitlines() if line.strip()), "")[:70]
+        lines = [f"{name}, cell {i} (id {a.get('id', '?')}): {first!r}"]
+        for k in range(max(len(sa), len(sb))):
+            x, y = (sa[k] if k < len(sa) else ("nothing", "")), (sb[k] if k < len(sb) else ("nothing", ""))
+            if x != y:
+                lines.append(f"  saved: {x[0]}: {x[1][:300]!r}")
+                lines.append(f"  fresh: {y[0]}: {y[1][:300]!r}")
+                break
+        found.append("\n".join(lines))
+    return found
+
+
+def refresh(name: str) -> None:
+    "Run chapter `name` and save its outputs in place, cleaned as `nbdev_clean` cleans."
+    path = NBS / f"{name}.ipynb"
+    fresh = execute(name)
+    now = nbformat.read(path, as_version=4)
+    if [c.source for c in now.cells] != [c.source for c in fresh.cells]:
+        raise SystemExit(f"{name}: the chapter changed while it ran; nothing written, run again")
+    nbformat.write(fresh, path)
+    subprocess.run(["nbdev_clean", "--fname", str(path)], cwd=ROOT, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Re-run the chapters that keep their outputs; --check compares instead.")
+    p.add_argument("chapters", nargs="*", metavar="CHAPTER", help=f"chapters to run (default: {' '.join(CHAPTERS)})")
+    p.add_argument("--check", action="store_true", help="do not write: fail if a saved text output differs from a fresh run")
+    a = p.parse_args(argv)
+    names = [Path(c).stem for c in a.chapters] or list(CHAPTERS)
+    for n in names:
+        if not (NBS / f"{n}.ipynb").is_file(): p.error(f"no chapter nbs/{n}.ipynb")
+    failed = []
+    for n in names:
+        t0 = time.monotonic()
+        if a.check:
+            diff = differences(n, nbformat.read(NBS / f"{n}.ipynb", as_version=4), execute(n))
+            failed += diff
+            state = "differs" if diff else "same"
+        else:
+            refresh(n)
+            state = "written"
+        print(f"{n}: {state} ({time.monotonic() - t0:.0f} s)", flush=True)
+    if failed:
+        print("\n".join(["", *failed, "", "FAIL: saved outputs differ from a fresh run; "
+                         "run `python tools/refresh_outputs.py` and commit the chapters"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
