@@ -6,7 +6,7 @@
     python tools/refresh_outputs.py 01_geometry 14_anytime    # only these chapters
 
 Each chapter runs top to bottom in a fresh Python kernel (nbclient), with `nbs/` as the working directory as
-`nbdev_test` does, one thread per library (so the numbers do not depend on the core count), and skips the cells
+`nbdev_test` does, on the CPU, and skips the cells
 `nbdev_test` skips (settings.ini `tst_flags`). What is saved: standard output, results and pictures. Standard error
 (warnings, progress bars) is not saved: it names local paths and changes from run to run.
 
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
@@ -33,8 +34,9 @@ NBS = ROOT / "nbs"
 # The chapters whose outputs are kept (a few seconds each on a CPU).
 CHAPTERS = ("01_geometry", "02_layers", "03_model", "05_data", "05b_losses", "06_train", "14_anytime", "17_localisation")
 
-# The same environment for every run: one thread, no GPU, no colour codes, a fixed hash seed.
-ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0",
+# The same environment for every run: no GPU, no colour codes, a fixed hash seed. (Not one thread: some checks compare
+# floats that were computed with torch's default threads.)
+ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0",
        "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
 
 _ID = re.compile(r" at 0x[0-9a-fA-F]+")        # object ids, as nbdev_clean removes them
@@ -66,13 +68,17 @@ def execute(name: str, timeout: int = 600) -> nbformat.NotebookNode:
     os.environ.update(ENV)
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NBS)}})
-        with client.setup_kernel():
+        with client.setup_kernel(stderr=subprocess.DEVNULL):    # the kernel's own start-up warnings
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code": continue
                 if skipped(cell, flags):
                     cell.outputs = []
                     continue
-                client.execute_cell(cell, i)
+                try: client.execute_cell(cell, i)
+                except CellExecutionError as e:
+                    first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
+                    raise SystemExit(f"{name}, cell {i} (id {cell.get('id', '?')}) {first!r} failed: "
+                                     f"{e.ename}: {e.evalue}") from None
                 cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     finally:
         for k, v in old.items():
