@@ -24,7 +24,7 @@ from .attacks import to_pixels
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError, MGNetConfig, MGNetError
 from .data import BadImageError, data_info, eval_region, image_transform
-from .experiments import GLIMPSE_COLORS, _show, draw_glimpses, figure_png
+from .figures import GLIMPSE_COLORS, _show, draw_glimpses, figure_png
 from .files import atomic_write, check_out_file, run_command, write_json
 from .imagenet100 import default_classes
 from .model import MGNet
@@ -37,8 +37,8 @@ __all__ = ['IMAGE_EXTENSIONS', 'CSV_FIELDS', 'class_names', 'InputError', 'find_
 
 # %% ../nbs/16_predict.ipynb #933deb8e
 def class_names(model: MGNet) -> tuple[str, ...]:
-    "Names of `model`'s classes: its own `classes`, its config's, the data's, the shipped ImageNet100 list (100-class ImageNet), or indices."
-    K, full = model.cfg.num_class, model.full_cfg                   # full: the config it was trained with (data included)
+    "Names of `model`'s classes: its own, its config's, the data's, the shipped ImageNet100 list, or indices."
+    K, full = model.cfg.num_class, model.full_cfg       # full: the config it was trained with (data included)
     for names in (getattr(model, "classes", None), full and full.class_names):
         if names and len(names) == K: return tuple(map(str, names))
     try: names = data_info(full, need_train=False).classes if full else ()
@@ -155,12 +155,13 @@ def _items(images) -> list:
     out = []
     for im in images:
         if isinstance(im, Tensor) and im.dim() == 4: out += list(im)
-        elif isinstance(im, Tensor) and im.dim() != 3: raise ValueError(f"a tensor image must be (C, H, W) or (B, C, H, W), got {tuple(im.shape)}")
+        elif isinstance(im, Tensor) and im.dim() != 3:
+            raise ValueError(f"a tensor image must be (C, H, W) or (B, C, H, W), got {tuple(im.shape)}")
         else: out.append(im)
     return out
 
 def _prepare(item, i: int, transform, cfg: MGNetConfig | None, mode: str) -> tuple[str, Tensor, InputGeometry]:
-    "Source name, model input and geometry of one item (`cfg`: the evaluation transform's, None for another; `mode`: L or RGB)."
+    "Source name, model input and geometry of one item (`cfg`: the evaluation transform's, else None; `mode`: L, RGB)."
     if isinstance(item, Tensor):
         size = (item.shape[-1], item.shape[-2])
         return f"image {i}", item, input_geometry(None, size, size)
@@ -199,18 +200,28 @@ def _run_batch(model, batch, classes, topk, exit_threshold, crops) -> list[Predi
     for b, (source, _, geo) in enumerate(batch):
         n = int(at[b]) if at is not None else probs.size(0)
         steps = _steps_of(probs[:, b], out.glimpses[:, b].cpu(), geo, classes, topk, n)
-        res.append(Prediction(source, geo.source, steps, n if at is not None else None, None if pix is None else pix[b, :n]))
+        res.append(Prediction(source, geo.source, steps, n if at is not None else None,
+                              None if pix is None else pix[b, :n]))
     return res
 
 # %% ../nbs/16_predict.ipynb #aa2b9efa
-def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = None, transform: Callable | None = None,
-            classes: Sequence[str] | None = None, batch_size: int = 32, crops: bool = False, skip_bad: bool = False,
-            progress: bool = False) -> Predictions:
+def predict(model: MGNet,  # the network, with its config (`load_model`)
+            images,  # a path, PIL image or tensor, or a list of them; tensors normalised, (C, H, W) or (B, C, H, W)
+            topk: int = 3,  # classes listed after each glimpse
+            exit_threshold: float | None = None,  # stop each image after the first glimpse this sure (early exit)
+            transform: Callable | None = None,  # image to input tensor (default: the model's evaluation transform)
+            classes: Sequence[str] | None = None,  # class names (default: `class_names(model)`)
+            batch_size: int = 32,  # images per forward pass
+            crops: bool = False,  # also keep each glimpse as the backbone saw it (for pictures)
+            skip_bad: bool = False,  # list unreadable files in `skipped` instead of raising
+            progress: bool = False,  # show a progress bar
+           ) -> Predictions:
     "A `Prediction` per image of `images` (paths, PIL images, or normalised tensors) with `model`, glimpse by glimpse."
     model.eval()
     items = _items(images)
     if model.full_cfg is None and (transform is None or crops):
-        raise ValueError("a model made from a ModelConfig alone has no normalisation or image size: pass `transform` (and no `crops`)")
+        raise ValueError("a model made from a ModelConfig alone has no normalisation or image size: pass `transform` "
+            "(and no `crops`)")
     cfg, mode = model.full_cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
     transform = transform or image_transform(model.full_cfg)
     classes = tuple(classes) if classes is not None else class_names(model)
@@ -224,9 +235,11 @@ def predict(model: MGNet, images, topk: int = 3, exit_threshold: float | None = 
                     if not skip_bad: raise
                     res.skipped.append(str(item))
             for shape in dict.fromkeys(tuple(b[1].shape) for b in batch):     # inputs of one size at a time, in order
-                res += _run_batch(model, [b for b in batch if tuple(b[1].shape) == shape], classes, topk, exit_threshold, crops)
+                res += _run_batch(model, [b for b in batch if tuple(b[1].shape) == shape], classes, topk,
+                                  exit_threshold, crops)
             bar.update(len(items[start:start + batch_size]))
-    order = {s: i for i, s in enumerate(str(it) if isinstance(it, (str, Path)) else f"image {i}" for i, it in enumerate(items))}
+    sources = (str(it) if isinstance(it, (str, Path)) else f"image {i}" for i, it in enumerate(items))
+    order = {s: i for i, s in enumerate(sources)}
     res.sort(key=lambda p: order[p.source])
     return res
 
@@ -242,16 +255,24 @@ def _pixel_centres(box) -> np.ndarray:
     return np.array(box, dtype=float) + (0.5, 0.5, -0.5, -0.5)
 
 # %% ../nbs/16_predict.ipynb #bf7450f3
-def prediction_figure(pred: Prediction, image, n: int | None = None, width: int | None = None, label: str | None = None,
-                      title: str = "", dpi: int = 80) -> Figure:
-    "The picture of `pred` on its original `image`: boxes, the glimpses as the backbone saw them, top classes after each."
+def prediction_figure(pred: Prediction,  # one image's prediction; with `crops`, the glimpses are shown too
+                      image,  # the original image: PIL, or an array (H, W[, C])
+                      n: int | None = None,  # glimpses shown (default: all)
+                      width: int | None = None,  # glimpse columns, at least `n` (frames of one animation stay alike)
+                      label: str | None = None,  # the true class, if known: its bars are green
+                      title: str = "",  # the figure's title
+                      dpi: int = 80,  # resolution
+                     ) -> Figure:
+    "The picture of `pred` on its `image`: boxes, the glimpses as the backbone saw them, top classes after each."
     n = len(pred.glimpses) if n is None else min(n, len(pred.glimpses))
     width = max(width or n, n)
     fig = Figure(figsize=(1.9 * (width + 1), 4.0), dpi=dpi)
-    gs = fig.add_gridspec(2, width + 1, height_ratios=(1.6, 1), hspace=0.45, wspace=0.35, left=0.03, right=0.98, top=0.86, bottom=0.05)
+    gs = fig.add_gridspec(2, width + 1, height_ratios=(1.6, 1), hspace=0.45, wspace=0.35, left=0.03, right=0.98,
+                          top=0.86, bottom=0.05)
     ax = fig.add_subplot(gs[:, 0])
     draw_glimpses(ax, as_pixels(image), np.stack([_pixel_centres(g.box) for g in pred.glimpses]), n)
-    ax.set_title(f"{Path(pred.source).name[:28]} ({pred.size[0]}×{pred.size[1]})" + (f"\nlabel {label}" if label is not None else ""), fontsize=9)
+    ax.set_title(f"{Path(pred.source).name[:28]} ({pred.size[0]}×{pred.size[1]})"
+                 + (f"\nlabel {label}" if label is not None else ""), fontsize=9)
     for t, g in enumerate(pred.glimpses[:n]):
         color = GLIMPSE_COLORS[t % len(GLIMPSE_COLORS)]
         a = fig.add_subplot(gs[0, t + 1])
@@ -264,36 +285,49 @@ def prediction_figure(pred: Prediction, image, n: int | None = None, width: int 
         h.barh(range(len(top)), [c.prob for c in top], color=["#2ca02c" if c.name == label else "#7f7f7f" for c in top])
         h.set_yticks(range(len(top)), [c.name[:14] for c in top], fontsize=8)
         h.set_xlim(0, 1); h.tick_params(axis="x", labelsize=7)
-        for i, c in enumerate(top): h.text(min(c.prob, 0.97), i, f"{c.prob:.2f}", va="center", ha="right" if c.prob > 0.5 else "left", fontsize=7)
+        for i, c in enumerate(top): h.text(min(c.prob, 0.97), i, f"{c.prob:.2f}", va="center",
+                                           ha="right" if c.prob > 0.5 else "left", fontsize=7)
     if title: fig.suptitle(title, fontsize=10)
     return fig
 
 # %% ../nbs/16_predict.ipynb #18ce46a5
-def glimpse_animation(pred: Prediction, image, path: str | Path, ms: int = 900, label: str | None = None, dpi: int = 80) -> Path:
+def glimpse_animation(pred: Prediction,  # with `crops`, as for `prediction_figure`
+                      image,  # the original image, as for `prediction_figure`
+                      path: str | Path,  # the GIF file written
+                      ms: int = 900,  # milliseconds per frame
+                      label: str | None = None,  # the true class, if known
+                      dpi: int = 80,  # resolution
+                     ) -> Path:
     "An animated GIF at `path` of `pred`: frame t shows glimpses 1..t."
     from PIL import Image
     T = len(pred.glimpses)
-    frames = [Image.open(io.BytesIO(figure_png(prediction_figure(pred, image, t, T, label, f"after glimpse {t}: {pred.glimpses[t - 1].name} "
-                                                                   f"({pred.glimpses[t - 1].prob:.2f})", dpi), dpi))).convert("RGB")
-              for t in range(1, T + 1)]
-    return atomic_write(path, lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0))
+    def frame(t):
+        title = f"after glimpse {t}: {pred.glimpses[t - 1].name} ({pred.glimpses[t - 1].prob:.2f})"
+        return Image.open(io.BytesIO(figure_png(prediction_figure(pred, image, t, T, label, title, dpi), dpi)))
+    frames = [frame(t).convert("RGB") for t in range(1, T + 1)]
+    return atomic_write(path,
+        lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0))
 
 # %% ../nbs/16_predict.ipynb #63d269b7
 def predict_parser() -> argparse.ArgumentParser:
     "The `mgnet predict` command line."
     p = argparse.ArgumentParser(prog="mgnet predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Classify images with a trained MGNet: the class and probability after every glimpse, and where it looked.")
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or directories searched for images (sub-folders too)")
+                                description="Classify images with a trained MGNet: the class and probability after "
+                                "every glimpse, and where it looked.")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files, or directories searched for images (sub-folders too)")
     p.add_argument("--checkpoint", required=True, help="checkpoint file, or a directory holding one")
     p.add_argument("--json", metavar="FILE", help="write the predictions to this JSON file")
     p.add_argument("--csv", metavar="FILE", help="write the predictions to this CSV file (a row per image and glimpse)")
     p.add_argument("--draw", metavar="DIR", help="write a picture per image into this directory")
     p.add_argument("--gif", action="store_true", help="with --draw: also an animated GIF of the glimpses per image")
-    p.add_argument("--exit_threshold", type=float, metavar="P", help="stop each image after the first glimpse whose top probability reaches P")
+    p.add_argument("--exit_threshold", type=float, metavar="P",
+                   help="stop each image after the first glimpse whose top probability reaches P")
     p.add_argument("--topk", type=int, default=3, metavar="K", help="classes shown per glimpse")
     p.add_argument("--n_iter", type=int, metavar="T", help="glimpses (default: the checkpoint's)")
     p.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--skip_bad_images", action="store_true", help="skip unreadable images (counted) instead of stopping")
+    p.add_argument("--skip_bad_images", action="store_true",
+                   help="skip unreadable images (counted) instead of stopping")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     return p
@@ -307,10 +341,12 @@ def _check_args(a: argparse.Namespace) -> None:
     if a.n_iter is not None and a.n_iter < 1: raise ConfigError("n_iter", f"must be at least 1, got {a.n_iter}")
     if a.batch_size < 1: raise ConfigError("batch_size", f"must be at least 1, got {a.batch_size}")
     if a.gif and not a.draw: raise ConfigError("gif", "needs --draw DIR (the animations go beside the pictures)")
-    if a.draw and Path(a.draw).exists() and not Path(a.draw).is_dir(): raise ConfigError("draw", f"{a.draw} exists and is not a directory")
+    if a.draw and Path(a.draw).exists() and not Path(a.draw).is_dir(): raise ConfigError("draw",
+        f"{a.draw} exists and is not a directory")
     try: dev = torch.device(a.device)
     except RuntimeError as e: raise ConfigError("device", str(e)) from None
-    if dev.type == "cuda" and not torch.cuda.is_available(): raise ConfigError("device", f"{a.device}: no CUDA device here")
+    if dev.type == "cuda" and not torch.cuda.is_available(): raise ConfigError("device",
+                                                                               f"{a.device}: no CUDA device here")
 
 def picture_names(paths: Sequence[Path]) -> list[str]:
     "A distinct file stem per image for `--draw` (`name`, then `name-2`, ... where names repeat)."
@@ -327,7 +363,8 @@ def _outputs(a: argparse.Namespace, images: Sequence[Path]) -> dict[str, list[Pa
     outs = {f: [Path(getattr(a, f))] for f in ("json", "csv") if getattr(a, f)}
     if a.draw:
         names = picture_names(images)
-        outs["draw"] = [Path(a.draw) / f"{n}.png" for n in names] + ([Path(a.draw) / f"{n}.gif" for n in names] if a.gif else [])
+        outs["draw"] = [Path(a.draw) / f"{n}.png" for n in names] + ([Path(a.draw) / f"{n}.gif" for n in names] if a.gif
+                                                                     else [])
     for flag, files in outs.items():
         if flag != "draw": check_out_file(str(files[0]), flag)
         there = [f for f in files if f.exists()]
@@ -346,11 +383,13 @@ def _fmt_box(b) -> str: return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
 def format_prediction(p: Prediction, exit_threshold: float | None = None) -> str:
     "A few lines for the terminal: the class and probability after each glimpse, the runners-up, the box."
     head = f"{p.source} ({p.size[0]}×{p.size[1]}): {p.name} ({p.prob:.3f})"
-    if p.exit_at is not None and exit_threshold is not None: head += f", stopped after glimpse {p.exit_at} (--exit_threshold {exit_threshold:g})"
+    if p.exit_at is not None and exit_threshold is not None:
+        head += f", stopped after glimpse {p.exit_at} (--exit_threshold {exit_threshold:g})"
     lines = [head]
     for g in p.glimpses:
         others = "  ".join(f"{c.name} {c.prob:.3f}" for c in g.top[1:])
-        lines.append(f"  glimpse {g.glimpse}: {g.name} {g.prob:.3f}" + (f"  (then {others})" if others else "") + f"  box {_fmt_box(g.box)}")
+        lines.append(f"  glimpse {g.glimpse}: {g.name} {g.prob:.3f}" + (f"  (then {others})" if others else "")
+                     + f"  box {_fmt_box(g.box)}")
     return "\n".join(lines)
 
 CSV_FIELDS = ("source", "width", "height", "glimpse", "class", "class_index", "prob", "x0", "y0", "x1", "y1",
@@ -359,15 +398,18 @@ CSV_FIELDS = ("source", "width", "height", "glimpse", "class", "class_index", "p
 def csv_rows(preds: Iterable[Prediction]) -> list[dict[str, Any]]:
     "A row per image and glimpse, with the `CSV_FIELDS`; `top` is `name:prob` pairs separated by spaces."
     return [dict(zip(CSV_FIELDS, (p.source, *p.size, g.glimpse, g.name, g.index, g.prob, *g.box, *g.params,
-                                  "" if p.exit_at is None else p.exit_at, " ".join(f"{c.name}:{c.prob:.6g}" for c in g.top))))
+                                  "" if p.exit_at is None else p.exit_at,
+                                  " ".join(f"{c.name}:{c.prob:.6g}" for c in g.top))))
             for p in preds for g in p.glimpses]
 
 # %% ../nbs/16_predict.ipynb #8178a797
 def _write_tables(a, preds: Predictions, model: MGNet, classes) -> None:
     "`--json` and `--csv`."
     if a.json:
-        doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.config_dict(), "classes": list(classes),
-               "exit_threshold": a.exit_threshold, "topk": a.topk, "predictions": [p.to_dict() for p in preds], "skipped": preds.skipped}
+        doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.config_dict(),
+               "classes": list(classes),
+               "exit_threshold": a.exit_threshold, "topk": a.topk, "predictions": [p.to_dict() for p in preds],
+               "skipped": preds.skipped}
         print(f"predictions written to {write_json(doc, a.json)}")
     if a.csv:
         def write(f):
@@ -380,10 +422,12 @@ def _draw(a, model: MGNet, files: Sequence[Path], names: Sequence[str], kw: dict
     T = model.cfg.n_iter
     with tqdm(total=len(files), desc="pictures", unit="image", leave=False) as bar:
         for s in range(0, len(files), a.batch_size):
-            for p, f, n in zip(predict(model, files[s:s + a.batch_size], crops=True, **kw), files[s:], names[s:]):   # all readable
+            preds = predict(model, files[s:s + a.batch_size], crops=True, **kw)     # all readable
+            for p, f, n in zip(preds, files[s:], names[s:]):
                 img = read_image(f)
                 label = f.parent.name if f.parent.name in kw["classes"] else None      # a <class>/<image> tree
-                fig = prediction_figure(p, img, width=T, label=label, title=f"{p.name} ({p.prob:.2f}) after glimpse {len(p.glimpses)}")
+                fig = prediction_figure(p, img, width=T, label=label,
+                                        title=f"{p.name} ({p.prob:.2f}) after glimpse {len(p.glimpses)}")
                 atomic_write(d / f"{n}.png", lambda fh: fig.savefig(fh, format="png", dpi=100))
                 if a.gif: glimpse_animation(p, img, d / f"{n}.gif", label=label)
                 bar.update()
@@ -404,7 +448,8 @@ def _predict(a) -> int:
     except BadImageError as e: raise BadImageError(f"{e}; fix or remove it, or pass --skip_bad_images") from None
     for p in preds: print(format_prediction(p, a.exit_threshold))
     n = len(preds.skipped)
-    print(f"\n{len(preds)} image{'s' * (len(preds) != 1)} predicted with {getattr(model, 'checkpoint_path', a.checkpoint)}"
+    print(f"\n{len(preds)} image{'s' * (len(preds) != 1)} predicted with "
+        f"{getattr(model, 'checkpoint_path', a.checkpoint)}"
           + (f"; skipped {n} unreadable image{'s' * (n != 1)} (--skip_bad_images)" if n else ""))
     if not preds: raise InputError(f"no image could be read ({n} skipped)")
     _write_tables(a, preds, model, classes)
