@@ -63,7 +63,8 @@ def _device(cfg: MGNetConfig) -> torch.device:
     return torch.device(f"cuda:{(cfg.gpus or '0').split(',')[0]}")
 
 def _report(name: str, cfg: MGNetConfig, acc: list[float], gflops: list[float] | None, base: float | None) -> dict:
-    print(f"\n{name}: accuracy after each glimpse ({cfg.dataset}, --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g})")
+    print(f"\n{name}: accuracy after each glimpse "
+          f"({cfg.dataset}, --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g})")
     rows = {"accuracy": acc}
     if gflops is not None: rows["GFLOPs (cumulative)"] = gflops
     if gflops is not None and base: rows["vs baseline GFLOPs"] = [g / base for g in gflops]
@@ -72,10 +73,14 @@ def _report(name: str, cfg: MGNetConfig, acc: list[float], gflops: list[float] |
     return {"clean_acc": acc, "gflops": gflops, "baseline_gflops": base}
 
 def _flops(model, cfg: MGNetConfig, img_size: int, wanted) -> tuple[list[float] | None, float | None]:
-    "fvcore GFLOPs of one image, cumulative per glimpse, and of the baseline's look — when `wanted`, else `(None, None)`."
+    "fvcore GFLOPs of one image, cumulative per glimpse, and of the baseline's look; `(None, None)` unless `wanted`."
     if not wanted: return None, None
     return glimpse_gflops(model, img_size), baseline_gflops(cfg, img_size)
 
+def _report_skipped(n: int) -> None:
+    if n: print(f"skipped {n} unreadable image{'s' * (n != 1)} (--skip_bad_images)")
+
+# %% ../nbs/08_cli.ipynb #25e7f38d
 def run_test(cfg: MGNetConfig, given: dict) -> dict:
     "`--test`: evaluate a checkpoint per glimpse on the validation data."
     model = load_checkpoint(cfg.checkpoint, **given)
@@ -102,8 +107,10 @@ def run_test(cfg: MGNetConfig, given: dict) -> dict:
                                         base or baseline_gflops(cfg, info.img_size))
     _report_skipped(data.n_bad)
     loc = dataset_localisation(model, data.val_ds) if cfg.n_iter > 1 else None   # where the object's box is known
-    return {**out, "localisation": loc, "checkpoint": str(model.checkpoint_path), "config": cfg.to_dict(), "skipped_images": data.n_bad}
+    return {**out, "localisation": loc, "checkpoint": str(model.checkpoint_path), "config": cfg.to_dict(),
+            "skipped_images": data.n_bad}
 
+# %% ../nbs/08_cli.ipynb #685cc707
 def _real_early_exit(model, loader, threshold: float, gflops: list[float]) -> dict:
     "Early exit for real, batch by batch (later glimpses only for the undecided images)."
     dev, cost = device_of(model), torch.tensor(gflops, dtype=torch.float64)
@@ -111,27 +118,38 @@ def _real_early_exit(model, loader, threshold: float, gflops: list[float]) -> di
         r = early_exit(model, x.to(dev), threshold)
         return {"hits": (r.pred.cpu() == y).sum(), "cost": cost[r.exit_at.cpu() - 1].sum()}
     t = run_batches([model], loader, step, progress=False, desc="early exit")
-    return {"threshold": threshold, "acc": int(t.values["hits"]) / t.images, "gflops": float(t.values["cost"]) / t.images}
+    return {"threshold": threshold, "acc": int(t.values["hits"]) / t.images,
+            "gflops": float(t.values["cost"]) / t.images}
 
-def run_anytime(cfg: MGNetConfig, model, loader, acc: list[float], gflops: list[float], base: float) -> dict:
+# %% ../nbs/08_cli.ipynb #dd50d6d7
+def run_anytime(cfg: MGNetConfig,  # the resolved config (`exit_threshold`, `exit_sweep`, `exit_budget`, `exit_plot`)
+                model,  # the network, on its device
+                loader,  # the evaluation batches
+                acc: list[float],  # accuracy after each fixed glimpse, to compare with
+                gflops: list[float],  # GFLOPs per image, cumulative per glimpse
+                base: float,  # the baseline's GFLOPs per image
+               ) -> dict:
     "`--exit_threshold`, `--exit_sweep`, `--exit_budget`: anytime early exit, reported against the fixed glimpses."
     res = {"glimpse_gflops": gflops, "baseline_gflops": base}
     if cfg.exit_threshold is not None:
         res["threshold"] = r = _real_early_exit(model, loader, cfg.exit_threshold, gflops)
-        print(f"\nearly exit at threshold {r['threshold']:g}: accuracy {r['acc']:.4f} at {r['gflops']:.4g} GFLOPs per image "
-              f"({r['gflops'] / gflops[-1]:.0%} of all {len(gflops)} glimpses; last glimpse {acc[-1]:.4f})")
+        print(f"\nearly exit at threshold {r['threshold']:g}: accuracy {r['acc']:.4f} at {r['gflops']:.4g} GFLOPs "
+              f"per image ({r['gflops'] / gflops[-1]:.0%} of all {len(gflops)} glimpses; last glimpse {acc[-1]:.4f})")
     if cfg.exit_sweep or cfg.exit_budget is not None:
         probs, labels = glimpse_probs(model, loader)
     if cfg.exit_sweep:
         res["curve"] = curve = exit_curve(probs, labels, gflops)
         print("\nearly exit: accuracy against average GFLOPs per image")
-        rows = [[f"{c['threshold']:g}", f"{c['acc']:.4f}", f"{c['gflops']:.4g}", f"{c['gflops'] / gflops[-1]:.0%}", f"{c['mean_exit']:.2f}"]
-                for c in curve]
-        rows += [[f"glimpse {t}", f"{a:.4f}", f"{g:.4g}", f"{g / gflops[-1]:.0%}", t] for t, (g, a) in enumerate(zip(gflops, acc), 1)]
+        rows = [[f"{c['threshold']:g}", f"{c['acc']:.4f}", f"{c['gflops']:.4g}", f"{c['gflops'] / gflops[-1]:.0%}",
+                 f"{c['mean_exit']:.2f}"] for c in curve]
+        rows += [[f"glimpse {t}", f"{a:.4f}", f"{g:.4g}", f"{g / gflops[-1]:.0%}", t]
+                 for t, (g, a) in enumerate(zip(gflops, acc), 1)]
         rows.append(["baseline", "", f"{base:.4g}", f"{base / gflops[-1]:.0%}"])
-        print(text_table(rows, ["threshold", "accuracy", "GFLOPs", "of all glimpses", "mean exit"], rules=["glimpse 1"]))
+        print(text_table(rows, ["threshold", "accuracy", "GFLOPs", "of all glimpses", "mean exit"],
+                         rules=["glimpse 1"]))
         if cfg.exit_plot:
-            fig = plot_exit_curve(curve, {"MGNet, fixed glimpses": (gflops, acc)}, f"{cfg.dataset}: --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g}")
+            fig = plot_exit_curve(curve, {"MGNet, fixed glimpses": (gflops, acc)},
+                                  f"{cfg.dataset}: --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g}")
             fig.axes[0].axvline(base, color="gray", ls=":", label="baseline GFLOPs"); fig.axes[0].legend()
             fig.savefig(cfg.exit_plot, dpi=120, bbox_inches="tight")
             print(f"plot written to {cfg.exit_plot}")
@@ -140,29 +158,32 @@ def run_anytime(cfg: MGNetConfig, model, loader, acc: list[float], gflops: list[
         pick = threshold_for_budget(probs[:, held], labels[held], gflops, cfg.exit_budget)
         res["budget"] = b = {"budget": cfg.exit_budget, "threshold": pick["threshold"], "held_out": pick,
                              "report": exit_stats(probs[:, rest], labels[rest], gflops, pick["threshold"])}
-        print(f"\nbudget {cfg.exit_budget:g} GFLOPs: threshold {b['threshold']:.6g} (picked on half the images); on the other "
-              f"half accuracy {b['report']['acc']:.4f} at {b['report']['gflops']:.4g} GFLOPs per image")
+        print(f"\nbudget {cfg.exit_budget:g} GFLOPs: threshold {b['threshold']:.6g} (picked on half the images); "
+              f"on the other half accuracy {b['report']['acc']:.4f} at {b['report']['gflops']:.4g} GFLOPs per image")
     return res
 
-def _report_skipped(n: int) -> None:
-    if n: print(f"skipped {n} unreadable image{'s' * (n != 1)} (--skip_bad_images)")
-
+# %% ../nbs/08_cli.ipynb #e72715aa
 def _report_attack(r: dict) -> None:
     a = r["attack"]
     what = "last glimpse" if a["protocol"] == "paper" or not a["glimpse"] else f"glimpse {a['glimpse']}"
-    if a["protocol"] != "paper" and not a["glimpse"]: what = "every glimpse" if a["protocol"] == "adaptive" else "each glimpse in turn"
+    if a["protocol"] != "paper" and not a["glimpse"]:
+        what = "every glimpse" if a["protocol"] == "adaptive" else "each glimpse in turn"
     if a["protocol"] == "autoattack":
-        print(f"\nAutoAttack ({a['version']}: APGD-CE, APGD-T, FAB-T {a['iters']} iterations, {a['targets']} target classes; "
-              f"Square {a['queries']} queries; L-inf eps {a['eps']:.4g} in pixels, {r['images']} images, on {what}):")
+        print(f"\nAutoAttack ({a['version']}: APGD-CE, APGD-T, FAB-T {a['iters']} iterations, "
+              f"{a['targets']} target classes; Square {a['queries']} queries; L-inf eps {a['eps']:.4g} in pixels, "
+              f"{r['images']} images, on {what}):")
     else:
-        print(f"\nPGD ({a['protocol']} protocol, eps {a['eps']:.4g}, step {a['step_size']:.4g}, {a['steps']} steps, on {what}):")
+        print(f"\nPGD ({a['protocol']} protocol, eps {a['eps']:.4g}, step {a['step_size']:.4g}, {a['steps']} steps, "
+              f"on {what}):")
     print(glimpse_table({"clean accuracy": r["clean_acc"], "under attack": r["adv_acc"]}))
     if "square_acc" in r:
-        verdict = ("Square beats PGD: PGD misses the worst case (masked gradients or too few --step_k), do not trust its number" if r["square_beats_pgd"]
+        verdict = ("Square beats PGD: PGD misses the worst case (masked gradients or too few --step_k), "
+                   "do not trust its number" if r["square_beats_pgd"]
                    else "Square does not beat PGD: no sign of masked gradients")
-        print(f"Square (black box, eps {a['eps']:.4g} in pixels), last glimpse: {r['square_acc']:.4f} vs PGD on the last glimpse "
-              f"{r['pgd_last_acc']:.4f}. {verdict}.")
+        print(f"Square (black box, eps {a['eps']:.4g} in pixels), last glimpse: {r['square_acc']:.4f} "
+              f"vs PGD on the last glimpse {r['pgd_last_acc']:.4f}. {verdict}.")
 
+# %% ../nbs/08_cli.ipynb #f4cd9fd0
 def run_train(cfg: MGNetConfig) -> dict:
     "Train a configuration (and its baseline with `--with_baseline`), then report per-glimpse accuracy and FLOPs."
     runs = [("MGNet" if cfg.n_iter > 1 else "baseline", cfg)]
@@ -174,15 +195,17 @@ def run_train(cfg: MGNetConfig) -> dict:
         info = data_info(res.cfg)
         model = load_checkpoint(res.best_checkpoint)
         gflops, base = _flops(model, res.cfg, info.img_size, cfg.flop_count or cfg.results or cfg.with_baseline)
-        results[name] = {"clean_acc": res.clean_acc, "gflops": gflops, "baseline_gflops": base, "skipped_images": res.skipped_images,
-                         "last_acc": res.last_acc,
+        results[name] = {"clean_acc": res.clean_acc, "gflops": gflops, "baseline_gflops": base,
+                         "skipped_images": res.skipped_images, "last_acc": res.last_acc,
                          "localisation": res.localisation,
-                         "checkpoint": str(res.best_checkpoint), "run_dir": str(res.run_dir), "config": res.cfg.to_dict()}
+                         "checkpoint": str(res.best_checkpoint), "run_dir": str(res.run_dir),
+                         "config": res.cfg.to_dict()}
         _report_skipped(res.skipped_images)
     for name, r in results.items():
         _report(name, MGNetConfig.from_dict(r["config"]), r["clean_acc"], r["gflops"], r["baseline_gflops"])
         if r["last_acc"] and r["last_acc"] != r["clean_acc"]:
-            print("last epoch (the best above is chosen on this same validation data): " + " ".join(f"{a:.4f}" for a in r["last_acc"]))
+            print("last epoch (the best above is chosen on this same validation data): "
+                  + " ".join(f"{a:.4f}" for a in r["last_acc"]))
     if len(results) > 1:
         print("\nMGNet vs baseline, last glimpse:")
         m, b = results["MGNet"], results["baseline"]
@@ -199,8 +222,9 @@ def check_glimpse_size(cfg: MGNetConfig) -> None:
     try:
         with torch.no_grad(): backbone.eval()(torch.zeros(1, cfg.in_chans, g, g))
     except RuntimeError:
-        raise ConfigError("img_size", f"glimpses of {g} px (--img_size {cfg.img_size} / --scale {cfg.scale:g}) are too small "
-                                      f"for --model {cfg.model}; raise --img_size or lower --scale") from None
+        msg = (f"glimpses of {g} px (--img_size {cfg.img_size} / --scale {cfg.scale:g}) are too small for "
+               f"--model {cfg.model}; raise --img_size or lower --scale")
+        raise ConfigError("img_size", msg) from None
 
 def _train_or_test(given: dict) -> int:
     "Train a configuration, or test a checkpoint with `--test`."
@@ -222,12 +246,14 @@ def _train_or_test(given: dict) -> int:
 # %% ../nbs/08_cli.ipynb #6c0d9e5b
 def export_main(argv: list[str] | None = None) -> int:
     "`mgnet export CKPT DIR`: a checkpoint as a weights folder."
-    p = argparse.ArgumentParser(prog="mgnet export", description="Convert a checkpoint into a weights folder (config.json + model.safetensors).")
+    p = argparse.ArgumentParser(prog="mgnet export",
+        description="Convert a checkpoint into a weights folder (config.json + model.safetensors).")
     p.add_argument("checkpoint", help="checkpoint file, or a directory holding one (this project's or the original's)")
     p.add_argument("out_dir", help="folder to write config.json and model.safetensors into")
     p.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
     a = p.parse_args(argv)
-    return run_command(p.prog, lambda: print(f"weights folder written to {export_weights(a.checkpoint, a.out_dir, overwrite=a.force)}"))
+    return run_command(p.prog,
+        lambda: print(f"weights folder written to {export_weights(a.checkpoint, a.out_dir, overwrite=a.force)}"))
 
 SUBCOMMANDS = {"predict": predict_main, "export": export_main}
 
