@@ -99,8 +99,8 @@ def summary(outputs) -> list[tuple[str, str]]:
         t = o.get("output_type")
         if t == "stream":
             if o.get("name") == "stderr": continue
-            text = _text(o.get("text", ""))
-            if out and out[-1][0] == "stdout": out[-1] = ("stdout", out[-1][1] + "\n" + text)   # a stream may arrive in pieces
+            text = "".join(o.get("text", ""))
+            if out and out[-1][0] == "stdout": out[-1] = ("stdout", out[-1][1] + text)   # a stream may arrive in pieces
             else: out.append(("stdout", text))
         elif t in ("execute_result", "display_data"):
             data = o.get("data", {})
@@ -108,7 +108,7 @@ def summary(outputs) -> list[tuple[str, str]]:
             if pics: out.append(("picture", " ".join(pics)))
             else: out.append((t, _text(data.get("text/plain", ""))))
         elif t == "error": out.append(("error", f"{o.get('ename')}: {o.get('evalue')}"))
-    return out
+    return [(k, _text(v) if k == "stdout" else v) for k, v in out]
 
 
 def differences(name: str, saved, fresh) -> list[str]:
