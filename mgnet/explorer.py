@@ -22,9 +22,11 @@ from .attacks import to_pixels
 from .checkpoint import load_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import BadImageError, MGNetData
-from .experiments import default_sweep_dir, figure_png, load_runs, run_sweep
+from .figures import figure_png
 from .localisation import glimpse_iou, object_boxes
+from .notebooks import default_sweep_dir
 from .predict import class_names, find_images, predict, prediction_figure, read_image
+from .runs import load_runs, run_sweep
 
 # %% auto #0
 __all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'ExplorerBase',

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mgnet.config import MGNetConfig, MGNetError
-from mgnet.experiments import (
+from mgnet.runs import (
     RESULTS,
     DamagedRunError,
     load_run,

@@ -5,15 +5,10 @@ import nbformat
 import pytest
 from conftest import run_mgnet, snapshot
 
+from mgnet.benchmark import benchmark_main
 from mgnet.config import MGNetConfig
-from mgnet.experiments import (
-    ExperimentError,
-    benchmark_main,
-    load_runs,
-    notebook_dirs,
-    notebook_parameters,
-    run_notebook,
-)
+from mgnet.notebooks import ExperimentError, notebook_dirs, notebook_parameters, run_notebook
+from mgnet.runs import load_runs
 
 NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)

@@ -156,7 +156,7 @@ def png_array(data: bytes):
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     from mgnet.config import MGNetConfig
-    from mgnet.experiments import run_sweep
+    from mgnet.runs import run_sweep
     d = tmp_path_factory.mktemp("sweep")
     run_sweep(MGNetConfig(n_iter=2, epochs=1, limit_train=2, limit_val=2, batch_size=16), [0.6], [0.02, 1.0], [2.0], d,
               progress=False)
@@ -199,8 +199,8 @@ def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
 
     import numpy as np
 
-    from mgnet.experiments import load_runs
     from mgnet.explorer import ImageExplorer
+    from mgnet.runs import load_runs
     ckpt = load_runs(tiny_sweep)[0]["checkpoint"]
     (tmp_path / "imgs").mkdir()
     for k in (3, 4): digit_png(tmp_path / "imgs" / f"digit{k}.png", k)

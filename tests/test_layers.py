@@ -10,9 +10,9 @@ LAYERS = [
     {"geometry", "layers", "weights", "data", "localisation", "imagenet100"},  # maths, weight folders, datasets
     {"model"},
     {"checkpoint", "losses", "flops", "evaluation"},                       # the evaluation loop and the tables
-    {"train", "attacks", "anytime", "corruptions"},
-    {"experiments", "predict", "bench"},                                  # runs, pictures, benchmarks
-    {"cli", "explorer"},                                                  # the commands and the explorer
+    {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # generating, reading, scoring
+    {"runs", "figures", "notebooks", "experiments", "predict", "bench"},  # runs, pictures, notebooks, benchmarks
+    {"cli", "explorer", "benchmark", "corruption_commands"},              # the commands and the explorer
 ]
 LAYER = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 
@@ -62,9 +62,9 @@ def test_no_import_cycle():
 
 
 def test_no_mgnet_import_inside_functions():
-    # the one exception: experiments names its own worker by module path, so that spawned processes can import it
+    # the one exception: runs names its own worker by module path, so that spawned processes can import it
     hidden = [f"{p.stem}.py:{line} imports {n}" for p in PKG.glob("*.py") for n, line in _imports(p)[1]
-              if not (p.stem == "experiments" and n == "experiments")]
+              if not (p.stem == "runs" and n == "runs")]
     assert not hidden, "imports inside functions:\n" + "\n".join(hidden)
 
 
