@@ -16,7 +16,7 @@ from conftest import run_mgnet, snapshot
 from PIL import Image
 
 import mgnet
-from mgnet.corruptions import corrupt_main, corruptions_main
+from mgnet.corruption_commands import corrupt_main, corruptions_main
 from mgnet.imagenet100 import imagenet100_main, imagenet100c_main
 
 CORR = ["gaussian_noise", "impulse_noise", "contrast", "motion_blur"]   # given out of the standard order on purpose
@@ -256,7 +256,7 @@ def test_extra_types_are_not_averaged_and_partial_trees_get_no_mce(tree, checkpo
 def test_mce_of_a_tree_whose_corruptions_change_nothing(tree, checkpoints, tmp_path):
     """Every <type>/<severity> folder a link to the clean copy: each type's error is the clean error, so the mCE is
     the mean of clean error / AlexNet's error per type and the relative mCE is 0 (the error does not rise)."""
-    from mgnet.corruptions import ALEXNET_ERR
+    from mgnet.corruption_eval import ALEXNET_ERR
     t = tmp_path / "t"
     t.mkdir()
     (t / "clean").symlink_to(tree / "clean", target_is_directory=True)
