@@ -367,3 +367,51 @@ def test_imagenet100c_links(tmp_path):
     one_line_error(r, "mgnet-imagenet100c", "n01440764")
     assert not (tmp_path / "x").exists()
     assert snapshot(src) == before
+
+
+def test_mnist_family_tree(tmp_path):
+    """A canvas dataset read from MNIST-format files (real Fashion-MNIST here, or tiny files written in that format):
+    `mgnet-corrupt` writes its test canvases, `mgnet-corruptions` evaluates a Fashion-MNIST checkpoint on them, and the
+    clean copy is the model's own validation canvases."""
+    from mgnet.data import MGNetData
+    files = Path("/usr/share/datasets/fashion-mnist")
+    if not (files / "t10k-images-idx3-ubyte.gz").is_file():
+        import gzip
+        import struct
+        files = tmp_path / "fm"
+        (files / "FashionMNIST" / "raw").mkdir(parents=True)
+        for split in ("train", "t10k"):
+            for kind, arr in (("images-idx3", np.random.default_rng(0).integers(0, 255, (20, 28, 28), dtype=np.uint8)),
+                              ("labels-idx1", np.arange(20, dtype=np.uint8) % 10)):
+                with gzip.open(files / "FashionMNIST" / "raw" / f"{split}-{kind}-ubyte.gz", "wb") as f:
+                    f.write(struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+                            + arr.tobytes())
+    out = tmp_path / "fm-c"
+    r = in_process(corrupt_main, out, "--dataset", "fashion-mnist", "--train_dir", files, "--img_size", 56,
+                   "--corruptions", "fog", "contrast", "--severities", 2, "--limit", 2)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "20 source images, 10 classes" in r.stdout, r.stdout
+    meta = json.loads((out / "corruption_tree.json").read_text())
+    assert (meta["dataset"], meta["image_size"], meta["channels"]) == ("fashion-mnist", 56, 1)
+    with Image.open(next((out / "fog" / "2").rglob("*.png"))) as im: assert (im.mode, im.size) == ("L", (56, 56))
+
+    cfg = mgnet.MGNetConfig(dataset="fashion-mnist", train_dir=str(files), img_size=56, n_iter=2, scale=2).resolved()
+    torch.manual_seed(0)
+    ck = tmp_path / "ck" / "best.ckpt"
+    mgnet.save_checkpoint(mgnet.MGNet(cfg).eval(), ck)
+    e = in_process(corruptions_main, "--checkpoint", ck, "--corruption_dir", out, "--results", tmp_path / "r.json")
+    assert e.returncode == 0, e.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())["models"]["MGNet"]
+    assert list(res["corruption_acc"]) == ["fog", "contrast"] and len(res["corruption_acc"]["fog"]["2"]) == 2
+    assert len(res["clean_acc"]) == 2
+
+    val = MGNetData(cfg.replace(test=True)).val_dataloader().dataset     # the clean copy: the model's own canvases
+    i = int(next((out / "clean").rglob("*.png")).stem)
+    png = next((out / "clean").rglob(f"{i:04d}.png"))
+    x = torch.from_numpy(np.asarray(Image.open(png))).float() / 255
+    assert torch.allclose(x, val[i][0][0] * cfg.std[0] + cfg.mean[0], atol=0.5 / 255 + 1e-5)
+
+    digits = tmp_path / "digits.ckpt"
+    mgnet.save_checkpoint(mgnet.MGNet(mgnet.MGNetConfig(n_iter=2).resolved()), digits)
+    bad = in_process(corruptions_main, "--checkpoint", digits, "--corruption_dir", out)
+    one_line_error(bad, "mgnet-corruptions", "made from fashion-mnist images")
