@@ -66,7 +66,8 @@ def corrupt_image(img: np.ndarray, corruption: str, severity: int, seed: int) ->
 def _canvas_config(dataset: str, translate: float | None = None, data_seed: int = 0, train_dir=None,
                    img_size: int | None = None) -> MGNetConfig:
     "The config whose validation canvases a tree of canvas dataset `dataset` holds (only the data is read from it)."
-    return MGNetConfig(dataset=dataset, translate=translate, data_seed=data_seed, train_dir=train_dir, img_size=img_size,
+    return MGNetConfig(dataset=dataset, translate=translate, data_seed=data_seed, train_dir=None if train_dir is None else str(train_dir),
+                       img_size=img_size,
                        test=True).resolved()
 
 def canvas_images(cfg: MGNetConfig) -> tuple[np.ndarray, np.ndarray]:

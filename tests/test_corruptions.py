@@ -408,7 +408,7 @@ def test_mnist_family_tree(tmp_path):
     val = MGNetData(cfg.replace(test=True)).val_dataloader().dataset     # the clean copy: the model's own canvases
     i = int(next((out / "clean").rglob("*.png")).stem)
     png = next((out / "clean").rglob(f"{i:04d}.png"))
-    x = torch.from_numpy(np.asarray(Image.open(png))).float() / 255
+    x = torch.from_numpy(np.array(Image.open(png))).float() / 255
     assert torch.allclose(x, val[i][0][0] * cfg.std[0] + cfg.mean[0], atol=0.5 / 255 + 1e-5)
 
     digits = tmp_path / "digits.ckpt"
