@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import torch
+
+from .checkpoint import load_checkpoint
+from .config import DATASETS, ConfigError
 from mgnet.corruption_eval import (
     _first_acc,
     corruption_accuracy,
@@ -22,9 +25,6 @@ from mgnet.corruption_eval import (
     table_csv,
 )
 from .corruption_trees import tree_folders
-
-from .checkpoint import load_checkpoint
-from .config import DATASETS, ConfigError
 from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE, generate_corruptions
 from .files import atomic_write, check_out_file, run_command, write_json
 

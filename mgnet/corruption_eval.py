@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from .corruption_trees import corruption_dataset, tree_folders
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .corruption_trees import corruption_dataset, tree_folders
 from .corruptions import CORRUPTIONS, SEVERITIES
 from .evaluation import evaluate_models, text_table
 
