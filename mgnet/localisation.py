@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from .evaluation import device_of, eval_mode, run_batches
 from .geometry import box_area, box_iou, params_to_pixel_box
 
 # %% auto #0
@@ -51,26 +52,18 @@ def localisation_stats(glimpses: Tensor, boxes: Tensor, size: int) -> dict:
             "centred_iou": box_iou(centred, ob).mean(1).tolist(),
             "glimpse_sigma": glimpses[:, :, 0].float().mean(1).tolist(), "images": int(boxes.size(0))}
 
-@torch.inference_mode()
 def glimpse_iou(model, x: Tensor, boxes: Tensor) -> Tensor:
     "Per-image IoU `(T, B)` of `model`'s glimpses on the normalised images `x` with their object `boxes` `(B, 4)`."
-    was = model.training
-    model.eval()
-    g = model(x.to(next(model.parameters()).device)).glimpses.cpu()
-    model.train(was)
+    with eval_mode([model]): g = model(x.to(device_of(model))).glimpses.cpu()
     gb = glimpse_boxes(g.float(), x.size(-1))
     return box_iou(gb, boxes.to(gb).expand_as(gb))
 
 # %% ../nbs/17_localisation.ipynb #a370d64f
-@torch.inference_mode()
-def model_glimpses(model, loader) -> Tensor:
-    "Glimpse parameters `(T, N, 3)` of `model` over a data loader, in its order."
-    was = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    out = [model(batch[0].to(dev)).glimpses.cpu() for batch in loader if batch is not None]
-    model.train(was)
-    return torch.cat(out, 1)
+def model_glimpses(model, loader, progress: bool = False) -> Tensor:
+    "Glimpse parameters `(T, N, 3)` of `model` over a data loader, in its order (on the evaluation loop: eval mode, restored)."
+    dev = device_of(model)
+    step = lambda x, y, i: {"glimpses": model(x.to(dev)).glimpses.cpu()}
+    return run_batches([model], loader, step, cat={"glimpses": 1}, progress=progress, desc="glimpses").values["glimpses"]
 
 def dataset_localisation(model, ds, batch_size: int = 256) -> dict | None:
     "`localisation_stats` of `model`'s glimpses on dataset `ds`, or `None` if its object boxes are unknown."

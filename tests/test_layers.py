@@ -7,9 +7,9 @@ PKG = Path(__file__).resolve().parents[1] / "mgnet"
 # bottom to top; a module may import modules of its own layer or below (never in a cycle)
 LAYERS = [
     {"config", "files"},                                                  # hyperparameters, safe writes, version
-    {"geometry", "layers", "weights", "data", "localisation", "imagenet100"},  # maths, weight folders, datasets
+    {"geometry", "layers", "weights", "data", "imagenet100"},                 # maths, weight folders, datasets
     {"model"},
-    {"checkpoint", "losses", "flops", "evaluation"},                       # the evaluation loop and the tables
+    {"checkpoint", "losses", "flops", "evaluation", "localisation"},       # the evaluation loop, the tables, where glimpses land
     {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # generating, reading, scoring
     {"runs", "figures", "notebooks", "experiments", "predict", "bench"},  # runs, pictures, notebooks, benchmarks
     {"cli", "explorer", "benchmark", "corruption_commands"},              # the commands and the explorer
