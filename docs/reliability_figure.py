@@ -1,5 +1,6 @@
 """Make docs/reliability.png: an interrupted (kill -9) and resumed digits run against an uninterrupted one, and the
-bad inputs the test suite tries. Run from the repository root after the README's install: python docs/reliability_figure.py"""
+bad inputs the test suite tries. Run from the repository root after the README's install:
+python docs/reliability_figure.py"""
 import ast
 import shutil
 import signal
@@ -15,7 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mgnet.checkpoint import read_checkpoint
 
 BIN = Path(sys.executable).parent
-ARGS = ["--epochs", "8", "--limit_train", "20", "--n_iter", "3", "--batch_size", "32", "--learning_rate", "0.03", "--seed", "1"]
+ARGS = ["--epochs", "8", "--limit_train", "20", "--n_iter", "3", "--batch_size", "32", "--learning_rate", "0.03",
+        "--seed", "1"]
 
 
 def val_curve(run_dir):
@@ -31,8 +33,10 @@ def count_bad_inputs():
     for f in Path("tests").glob("test_*.py"):
         tree = ast.parse(f.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef) and any(w in node.name for w in ("invalid", "bad", "unwritable", "refus", "not_fit")):
-                params = [d for d in node.decorator_list if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize"]
+            if isinstance(node, ast.FunctionDef) and any(w in node.name
+                                                         for w in ("invalid", "bad", "unwritable", "refus", "not_fit")):
+                params = [d for d in node.decorator_list if isinstance(d, ast.Call)
+                          and getattr(d.func, "attr", "") == "parametrize"]
                 n += sum(len(p.args[1].elts) for p in params if isinstance(p.args[1], ast.List)) or 1
     return n
 
@@ -40,7 +44,8 @@ def count_bad_inputs():
 def main():
     tmp = Path(tempfile.mkdtemp())
     subprocess.run([BIN / "mgnet", *ARGS, "--log_dir", tmp / "a"], check=True, capture_output=True)
-    proc = subprocess.Popen([BIN / "mgnet", *ARGS, "--log_dir", tmp / "b"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([BIN / "mgnet", *ARGS, "--log_dir", tmp / "b"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     killed_after = None
     while killed_after is None:
         for f in (tmp / "b").rglob("last.ckpt"):

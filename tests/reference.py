@@ -1,5 +1,5 @@
-"""An independent, deliberately plain re-statement of the original MGNet forward pass (docs/method.md §1), used by the tests
-to check that mgnet computes the same function from the same weights.
+"""An independent, deliberately plain re-statement of the original MGNet forward pass (docs/method.md §1), used by the
+tests to check that mgnet computes the same function from the same weights.
 
 It works from a raw state dict with explicit tensor algebra: attention over *all* tokens with *every* query (the
 original recomputed the whole sequence at each step), the glimpse grid built by hand, no mgnet code.
@@ -45,10 +45,12 @@ def reference_forward(sd, hp, img):
         feats.append(f(_glimpse(img, a, size)))
         params.append(a)
         z = torch.cat([torch.stack(feats), torch.stack(params)], 2)         # (t, B, E)
-        q, k, v = (z @ W["feat_fusion.mha.in_proj_weight"][i * E:(i + 1) * E].T + W["feat_fusion.mha.in_proj_bias"][i * E:(i + 1) * E]
+        q, k, v = (z @ W["feat_fusion.mha.in_proj_weight"][i * E:(i + 1) * E].T
+                   + W["feat_fusion.mha.in_proj_bias"][i * E:(i + 1) * E]
                    for i in range(3))
         att = torch.softmax(torch.einsum("tbe,sbe->bts", q, k) / math.sqrt(E), -1)
-        o = torch.einsum("bts,sbe->tbe", att, v) @ W["feat_fusion.mha.out_proj.weight"].T + W["feat_fusion.mha.out_proj.bias"]
+        o = (torch.einsum("bts,sbe->tbe", att, v) @ W["feat_fusion.mha.out_proj.weight"].T
+             + W["feat_fusion.mha.out_proj.bias"])
         o = F.layer_norm(o, (E,), W["feat_fusion.norm.weight"], W["feat_fusion.norm.bias"])[-1].relu()
         logits.append(o @ W["global_fc.fc.weight"].T + W["global_fc.fc.bias"])
         u = torch.sigmoid(o @ W["loc_network.fc.weight"].T + W["loc_network.fc.bias"])

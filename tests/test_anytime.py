@@ -14,7 +14,8 @@ def ckpt(tmp_path_factory):
 
 
 def test_exit_sweep_threshold_and_budget(ckpt, tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--test", "--checkpoint", ckpt, "--exit_threshold", 0.9, "--exit_sweep", "--exit_plot", tmp_path / "curve.png",
+    r = mgnet_cmd("--test", "--checkpoint", ckpt, "--exit_threshold", 0.9, "--exit_sweep",
+                  "--exit_plot", tmp_path / "curve.png",
                   "--exit_budget", 0.008, "--results", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())

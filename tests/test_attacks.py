@@ -37,7 +37,8 @@ def test_adversarial_images_stay_in_budget(trained):
         xa = pgd_paper(model, x, y, eps=eps, step_size=eps / 4, steps=5)
         assert (xa - x).abs().max() <= eps + 1e-6
     # the defences the adaptive attack switched off are back
-    assert model.loc_network.grad_rescaler.enabled and not model.cfg.no_detach and model.loc_network.grad_rescaler.s == 0.02
+    rescaler = model.loc_network.grad_rescaler
+    assert rescaler.enabled and not model.cfg.no_detach and rescaler.s == 0.02
 
 
 @pytest.mark.parametrize("protocol,eps,step", [("paper", 0.5, 0.125), ("adaptive", 0.1, 0.025)])
@@ -84,12 +85,14 @@ def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
 def test_cli_autoattack(trained, tmp_path, mgnet_cmd):
     """`mgnet --test --adv --attack autoattack` at tiny budgets: the budgets reach the attack and the report, one
     glimpse attacked, and the baseline's FLOPs still computed (its config drops --attack_glimpse)."""
-    r = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--attack_glimpse", 3,
+    r = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
+                  "--attack_glimpse", 3,
                   "--eps", 0.1, "--aa_iters", 1, "--aa_queries", 5, "--results", tmp_path / "aa.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "aa.json").read_text())
     a = res["attack"]
-    assert (a["protocol"], a["iters"], a["queries"], a["version"], a["glimpse"]) == ("autoattack", 1, 5, "custom budgets", 3)
+    assert (a["protocol"], a["iters"], a["queries"], a["version"], a["glimpse"]) == \
+        ("autoattack", 1, 5, "custom budgets", 3)
     assert len(res["adv_acc"]) == 3 and res["adv_acc"][2] <= res["clean_acc"][2] and res["images"] == 359
     assert res["baseline_gflops"] > res["gflops"][-1] > 0
     assert "AutoAttack (custom budgets" in r.stdout and "on glimpse 3" in r.stdout and "PGD (" not in r.stdout
@@ -113,7 +116,8 @@ def test_autoattack_per_glimpse(trained):
     (x, y), = batches
     one = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=3, **kw)
     pm = PixelModel(model, info.mean, info.std, glimpse=3).eval()
-    with full_gradient(model): ce = torchattacks.APGD(pm, eps=0.05, steps=5, seed=0)(to_pixels(x, info.mean, info.std).clamp(0, 1), y)
+    with full_gradient(model):
+        ce = torchattacks.APGD(pm, eps=0.05, steps=5, seed=0)(to_pixels(x, info.mean, info.std).clamp(0, 1), y)
     with torch.no_grad(): apgd_acc = (pm(ce).argmax(-1) == y).double().mean().item()
     assert one["adv_acc"][2] <= apgd_acc
     assert one["adv_acc"][2] == pytest.approx(r["adv_acc"][2])        # glimpse 3 attacked the same way in both runs
@@ -122,5 +126,6 @@ def test_autoattack_per_glimpse(trained):
 def test_cli_autoattack_refuses_square(trained, mgnet_cmd):
     bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--square")
     assert bad.returncode == 2 and "--square" in bad.stderr.splitlines()[-1]
-    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--aa_iters", 0)
+    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
+                    "--aa_iters", 0)
     assert bad.returncode == 2 and "--aa_iters" in bad.stderr.splitlines()[-1]

@@ -21,7 +21,8 @@ def _entry_points() -> dict:
     return dict(item.split("=") for item in cfg["DEFAULT"]["console_scripts"].split())
 
 
-# (command, what is tried, kind, argv with {tmp}, {ckpt}, {file}, {empty}, {tree}, {weights} placeholders, culprit in the message)
+# (command, what is tried, kind, argv with {tmp}, {ckpt}, {file}, {empty}, {tree}, {weights} placeholders,
+#  culprit in the message)
 CASES = [
     ("mgnet", "wrong type", "type", "--n_iter four", "--n_iter"),
     ("mgnet", "out of range", "range", "--alpha 2", "--alpha"),
@@ -36,8 +37,10 @@ CASES = [
     ("mgnet predict", "folder with no images", "path", "predict {empty} --checkpoint {ckpt}", "no images"),
     ("mgnet predict", "unreadable image", "damaged", "predict {file} --checkpoint {ckpt}", "cannot read image"),
     ("mgnet predict", "missing checkpoint", "path", "predict {tmp}/img.png --checkpoint {tmp}/nope.ckpt", "nope.ckpt"),
-    ("mgnet predict", "output in a missing folder", "output", "predict {tmp}/img.png --checkpoint {ckpt} --json {tmp}/no/p.json", "--json"),
-    ("mgnet predict", "out of range", "range", "predict {tmp}/img.png --checkpoint {ckpt} --exit_threshold 2", "--exit_threshold"),
+    ("mgnet predict", "output in a missing folder", "output",
+     "predict {tmp}/img.png --checkpoint {ckpt} --json {tmp}/no/p.json", "--json"),
+    ("mgnet predict", "out of range", "range", "predict {tmp}/img.png --checkpoint {ckpt} --exit_threshold 2",
+     "--exit_threshold"),
     ("mgnet export", "missing checkpoint", "path", "export {tmp}/nope.ckpt {tmp}/w", "nope.ckpt"),
     ("mgnet export", "damaged checkpoint", "damaged", "export {file} {tmp}/w", "not a readable PyTorch checkpoint"),
     ("mgnet export", "output folder holding a model", "output", "export {ckpt} {weights}", "--force"),
@@ -47,11 +50,15 @@ CASES = [
     ("mgnet-corrupt", "missing path", "path", "{tmp}/out --dataset imagenet --val_dir {tmp}/nope", "--val_dir"),
     ("mgnet-corrupt", "empty folder", "path", "{tmp}/out --dataset imagenet --val_dir {empty}", "no class folders"),
     ("mgnet-corrupt", "output that is a file", "output", "{file}", "OUT_DIR"),
-    ("mgnet-corruptions", "missing checkpoint", "path", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}", "nope.ckpt"),
-    ("mgnet-corruptions", "missing tree", "path", "--checkpoint {ckpt} --corruption_dir {tmp}/nope", "--corruption_dir"),
+    ("mgnet-corruptions", "missing checkpoint", "path", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}",
+     "nope.ckpt"),
+    ("mgnet-corruptions", "missing tree", "path", "--checkpoint {ckpt} --corruption_dir {tmp}/nope",
+     "--corruption_dir"),
     ("mgnet-corruptions", "empty tree", "path", "--checkpoint {ckpt} --corruption_dir {empty}", "--corruption_dir"),
-    ("mgnet-corruptions", "out of range", "range", "--checkpoint {ckpt} --corruption_dir {tree} --severities 0", "--severities"),
-    ("mgnet-corruptions", "output that is a folder", "output", "--checkpoint {ckpt} --corruption_dir {tree} --results {empty}", "--results"),
+    ("mgnet-corruptions", "out of range", "range", "--checkpoint {ckpt} --corruption_dir {tree} --severities 0",
+     "--severities"),
+    ("mgnet-corruptions", "output that is a folder", "output",
+     "--checkpoint {ckpt} --corruption_dir {tree} --results {empty}", "--results"),
     ("mgnet-imagenet100", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
     ("mgnet-imagenet100", "empty folder", "path", "{empty} {tmp}/out", "train"),
     ("mgnet-imagenet100", "missing class list", "path", "{empty} {tmp}/out --classes {tmp}/nope.txt", "nope.txt"),
@@ -111,7 +118,8 @@ def table() -> str:
     """The README's table: per command, what is tried against it."""
     rows, by = [], {}
     for command, what, *_ in CASES: by.setdefault(command, []).append(what)
-    rows = ["| command | bad inputs tried (each: one line naming the culprit, exit 2, nothing on disk changed) |", "|---|---|"]
+    rows = ["| command | bad inputs tried (each: one line naming the culprit, exit 2, nothing on disk changed) |",
+            "|---|---|"]
     rows += [f"| `{c}` | {', '.join(ws)} |" for c, ws in by.items()]
     return "\n".join(rows) + f"\n\n{len(CASES)} cases over {len(by)} entry points, in `tests/test_bad_input.py`."
 
@@ -120,7 +128,8 @@ def test_readme_shows_the_current_table():
     readme = (ROOT / "README.md").read_text()
     m = re.search(r"<!-- bad-input-table -->\n(.*?)\n<!-- /bad-input-table -->", readme, re.S)
     assert m, "README.md lacks the <!-- bad-input-table --> block"
-    assert m.group(1).strip() == table().strip(), "stale table: python tests/test_bad_input.py > table, paste it into README.md"
+    assert m.group(1).strip() == table().strip(), \
+        "stale table: python tests/test_bad_input.py > table, paste it into README.md"
 
 
 def test_every_console_command_is_tried():

@@ -8,13 +8,16 @@ def test_bench_digits(tmp_path, mgnet_cmd):
     assert r.returncode == 0, r.stderr[-3000:]
     (res,) = json.loads((tmp_path / "b.json").read_text())
     inf = res["inference"]
-    assert [inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4)] == sorted(inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4))
+    ratios = [inf[f"mgnet_{k}"]["flop_ratio"] for k in (1, 2, 3, 4)]
+    assert ratios == sorted(ratios)
     for v in inf.values():
-        assert v["images_per_s"]["min"] <= v["images_per_s"]["median"] <= v["images_per_s"]["max"] and v["seconds"]["runs"] == 2
+        assert v["images_per_s"]["min"] <= v["images_per_s"]["median"] <= v["images_per_s"]["max"]
+        assert v["seconds"]["runs"] == 2
     assert 0 < res["outside_backbone_share"]["median"] < 1
     assert all(0 < s <= o for s, o in zip(res["sampler_share"].values(), res["outside_backbone_share"].values()))
     assert res["training"]["mgnet"]["images_per_s"]["median"] > 0 and res["data"]["seconds_per_batch"]["median"] > 0
-    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory", "contiguous", "bf16", "of which the glimpse sampler"):
+    for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory",
+                 "contiguous", "bf16", "of which the glimpse sampler"):
         assert text in r.stdout, text
 
 

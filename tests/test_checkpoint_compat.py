@@ -103,7 +103,8 @@ def test_original_checkpoint_same_function(tmp_path, hparams_kind, legacy, trans
     save_original(tmp_path / "epoch=399.ckpt", sd, hp, hparams_kind, legacy)
     model = mgnet.load_checkpoint(tmp_path)           # a directory holding the file, like --checkpoint resnet18_ours
     assert not model.training
-    assert (model.cfg.n_iter, model.cfg.scale, model.cfg.alpha, model.cfg.s, model.cfg.trans_method, model.cfg.num_class) \
+    assert (model.cfg.n_iter, model.cfg.scale, model.cfg.alpha, model.cfg.s, model.cfg.trans_method,
+            model.cfg.num_class) \
         == (3, 2.33, 0.6, 0.02, trans_method, NUM_CLASS)
     torch.manual_seed(1)
     x = torch.randn(4, 3, 112, 112)
@@ -176,7 +177,8 @@ def test_original_readme_test_command(tmp_path, mgnet_cmd):
     train = _image_folder(tmp_path / "ImageNet100" / "train", classes, 1)
     val = _image_folder(tmp_path / "ImageNet100" / "val", classes, 2, seed=1)
     r = mgnet_cmd("--train_dir", train, "--val_dir", val, "--dataset", "imagenet", "--num_class", NUM_CLASS, "--test",
-                  "--n_iter", 4, "--scale", 2.33, "--model", "resnet18", "--checkpoint", "resnet18_ours", "--alpha", 0.6,
+                  "--n_iter", 4, "--scale", 2.33, "--model", "resnet18", "--checkpoint", "resnet18_ours",
+                  "--alpha", 0.6,
                   "--s", 0.02, "--flop_count", "--results", "res.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "res.json").read_text())

@@ -95,7 +95,8 @@ def test_pretrained_offline_clear_error(monkeypatch, tmp_path):
         raise URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(mgnet.ConfigError, match=r"--pretrained: could not download torchvision's resnet18 weights.*checkpoints"):
+    with pytest.raises(mgnet.ConfigError,
+                       match=r"--pretrained: could not download torchvision's resnet18 weights.*checkpoints"):
         mgnet.create_backbone("resnet18", pretrained=True)
     from mgnet.cli import main
     assert main(["--model", "resnet18", "--pretrained", "--epochs", "1", "--log_dir", str(tmp_path / "logs")]) == 2
@@ -148,7 +149,8 @@ def test_mnist_from_local_files(tmp_path, mgnet_cmd):
         _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
         _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,), dtype=np.uint8))
     r = mgnet_cmd("--dataset", "mnist", "--train_dir", tmp_path / "mnist", "--epochs", 1, "--batch_size", 16,
-                  "--workers", 0, "--n_iter", 2, "--scale", 4, "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json")
+                  "--workers", 0, "--n_iter", 2, "--scale", 4, "--log_dir", tmp_path / "logs",
+                  "--results", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res["clean_acc"]) == 2 and "mnist10/vanilla" in res["run_dir"]

@@ -169,7 +169,8 @@ def test_corrupt_invalid_input(tmp_path):
     one_line_error(corrupt(tmp_path / "out", "--corruptions", "rain"), "mgnet-corrupt", "--corruptions")   # installed
     for args, culprit in [(["--severities", "6"], "--severities"), (["--dataset", "imagenet"], "--val_dir"),
                           (["--dataset", "imagenet", "--val_dir", "/no/such/dir"], "/no/such/dir"),
-                          (["--limit", "0"], "--limit"), (["--translate", "2"], "--translate"), (["--workers", "-1"], "--workers")]:
+                          (["--limit", "0"], "--limit"), (["--translate", "2"], "--translate"),
+                          (["--workers", "-1"], "--workers")]:
         one_line_error(in_process(corrupt_main, tmp_path / "out", *args), "mgnet-corrupt", culprit)
     assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
     r = in_process(corrupt_main, tmp_path, "--limit", 1)       # a folder it did not make, not empty
@@ -187,7 +188,8 @@ def _direct_accuracy(model, folder, mean, std):
 
 
 def test_evaluate_tree(tree, checkpoints, tmp_path):
-    r = run_mgnet("--checkpoint", checkpoints["MGNet"]["checkpoint"], "--checkpoint", checkpoints["baseline"]["checkpoint"],
+    r = run_mgnet("--checkpoint", checkpoints["MGNet"]["checkpoint"],
+                  "--checkpoint", checkpoints["baseline"]["checkpoint"],
                   "--corruption_dir", tree, "--results", tmp_path / "c.json", "--csv", tmp_path / "c.csv",
                   command="mgnet-corruptions", timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -212,7 +214,8 @@ def test_evaluate_tree(tree, checkpoints, tmp_path):
         ys = torch.tensor([int(val[int(f.stem)][1]) for f in files])
         with torch.no_grad(): ref = (model(xs).logits.argmax(-1) == ys).double().mean(1).tolist()
         assert m["clean_acc"] == pytest.approx(ref, abs=2 / len(files))
-        avg = [np.mean([np.mean([m["corruption_acc"][c][s][t] for s in SEV]) for c in STANDARD]) for t in range(n_glimpses)]
+        avg = [np.mean([np.mean([m["corruption_acc"][c][s][t] for s in SEV]) for c in STANDARD])
+               for t in range(n_glimpses)]
         assert m["mean_corruption_acc"] == pytest.approx(avg)
     assert len(preds) > 3, "the models' predictions do not depend on their input: the comparison above proves little"
 
@@ -222,7 +225,8 @@ def test_evaluate_tree(tree, checkpoints, tmp_path):
     table = {r_[0]: [float(v) for v in r_[1:]] for r_ in rows[1:]}
     mg, bl = res["models"]["MGNet"], res["models"]["baseline"]
     for c in STANDARD:                                         # each row: the severities' mean, per model and glimpse
-        want = [np.mean([m["corruption_acc"][c][s][t] for s in SEV]) for m in (mg, bl) for t in range(len(m["clean_acc"]))]
+        want = [np.mean([m["corruption_acc"][c][s][t] for s in SEV]) for m in (mg, bl)
+                for t in range(len(m["clean_acc"]))]
         assert table[c] == pytest.approx(want, abs=1e-6), c
     assert table["average"] == pytest.approx([*mg["mean_corruption_acc"], *bl["mean_corruption_acc"]], abs=1e-6)
     assert table["clean"] == pytest.approx([*mg["clean_acc"], *bl["clean_acc"]], abs=1e-6)
@@ -250,7 +254,8 @@ def test_extra_types_are_not_averaged_and_partial_trees_get_no_mce(tree, checkpo
     assert rows["average"] == pytest.approx([np.mean([rows[c][t_] for c in STANDARD]) for t_ in range(2)])
     assert m["mean_corruption_acc"] == pytest.approx(rows["average"]) and m["mce"] is None and m["relative_mce"] is None
     assert res["summary"]["extra_types"] == ["speckle_noise"]
-    assert "speckle_noise not averaged in" in r.stdout and "no mCE: the tree holds 4 of the 15 standard types" in r.stdout
+    assert "speckle_noise not averaged in" in r.stdout
+    assert "no mCE: the tree holds 4 of the 15 standard types" in r.stdout
 
 
 def test_mce_of_a_tree_whose_corruptions_change_nothing(tree, checkpoints, tmp_path):

@@ -1,5 +1,6 @@
-"""Lightning DDP on 2 CPU processes (gloo): a tiny training completes, and the validation accuracy it reports (synchronised
-across the processes, each validating its own shard) equals a single-process evaluation of the saved checkpoint."""
+"""Lightning DDP on 2 CPU processes (gloo): a tiny training completes, and the validation accuracy it reports
+(synchronised across the processes, each validating its own shard) equals a single-process evaluation of the saved
+checkpoint."""
 import json
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from mgnet.data import MGNetData
 
 def test_ddp_two_cpu_processes(tmp_path, mgnet_cmd):
     r = mgnet_cmd("--devices", 2, "--epochs", 2, "--limit_train", 4, "--n_iter", 2, "--batch_size", 32,
-                  "--learning_rate", 0.05, "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path,
+                  "--learning_rate", 0.05, "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json",
+                  cwd=tmp_path,
                   timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())

@@ -26,7 +26,8 @@ def test_fashion_mnist_real_files_train_test_export_predict(tmp_path, mgnet_cmd)
     """Train on a small real subset of Fashion-MNIST at its own canvas size, test, export, predict."""
     _need_fashion()
     common = ("--dataset", "fashion-mnist", "--train_dir", FASHION, "--img_size", 56, "--scale", 2)
-    r = mgnet_cmd(*common, "--n_iter", 2, "--epochs", 1, "--limit_train", 60, "--batch_size", 32, "--learning_rate", 3e-3,
+    r = mgnet_cmd(*common, "--n_iter", 2, "--epochs", 1, "--limit_train", 60, "--batch_size", 32,
+                  "--learning_rate", 3e-3,
                   "--optimizer", "adam", "--log_dir", "logs", "--results", "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
@@ -69,12 +70,14 @@ def test_imagefolder_at_its_own_size(tmp_path, mgnet_cmd):
                 a = rng.integers(0, 60, (40, 40, 3), dtype=np.uint8)
                 a[..., ci] += 180
                 Image.fromarray(a).save(tmp_path / split / c / f"{i}.png")
-    cfg = mgnet.MGNetConfig(dataset="imagenet", train_dir=str(tmp_path / "train"), val_dir=str(tmp_path / "val"), img_size=32)
+    cfg = mgnet.MGNetConfig(dataset="imagenet", train_dir=str(tmp_path / "train"), val_dir=str(tmp_path / "val"),
+                            img_size=32)
     dm = MGNetData(cfg)
     assert dm.train_ds[0][0].shape == (3, 32, 32) and dm.val_ds[0][0].shape == (3, 32, 32)
     assert dm.cfg.eval_resize == 37                                    # the paper's 256/224 ratio
     r = mgnet_cmd("--dataset", "imagenet", "--train_dir", tmp_path / "train", "--val_dir", tmp_path / "val",
-                  "--img_size", 32, "--model", "resnet18", "--scale", 2, "--n_iter", 2, "--epochs", 1, "--batch_size", 4,
+                  "--img_size", 32, "--model", "resnet18", "--scale", 2, "--n_iter", 2, "--epochs", 1,
+                  "--batch_size", 4,
                   "--workers", 0, "--flop_count", "--log_dir", "logs", "--results", "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())

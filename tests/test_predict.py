@@ -78,7 +78,8 @@ def test_predict_json_csv_pictures(tmp_path, trained, digits):
     assert wide["glimpses"][0]["box"] == [0, 0, 128, 96]
     on_canvas = predict(model, x[[i for i, f in enumerate(files) if f.name == "wide.png"]])[0]
     assert on_canvas.size == (64, 64)
-    assert np.allclose([g["box"] for g in wide["glimpses"]], np.array([g.box for g in on_canvas.glimpses]) * [2, 1.5, 2, 1.5], atol=2e-3)
+    assert np.allclose([g["box"] for g in wide["glimpses"]],
+                       np.array([g.box for g in on_canvas.glimpses]) * [2, 1.5, 2, 1.5], atol=2e-3)
     assert not np.allclose(wide["glimpses"][1]["box"], wide["glimpses"][0]["box"])     # the model did look elsewhere
 
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
@@ -141,7 +142,8 @@ def test_bad_input_one_line_exit_2(tmp_path, trained, digits, case):
     (tmp_path / "pics" / f"{one.stem}.png").write_text("keep me too")
     args, culprit = {
         "missing file": ([tmp_path / "nope.png", "--checkpoint", trained], "nope.png: no such file"),
-        "unreadable image": ([one, tmp_path / "bad.png", "--checkpoint", trained, "--json", "p.json"], "bad.png: cannot read image"),
+        "unreadable image": ([one, tmp_path / "bad.png", "--checkpoint", trained, "--json", "p.json"],
+                             "bad.png: cannot read image"),
         "empty folder": ([tmp_path / "empty", "--checkpoint", trained], "empty: no images inside"),
         "checkpoint missing": ([one, "--checkpoint", tmp_path / "none.ckpt"], "--checkpoint:"),
         "not a checkpoint": ([one, "--checkpoint", tmp_path / "junk.ckpt"], "junk.ckpt"),
@@ -171,13 +173,16 @@ def test_folder_model_boxes_through_resize_and_crop(tmp_path):
     """An ImageFolder model (32 px crop) on 56×40 Fashion-MNIST pictures: the first glimpse is the centre crop the model
     saw, in the pictures' own pixels, and the later glimpses lie inside it."""
     from mgnet.data import read_idx
-    imgs, labels = read_idx(FASHION / "t10k-images-idx3-ubyte.gz")[:40], read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")[:40]
+    imgs = read_idx(FASHION / "t10k-images-idx3-ubyte.gz")[:40]
+    labels = read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")[:40]
     for i, (a, y) in enumerate(zip(imgs, labels)):
         d = tmp_path / "tree" / f"class{int(y)}"
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(a.numpy()).convert("RGB").resize((56, 40), Image.BILINEAR).save(d / f"{i:03d}.png")
-    r = run_mgnet("--dataset", "imagenet", "--train_dir", tmp_path / "tree", "--img_size", 32, "--epochs", 1, "--limit_train", 2,
-                  "--n_iter", 2, "--batch_size", 8, "--workers", 0, "--log_dir", "logs", "--results", "t.json", cwd=tmp_path)
+    r = run_mgnet("--dataset", "imagenet", "--train_dir", tmp_path / "tree", "--img_size", 32, "--epochs", 1,
+                  "--limit_train", 2,
+                  "--n_iter", 2, "--batch_size", 8, "--workers", 0, "--log_dir", "logs", "--results", "t.json",
+                  cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = json.loads((tmp_path / "t.json").read_text())["checkpoint"]
     r = predict_cmd(tmp_path / "tree", "--checkpoint", ckpt, "--json", "p.json", cwd=tmp_path)

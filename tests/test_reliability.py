@@ -14,7 +14,8 @@ from PIL import Image
 
 from mgnet.checkpoint import read_checkpoint
 
-COMMON = ["--dataset", "imagenet", "--model", "resnet18", "--epochs", 1, "--batch_size", 4, "--n_iter", 2, "--workers", 0]
+COMMON = ["--dataset", "imagenet", "--model", "resnet18", "--epochs", 1, "--batch_size", 4, "--n_iter", 2,
+          "--workers", 0]
 
 
 def _tree(root, spec, size=36, seed=0):
@@ -53,7 +54,8 @@ def _expect_clean_failure(tmp_path, r, *culprits, code=2):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("case", ["no_class_folders", "class_without_images", "truncated", "garbage", "truncated_workers"])
+@pytest.mark.parametrize("case",
+                         ["no_class_folders", "class_without_images", "truncated", "garbage", "truncated_workers"])
 def test_bad_image_folders(tmp_path, mgnet_cmd, case):
     train = tmp_path / "my data" / "train"
     if case == "no_class_folders":
@@ -70,7 +72,8 @@ def test_bad_image_folders(tmp_path, mgnet_cmd, case):
     (tmp_path / "keep.json").write_text("{}")
     before = snapshot(tmp_path)
     workers = ["--workers", 2] if case == "truncated_workers" else []
-    r = mgnet_cmd(*COMMON, *workers, "--train_dir", train, "--log_dir", tmp_path / "logs", "--results", tmp_path / "keep.json",
+    r = mgnet_cmd(*COMMON, *workers, "--train_dir", train, "--log_dir", tmp_path / "logs",
+                  "--results", tmp_path / "keep.json",
                   cwd=tmp_path)
     _expect_clean_failure(tmp_path, r, culprit)
     if not case.startswith(("truncated", "garbage")):       # detected before anything is written
@@ -79,7 +82,8 @@ def test_bad_image_folders(tmp_path, mgnet_cmd, case):
 
 
 def test_skip_bad_images_counts_them(tmp_path, mgnet_cmd):
-    spec = {**GOOD, "dog": GOOD["dog"] + [("t.png", "truncated"), ("g.jpg", "garbage")], "cat": GOOD["cat"] + [("notes.txt", "text")]}
+    spec = {**GOOD, "dog": GOOD["dog"] + [("t.png", "truncated"), ("g.jpg", "garbage")],
+            "cat": GOOD["cat"] + [("notes.txt", "text")]}
     train = _tree(tmp_path / "train", spec)
     r = mgnet_cmd(*COMMON, "--workers", 2, "--train_dir", train, "--skip_bad_images", "--log_dir", tmp_path / "logs",
                   "--results", tmp_path / "r.json", cwd=tmp_path)
@@ -107,7 +111,8 @@ def test_results_in_unwritable_directory(tmp_path, mgnet_cmd):
 
 
 def _train_args(log_dir, epochs, extra=()):
-    return ["--epochs", epochs, "--limit_train", 6, "--n_iter", 2, "--batch_size", 32, "--seed", 3, "--learning_rate", 0.02,
+    return ["--epochs", epochs, "--limit_train", 6, "--n_iter", 2, "--batch_size", 32, "--seed", 3,
+            "--learning_rate", 0.02,
             "--log_dir", log_dir, *extra]
 
 
@@ -183,11 +188,13 @@ def test_same_seed_same_run(tmp_path, mgnet_cmd):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--epochs", 10, "--limit_train", 3, "--n_iter", 2, "--learning_rate", 3, "--log_dir", tmp_path / "logs",
+    r = mgnet_cmd("--epochs", 10, "--limit_train", 3, "--n_iter", 2, "--learning_rate", 3,
+                  "--log_dir", tmp_path / "logs",
                   cwd=tmp_path)
     assert r.returncode == 1, r.stderr[-3000:]
     last_line = r.stderr.strip().splitlines()[-1]
-    assert ("non-finite loss" in last_line or "non-finite weights" in last_line) and "at step" in last_line and "last.ckpt" in last_line
+    assert ("non-finite loss" in last_line
+            or "non-finite weights" in last_line) and "at step" in last_line and "last.ckpt" in last_line
     good = Path(last_line.split("Last good checkpoint: ")[1])
     ck = read_checkpoint(good)
     assert all(torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point())
