@@ -48,7 +48,7 @@ def digits_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[Tens
 
 # %% ../nbs/05_data.ipynb #60885b97
 def place(objects: Tensor, top: Tensor, left: Tensor, canvas: int = CANVAS_SIZE) -> Tensor:
-    "Paste `(B, d, d)` objects on empty `canvas × canvas` images at integer corners `top`, `left` → `(B, 1, canvas, canvas)`."
+    "Paste `(B, d, d)` objects on empty `canvas × canvas` images at corners `top`, `left`: `(B, 1, canvas, canvas)`."
     B, d = objects.size(0), objects.size(-1)
     out = objects.new_zeros(B, canvas, canvas)
     r = torch.arange(d, device=objects.device)
@@ -57,7 +57,8 @@ def place(objects: Tensor, top: Tensor, left: Tensor, canvas: int = CANVAS_SIZE)
     out[torch.arange(B).view(B, 1, 1), rows, cols] = objects
     return out.unsqueeze(1)
 
-def draw_offsets(n: int, translate: float, room: int = CANVAS_SIZE - DIGIT_SIZE, generator=None) -> tuple[Tensor, Tensor]:
+def draw_offsets(n: int, translate: float, room: int = CANVAS_SIZE - DIGIT_SIZE,
+                 generator=None) -> tuple[Tensor, Tensor]:
     "Top-left corners `(top, left)` with offsets from the centre uniform within `±translate · room/2`."
     m = int(math.floor(translate * room / 2))
     off = torch.randint(-m, m + 1, (2, n), generator=generator)
@@ -78,47 +79,65 @@ def content_boxes(objects: Tensor, threshold: float = 0.0) -> Tensor:
     y0, y1 = span(on.any(2))
     return torch.stack([x0, y0, x1, y1], 1).float()
 
+# %% ../nbs/05_data.ipynb #804bdb97
+def _add_noise(x: Tensor, sigma: float, seeds: Tensor | None = None) -> Tensor:
+    "`x` plus Gaussian noise of std `sigma`, clamped to each image's range; drawn afresh, or from `seeds` (per image)."
+    if seeds is None: n = torch.randn_like(x)
+    else: n = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    return (x + sigma * n).clamp(min=0).minimum(x.amax((1, 2, 3), keepdim=True))
+
 # %% ../nbs/05_data.ipynb #c30ae96b
 class PlacedObjects(Dataset):
-    "Objects `(N, d, d)` in [0, 1] placed on a `canvas`; `train` redraws placements every draw, val placements are fixed by `seed`."
-    def __init__(self, objects: Tensor, labels: Tensor, train: bool, translate: float, seed: int = 0,
-                 canvas: int = CANVAS_SIZE, mean: float = 0.0, std: float = 1.0, gaussian: float = 0.0):
+    "Objects `(N, d, d)` in [0, 1] on a `canvas`; `train` redraws placements every draw, val ones are fixed by `seed`."
+    def __init__(self,
+                 objects: Tensor,               # `(N, d, d)` images in [0, 1]
+                 labels: Tensor,                # `(N,)` integer labels
+                 train: bool,                   # redraw placements every draw (else fixed by `seed`)
+                 translate: float,              # offsets within `±translate · room/2` of the centre
+                 seed: int = 0,                 # seeds the validation placements and noise
+                 canvas: int = CANVAS_SIZE,     # side of the square canvas, in pixels
+                 mean: float = 0.0,             # normalisation: `(x - mean) / std`
+                 std: float = 1.0,              # normalisation: `(x - mean) / std`
+                 gaussian: float = 0.0):        # std of added Gaussian noise (the original's `--gaussian`)
         d = objects.size(-1)
         if canvas < d: raise ConfigError("img_size", f"a canvas of {canvas} px cannot hold {d} px objects")
         self.objects, self.labels, self.train, self.translate = objects, labels, train, translate
-        self.canvas, self.room, self.mean, self.std, self.gaussian, self.seed = canvas, canvas - d, mean, std, gaussian, seed
-        if not train: self.corners = draw_offsets(len(labels), translate, self.room, torch.Generator().manual_seed(seed + 1))
+        self.canvas, self.room, self.mean, self.std = canvas, canvas - d, mean, std
+        self.gaussian, self.seed = gaussian, seed
+        if not train:
+            self.corners = draw_offsets(len(labels), translate, self.room, torch.Generator().manual_seed(seed + 1))
 
     def __len__(self): return len(self.labels)
-
-    def _noise(self, x: Tensor, idx: Tensor) -> Tensor:
-        "Gaussian noise (the original's `--gaussian`), clamped to the image's range; fixed per image for validation."
-        if self.train: n = torch.randn_like(x)
-        else: n = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(self.seed * 1_000_003 + int(i)))
-                               for i in idx])
-        return (x + self.gaussian * n).clamp(min=0).minimum(x.amax((1, 2, 3), keepdim=True))
 
     def __getitems__(self, idx: list[int]) -> list[tuple[Tensor, Tensor]]:
         "A batch of samples at once (the DataLoader calls this with a batch's indices)."
         idx = torch.as_tensor(idx, dtype=torch.long)
-        top, left = draw_offsets(len(idx), self.translate, self.room) if self.train else (self.corners[0][idx], self.corners[1][idx])
+        top, left = (draw_offsets(len(idx), self.translate, self.room) if self.train
+                     else (self.corners[0][idx], self.corners[1][idx]))
         x = place(self.objects[idx], top, left, self.canvas)
-        if self.gaussian > 0: x = self._noise(x, idx)
+        if self.gaussian > 0: x = _add_noise(x, self.gaussian, None if self.train else self.seed * 1_000_003 + idx)
         return list(zip((x - self.mean) / self.std, self.labels[idx]))
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]: return self.__getitems__([i])[0]
 
     def object_boxes(self) -> Tensor:
         "Boxes `(N, 4)` `(x0, y0, x1, y1)` of the objects on the validation canvases, in pixels."
-        if self.train: raise ValueError("training placements are redrawn every draw: boxes exist for validation data only")
+        if self.train:
+            raise ValueError("training placements are redrawn every draw: boxes exist for validation data only")
         b = content_boxes(self.objects)
         return b + torch.stack([self.corners[1], self.corners[0]] * 2, 1).float()
 
 # %% ../nbs/05_data.ipynb #3e465761
 class TranslatedDigits(PlacedObjects):
     "scikit-learn digits on a canvas (64 px by default), split into train and validation by `seed`."
-    def __init__(self, train: bool = True, translate: float = 0.4, seed: int = 0, val_fraction: float = 0.2,
-                 canvas: int = CANVAS_SIZE, mean: float | None = None, std: float | None = None):
+    def __init__(self,
+                 train: bool = True,            # the training part (else validation)
+                 translate: float = 0.4,        # offsets within `±translate · room/2` of the centre
+                 seed: int = 0,                 # seeds the split and the validation placements
+                 val_fraction: float = 0.2,     # share of the digits kept for validation
+                 canvas: int = CANVAS_SIZE,     # side of the square canvas, in pixels
+                 mean: float | None = None,     # normalisation mean (default: the digits' canvas statistics)
+                 std: float | None = None):     # normalisation std (default: the digits' canvas statistics)
         imgs, labels = digit_images()
         idx = digits_split(len(imgs), val_fraction, seed)[0 if train else 1]
         spec = DATASETS["digits"]
@@ -152,13 +171,18 @@ def idx_files(root: str | os.PathLike, spec: DatasetSpec, split: str, flag: str 
             imgs, labels = folder / f"{split}-images-idx3-ubyte{ext}", folder / f"{split}-labels-idx1-ubyte{ext}"
             if imgs.is_file() and labels.is_file(): return imgs, labels
     raise ConfigError(flag, f"{root}: no {split}-images-idx3-ubyte[.gz] and {split}-labels-idx1-ubyte[.gz] here or in "
-                            f"{Path(root) / spec.files / 'raw'} (torchvision's {spec.files}(root, download=True) fetches them)")
+                            f"{Path(root) / spec.files / 'raw'} "
+                            f"(torchvision's {spec.files}(root, download=True) fetches them)")
 
 # %% ../nbs/05_data.ipynb #a2c79fae
 IMAGENET_MEAN, IMAGENET_STD = DATASETS["imagenet"].mean, DATASETS["imagenet"].std
 MNIST_MEAN, MNIST_STD = DATASETS["mnist"].mean, DATASETS["mnist"].std
 
-def imagenet_transform(train: bool, size: int = 224, resize: int = 256, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def imagenet_transform(train: bool,           # the training augmentation (else evaluation's resize and crop)
+                       size: int = 224,       # side of the square output
+                       resize: int = 256,     # evaluation: shorter side before the centre crop
+                       mean=IMAGENET_MEAN,    # per-channel normalisation mean
+                       std=IMAGENET_STD):     # per-channel normalisation std
     "The paper's ImageNet transforms at any size."
     from torchvision import transforms as T
     norm = [T.ToTensor(), T.Normalize(mean, std)]
@@ -173,12 +197,13 @@ def class_folders(root: str | os.PathLike, flag: str) -> list[str]:
     p = Path(root)
     if not p.is_dir(): raise ConfigError(flag, f"{root}: no such directory")
     try: return find_classes(p)[0]
-    except FileNotFoundError: raise ConfigError(flag, f"{root}: no class folders inside (expected {root}/<class>/<image>)") from None
+    except FileNotFoundError:
+        raise ConfigError(flag, f"{root}: no class folders inside (expected {root}/<class>/<image>)") from None
 
 # %% ../nbs/05_data.ipynb #8bd432a1
 class BadImageError(MGNetError, ValueError):
     "An image file that cannot be read (truncated, corrupt, not an image)."
-    def __str__(self) -> str:   # raised again from a DataLoader worker, the message holds the worker's traceback: keep its last line
+    def __str__(self) -> str:   # raised again from a DataLoader worker, the message holds its traceback: keep its end
         return super().__str__().strip().splitlines()[-1].split("BadImageError: ", 1)[-1]
 
 def skip_none_collate(batch):
@@ -197,13 +222,14 @@ def open_image(path: str | os.PathLike, mode: str = "RGB"):
 
 # %% ../nbs/05_data.ipynb #be2d5d25
 class SafeImageFolder(Dataset):
-    "An ImageFolder tree (via torchvision) whose unreadable images raise `BadImageError` naming the file, or are skipped and counted."
+    "An ImageFolder tree (torchvision's) whose unreadable images raise `BadImageError` naming the file, or are skipped."
     def __init__(self, root, transform, skip_bad: bool = False, mode: str = "RGB"):
         import multiprocessing as mp
 
         from torchvision.datasets import ImageFolder
         self.folder = ImageFolder(root, transform=transform)
-        self.classes, self.samples, self.transform, self.skip_bad, self.mode = self.folder.classes, self.folder.samples, transform, skip_bad, mode
+        self.classes, self.samples = self.folder.classes, self.folder.samples
+        self.transform, self.skip_bad, self.mode = transform, skip_bad, mode
         self.bad = mp.Array("B", len(self.samples), lock=False)   # one flag per image, shared with worker processes
 
     def __len__(self): return len(self.samples)
@@ -245,26 +271,32 @@ def eval_region(cfg: MGNetConfig, width: int, height: int) -> tuple[float, float
     return (left * sx, top * sy, (left + c.img_size) * sx, (top + c.img_size) * sy)
 
 # %% ../nbs/05_data.ipynb #bc688c96
-def image_tree(root: str | os.PathLike, cfg: MGNetConfig, train: bool, flag: str, skip_bad: bool = False) -> SafeImageFolder:
+def image_tree(root: str | os.PathLike,  # the `<class>/<image>` tree
+               cfg: MGNetConfig,          # the model's config: dataset, size, normalisation
+               train: bool,               # training transforms (else evaluation)
+               flag: str,                 # the flag a `ConfigError` names
+               skip_bad: bool = False,    # skip and count unreadable images instead of failing
+              ) -> SafeImageFolder:
     "A `<class>/<image>` tree read as a model trained with `cfg` expects it, or a `ConfigError` naming `flag`."
     c = cfg.resolved()
     class_folders(root, flag)
     try: ds = SafeImageFolder(root, image_transform(c, train), skip_bad, "RGB" if c.in_chans == 3 else "L")
     except FileNotFoundError as e: raise ConfigError(flag, f"{root}: {e}") from None
-    if c.spec.kind == "canvas":   # canvases (e.g. one corruption of an mgnet-corrupt tree) must already be the canvas size
+    if c.spec.kind == "canvas":   # canvases (one corruption of an mgnet-corrupt tree, say) must be the canvas size
         from PIL import Image
         with Image.open(ds.samples[0][0]) as im:
             if im.size != (c.img_size, c.img_size):
-                raise ConfigError(flag, f"{ds.samples[0][0]} is {im.size[0]}×{im.size[1]} px, a {c.dataset} model expects "
-                                        f"{c.img_size}×{c.img_size} canvases")
+                raise ConfigError(flag, f"{ds.samples[0][0]} is {im.size[0]}×{im.size[1]} px, "
+                                        f"a {c.dataset} model expects {c.img_size}×{c.img_size} canvases")
     return ds
 
 def image_folder(root: str | os.PathLike, train: bool, flag: str, skip_bad: bool = False) -> SafeImageFolder:
     "An ImageFolder tree with the paper's ImageNet transforms (224 px), or a `ConfigError` naming `flag`."
     return image_tree(root, MGNetConfig(dataset="imagenet", train_dir=str(root)), train, flag, skip_bad)
 
-def channel_stats(root: str | os.PathLike, img_size: int = 224, limit: int | None = 2000) -> tuple[list[float], list[float]]:
-    "Per-channel mean and std of a tree's images (at most `limit` of them), evaluation-transformed to `img_size`: for --mean/--std."
+def channel_stats(root: str | os.PathLike, img_size: int = 224,
+                  limit: int | None = 2000) -> tuple[list[float], list[float]]:
+    "Per-channel mean and std of a tree's images (at most `limit`), evaluation-transformed to `img_size`: --mean/--std."
     c = MGNetConfig(dataset="imagenet", train_dir=str(root), img_size=img_size, mean=[0.0] * 3, std=[1.0] * 3)
     ds = image_tree(root, c, train=False, flag="train_dir", skip_bad=True)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:limit]
@@ -301,22 +333,26 @@ def _folder_classes(c: MGNetConfig, need_train: bool) -> tuple[str, ...]:
                                          f"({len(classes)} vs {len(train_classes)}; e.g. {', '.join(diff[:3])})")
     return tuple(classes)
 
+# %% ../nbs/05_data.ipynb #0ceaf94b
 def _canvas_classes(c: MGNetConfig, need_train: bool) -> tuple[str, ...]:
     "Check that a canvas dataset's files (or canvases tree) are there; its classes are in its description."
     if c.spec.files:
-        if c.train_dir is None: raise ConfigError("train_dir", f"--dataset {c.dataset} needs --train_dir: the folder of its MNIST-format files")
+        if c.train_dir is None:
+            raise ConfigError("train_dir",
+                              f"--dataset {c.dataset} needs --train_dir: the folder of its MNIST-format files")
         if need_train: idx_files(c.train_dir, c.spec, "train")
     if _canvas_tree(c):   # a tree of canvases, one folder per class
         found = class_folders(c.val_dir, "val_dir")
         if len(found) != len(c.spec.classes):
             raise ConfigError("val_dir", f"{c.val_dir} has {len(found)} class folders ({', '.join(found[:3])}, ...), "
                                          f"a {c.dataset} model {len(c.spec.classes)}: pass one <class>/<image> tree")
-    elif c.spec.files: idx_files(c.val_dir or c.train_dir, c.spec, "t10k", "val_dir" if c.val_dir != c.train_dir else "train_dir")
+    elif c.spec.files:
+        idx_files(c.val_dir or c.train_dir, c.spec, "t10k", "val_dir" if c.val_dir != c.train_dir else "train_dir")
     return c.spec.classes
 
 def _canvas_tree(c: MGNetConfig) -> str | None:
-    "The `--val_dir` tree of canvases a canvas run validates on, if any: any `--val_dir` for the digits; for files, one "
-    "that is not the files' folder and holds class folders."
+    ("The `--val_dir` tree of canvases a canvas run validates on, if any: any `--val_dir` for the digits; for files, "
+     "one that is not the files' folder and holds class folders.")
     if not c.val_dir: return None
     if not c.spec.files: return c.val_dir
     p = Path(c.val_dir)
@@ -327,22 +363,24 @@ def data_info(cfg: MGNetConfig, need_train: bool = True) -> DataInfo:
     c = cfg.resolved()
     classes = {"folder": _folder_classes, "canvas": _canvas_classes}[c.spec.kind](c, need_train)
     if c.num_class is not None and c.num_class != len(classes):
-        raise ConfigError("num_class", f"the model has {c.num_class} classes, but the {c.dataset} data has {len(classes)}")
+        raise ConfigError("num_class",
+                          f"the model has {c.num_class} classes, but the {c.dataset} data has {len(classes)}")
     names = tuple(c.class_names) if c.class_names and len(c.class_names) == len(classes) else classes
     return DataInfo(len(classes), c.in_chans, c.img_size, tuple(c.mean), tuple(c.std), names)
 
 # %% ../nbs/05_data.ipynb #cd1df007
 def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of a canvas dataset."
-    seed = c.seed if c.data_seed is None else c.data_seed       # --data_seed: the same images whatever the training seed
+    seed = c.seed if c.data_seed is None else c.data_seed       # --data_seed: the same images, whatever the seed
     kw = dict(translate=c.translate, seed=seed, canvas=c.img_size, mean=c.mean[0], std=c.std[0])
     if c.spec.files:
         def split(name, root, flag):
             imgs, labels = idx_files(root, c.spec, name, flag)
             return read_idx(imgs).float().div(255), read_idx(labels).long()
-        train = None if c.test else PlacedObjects(*split("train", c.train_dir, "train_dir"), train=True, gaussian=c.gaussian, **kw)
-        val = None if _canvas_tree(c) else PlacedObjects(*split("t10k", c.val_dir or c.train_dir, "val_dir"), train=False,
-                                                          gaussian=c.gaussian, **kw)
+        train = None if c.test else PlacedObjects(*split("train", c.train_dir, "train_dir"), train=True,
+                                                  gaussian=c.gaussian, **kw)
+        val = None if _canvas_tree(c) else PlacedObjects(*split("t10k", c.val_dir or c.train_dir, "val_dir"),
+                                                          train=False, gaussian=c.gaussian, **kw)
     else:
         train = None if c.test else TranslatedDigits(True, **kw)
         val = None if _canvas_tree(c) else TranslatedDigits(False, **kw)
@@ -351,17 +389,19 @@ def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
 def folder_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of an ImageFolder dataset."
     train = None if c.test else image_tree(c.train_dir, c, True, "train_dir", c.skip_bad_images)
-    return train, image_tree(c.val_dir, c, False, "val_dir" if c.val_dir != c.train_dir else "train_dir", c.skip_bad_images)
+    return train, image_tree(c.val_dir, c, False, "val_dir" if c.val_dir != c.train_dir else "train_dir",
+                             c.skip_bad_images)
 
 BUILDERS: dict[str, Callable[[MGNetConfig], tuple]] = {"canvas": canvas_datasets, "folder": folder_datasets}
 
 # %% ../nbs/05_data.ipynb #8d1e8829
 class ShardSampler(torch.utils.data.Sampler):
-    "Every `world`-th index from `rank`: disjoint shards covering the data once (no padding, unlike `DistributedSampler`)."
+    "Every `world`-th index from `rank`: disjoint shards covering the data once (unpadded, unlike DistributedSampler)."
     def __init__(self, n: int, world: int, rank: int): self.idx = list(range(rank, n, world))
     def __iter__(self): return iter(self.idx)
     def __len__(self): return len(self.idx)
 
+# %% ../nbs/05_data.ipynb #c3198f1e
 class MGNetData(L.LightningDataModule):
     "Train/val data loaders for a config."
     def __init__(self, cfg: MGNetConfig):
