@@ -21,8 +21,8 @@ from .weights import PretrainedMixin
 
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',
-           'FusionCache', 'FeatureFusion', 'Localisation', 'GlimpseKeypoints', 'Classifier', 'MGNetOutput', 'MGNet',
-           'fold_batchnorm', 'baseline_config']
+           'FusionCache', 'FeatureFusion', 'Localisation', 'GlimpseKeypoints', 'Classifier', 'MGNetOutput',
+           'GlimpseSteps', 'ConfigRecord', 'MGNet', 'fold_batchnorm', 'baseline_config']
 
 # %% ../nbs/03_model.ipynb #f2656867
 class VanillaCNN(nn.Module):
@@ -45,7 +45,8 @@ RESNET_FAMILIES = ("resnet", "resnext", "wide_resnet")
 
 def backbone_names() -> list[str]:
     "Names `create_backbone` accepts."
-    return ["vanilla"] + [n for n in torchvision.models.list_models(module=torchvision.models) if n.startswith(RESNET_FAMILIES)]
+    return ["vanilla"] + [n for n in torchvision.models.list_models(module=torchvision.models)
+                          if n.startswith(RESNET_FAMILIES)]
 
 def backbone_weights(name: str, weights: str = "IMAGENET1K_V1"):
     "torchvision's weights enum member `weights` (IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT) of backbone `name`."
@@ -55,7 +56,7 @@ def backbone_weights(name: str, weights: str = "IMAGENET1K_V1"):
                                        f"(it has {', '.join(enum.__members__)})") from None
 
 def create_backbone(name: str, in_chans: int = 3, pretrained: bool | str = False) -> tuple[nn.Module, int]:
-    "A feature extractor by name and its feature dimension `D`; `pretrained`: True (the first ImageNet weights) or a weights name."
+    "A feature extractor by name and its feature size `D`; `pretrained`: True (first ImageNet weights) or weights name."
     if name == "vanilla":
         if pretrained: raise ConfigError("pretrained", "the vanilla CNN has no pretrained weights")
         return VanillaCNN(in_chans), VanillaCNN.num_features
@@ -75,7 +76,8 @@ def create_backbone(name: str, in_chans: int = 3, pretrained: bool | str = False
         old = m.conv1
         m.conv1 = nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
         if pretrained:
-            with torch.no_grad(): m.conv1.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, in_chans, 1, 1) * 3 / in_chans)
+            with torch.no_grad():
+                m.conv1.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, in_chans, 1, 1) * 3 / in_chans)
     return m, dim
 
 # %% ../nbs/03_model.ipynb #6823f719
@@ -119,24 +121,30 @@ class FeatureFusion(nn.Module):
             else: nn.init.zeros_(p)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        "Fused state after all `tokens` `(t, B, E)`, recomputed from scratch: the earlier tokens' keys and values, then `step`."
+        "Fused state after all `tokens` `(t, B, E)`, recomputed: the earlier tokens' keys and values, then `step`."
         E = tokens.size(-1)
         kv = F.linear(tokens[:-1], self.mha.in_proj_weight[E:], self.mha.in_proj_bias[E:]).chunk(2, -1)
         return self.step(tokens[-1], FusionCache(*kv) if len(tokens) > 1 else None)[0]
 
     def step(self, token: Tensor, cache: FusionCache | None = None) -> tuple[Tensor, FusionCache]:
-        "Add one token `(B, E)` to those in `cache`: the fused state `(B, E)` after it, and the cache for the next step."
+        "Add one token `(B, E)` to those in `cache`: the fused state `(B, E)` after it, and the next step's cache."
         q, k, v = F.linear(token, self.mha.in_proj_weight, self.mha.in_proj_bias).unsqueeze(0).chunk(3, -1)
         if cache is not None: k, v = torch.cat([cache.keys, k]), torch.cat([cache.values, v])
-        att = F.scaled_dot_product_attention(q[0, :, None, None], k.transpose(0, 1)[:, None], v.transpose(0, 1)[:, None],
+        att = F.scaled_dot_product_attention(q[0, :, None, None], k.transpose(0, 1)[:, None],
+                                             v.transpose(0, 1)[:, None],
                                              dropout_p=self.mha.dropout if self.training else 0.0)
         return F.relu(self.norm(self.mha.out_proj(att[:, 0, 0]))), FusionCache(k, v)
 
 # %% ../nbs/03_model.ipynb #559b8b8a
 class Localisation(nn.Module):
     "Fused state `(B, E)` → next glimpse parameters `(B, 3)` = `(σ, tx, ty)`."
-    def __init__(self, dim: int, scale_min: float = 0.2, scale_max: float = 0.5, trans_method: str = "tight-crop", s: float = 1.0,
-                 init: str = "kaiming"):
+    def __init__(self,
+                 dim: int,                          # size of the fused state (plus keypoints, if any)
+                 scale_min: float = 0.2,            # smallest glimpse size σ
+                 scale_max: float = 0.5,            # largest glimpse size σ
+                 trans_method: str = "tight-crop",  # tight-crop, center-invariant or naive (see above)
+                 s: float = 1.0,                    # gradient re-scaling factor for the head's input
+                 init: str = "kaiming"):            # kaiming, or zero: every first move to the centre, mid-size
         super().__init__()
         self.fc = _kaiming_linear(nn.Linear(dim, 3))
         if init == "zero": nn.init.zeros_(self.fc.weight)     # every first move: the centre, mid-size (see below)
@@ -157,11 +165,17 @@ class Localisation(nn.Module):
 
 # %% ../nbs/03_model.ipynb #583fb6fb
 class GlimpseKeypoints(nn.Module):
-    "A glimpse `(B, C, g, g)` at `params` → the image coordinates `(B, 2K)` of the soft arg-max of `K` learned saliency maps."
-    def __init__(self, in_chans: int, k: int, hidden: int = 8, brightness: float = 2.0, fixed_first: bool = False):
+    "A glimpse `(B, C, g, g)` at `params` → image coordinates `(B, 2K)`: the soft arg-max of `K` learned saliency maps."
+    def __init__(self,
+                 in_chans: int,              # the glimpse's channels
+                 k: int,                     # number of saliency maps (keypoints)
+                 hidden: int = 8,            # channels of the small convolutional net
+                 brightness: float = 2.0,    # weight of the centre pixel's brightness in every map at the start
+                 fixed_first: bool = False): # map 1 stays the brightness (not learned)
         super().__init__()
         self.k, self.brightness, self.fixed_first = k, brightness, fixed_first
-        self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, k, 3, padding=1))
+        self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(hidden, k, 3, padding=1))
         with torch.no_grad():                                    # channel 0: the brightness of the centre pixel
             self.conv[0].weight[0].zero_(); self.conv[0].weight[0, :, 1, 1] = 1 / in_chans; self.conv[0].bias[0] = 0
             self.conv[2].weight[:, 0].zero_(); self.conv[2].weight[:, 0, 1, 1] = brightness
@@ -171,7 +185,7 @@ class GlimpseKeypoints(nn.Module):
         if self.fixed_first:                                     # map 1 stays the brightness: not learned, cannot drift
             logits = torch.cat([self.brightness * glimpse.mean(1, keepdim=True), logits[:, 1:]], 1)
         w = logits.flatten(2).softmax(-1)                                                # (B, K, g·g)
-        grid = glimpse_grid(params.to(glimpse.dtype), glimpse.size(-1)).flatten(1, 2)   # (B, g·g, 2): x, y of each sample
+        grid = glimpse_grid(params.to(glimpse.dtype), glimpse.size(-1)).flatten(1, 2)   # (B, g·g, 2): x, y per sample
         return torch.bmm(w, grid).flatten(1)                                             # (B, 2K): x1, y1, x2, y2, ...
 
 # %% ../nbs/03_model.ipynb #c06b6104
@@ -189,35 +203,9 @@ class MGNetOutput(NamedTuple):
     features: Tensor          # (T, B, D): backbone feature of every glimpse
     aux_logits: Tensor | None # (T-1, B, K): auxiliary glimpse classifier on glimpses 2..T, when alpha > 0
 
-# %% ../nbs/03_model.ipynb #3bf468e2
-class MGNet(PretrainedMixin, nn.Module):
-    "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`/`from_pretrained`: weights folders)."
-    def __init__(self, cfg: ModelConfig | MGNetConfig | None = None, backbone: nn.Module | None = None, feat_dim: int | None = None,
-                 **kw):
-        "Build from a `ModelConfig`, or from an `MGNetConfig` (default: its defaults; `kw`: fields to change), kept as `full_cfg`."
-        super().__init__()
-        if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.replace(**kw).resolved()
-        else:
-            self.full_cfg = (cfg or MGNetConfig()).replace(**kw).resolved()
-            cfg = self.full_cfg.model_config()
-        self.cfg: ModelConfig = cfg
-        in_chans = cfg.in_chans + (2 if cfg.coord_channels else 0)
-        if backbone is None: backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained and cfg.pretrained_weights)
-        elif feat_dim is None: raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
-        kp = 2 * cfg.keypoints
-        dim = feat_dim + kp + 3
-        self.backbone = backbone.to(memory_format=torch.channels_last) if cfg.channels_last else backbone
-        self.glimpse_gen = GlimpseSampler(cfg.scale, cfg.coord_channels)
-        self.feat_fusion = FeatureFusion(dim, cfg.dropout)
-        self.loc_network = Localisation(dim + kp, cfg.scale_min, cfg.scale_max, cfg.trans_method, cfg.s, cfg.loc_init)
-        self.global_fc = Classifier(dim, cfg.num_class)
-        self.glimpse_fc = Classifier(feat_dim + kp, cfg.num_class) if cfg.aux else None
-        self.ge = DynamicGradRescaler(cfg.ge, cfg.ge_final) if cfg.ge is not None else None
-        self.keypoints = GlimpseKeypoints(cfg.in_chans, cfg.keypoints, fixed_first=cfg.loc_anchor) if cfg.keypoints else None
-
-    @property
-    def n_iter(self) -> int: return self.cfg.n_iter
-
+# %% ../nbs/03_model.ipynb #492b9765
+class GlimpseSteps:
+    "The steps of one glimpse, which `MGNet.forward` chains: look, make a token, fuse, choose the next glimpse."
     def look(self, x: Tensor, params: Tensor) -> Tensor:
         "Feature `(B, D)` of the glimpses of `x` at `params` (with `--keypoints`, their `2K` coordinates appended)."
         g = self.glimpse_gen(x, params)
@@ -225,12 +213,12 @@ class MGNet(PretrainedMixin, nn.Module):
         return h if self.keypoints is None else torch.cat([h, self.keypoints(g[:, :x.size(1)], params)], -1)
 
     def next_glimpse(self, o: Tensor, h: Tensor) -> Tensor:
-        "Parameters of the next glimpse from the fused state `o` (and, with `--keypoints`, the last glimpse's keypoints in `h`)."
+        "Parameters of the next glimpse from the fused state `o` (and, with `--keypoints`, the keypoints in `h`)."
         if self.keypoints is None: return self.loc_network(o)
         kp = h[:, -2 * self.keypoints.k:]
         a = self.loc_network(torch.cat([o, kp], -1))
         if not self.cfg.loc_anchor: return a
-        centre = kp[:, :2] + a[:, 1:] if self.cfg.anchor_offset else kp[:, :2]   # on the first keypoint (plus the head's offset)
+        centre = kp[:, :2] + a[:, 1:] if self.cfg.anchor_offset else kp[:, :2]   # on the first keypoint (plus offset)
         room = 1 - a[:, :1]
         return torch.cat([a[:, :1], torch.maximum(torch.minimum(centre, room), -room)], 1)
 
@@ -243,6 +231,54 @@ class MGNet(PretrainedMixin, nn.Module):
     def fuse(self, feats: list[Tensor] | Tensor, glimpses: list[Tensor] | Tensor) -> Tensor:
         "Fused state `(B, D+3)` after the glimpses so far, from their features `(t, B, D)` and parameters `(t, B, 3)`."
         return self.feat_fusion(torch.stack([self.token(h, a) for h, a in zip(feats, glimpses)]))
+
+    def crops(self, x: Tensor, glimpses: Tensor) -> Tensor:
+        "The glimpses `(T, B, C, g, g)` as the backbone sees them (down-sampled; image channels only), for pictures."
+        return torch.stack([self.glimpse_gen(x, a)[:, :x.size(1)] for a in glimpses])
+
+# %% ../nbs/03_model.ipynb #45ffca27
+class ConfigRecord:
+    "A model's config as a dict and back, for checkpoints and weights folders."
+    def config_dict(self) -> dict:
+        "What a checkpoint or weights folder records: the full config, flat as ever, or the model's `ModelConfig`."
+        return (self.full_cfg or self.cfg).to_dict()
+
+    @classmethod
+    def config_from_dict(cls, d: dict) -> MGNetConfig | ModelConfig:
+        "The config a saved dict describes (`config_dict`'s inverse): every file with a `dataset` holds a full config."
+        return MGNetConfig.from_dict(d) if "dataset" in d else ModelConfig.from_dict(d)
+
+# %% ../nbs/03_model.ipynb #3bf468e2
+class MGNet(GlimpseSteps, ConfigRecord, PretrainedMixin, nn.Module):
+    "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`: a folder)."
+    def __init__(self, cfg: ModelConfig | MGNetConfig | None = None, backbone: nn.Module | None = None,
+                 feat_dim: int | None = None, **kw):
+        "Build from a `ModelConfig`, or an `MGNetConfig` (default: its defaults; `kw`: changes) kept as `full_cfg`."
+        super().__init__()
+        if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.replace(**kw).resolved()
+        else:
+            self.full_cfg = (cfg or MGNetConfig()).replace(**kw).resolved()
+            cfg = self.full_cfg.model_config()
+        self.cfg: ModelConfig = cfg
+        in_chans = cfg.in_chans + (2 if cfg.coord_channels else 0)
+        if backbone is None:
+            backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained and cfg.pretrained_weights)
+        elif feat_dim is None:
+            raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
+        kp = 2 * cfg.keypoints
+        dim = feat_dim + kp + 3
+        self.backbone = backbone.to(memory_format=torch.channels_last) if cfg.channels_last else backbone
+        self.glimpse_gen = GlimpseSampler(cfg.scale, cfg.coord_channels)
+        self.feat_fusion = FeatureFusion(dim, cfg.dropout)
+        self.loc_network = Localisation(dim + kp, cfg.scale_min, cfg.scale_max, cfg.trans_method, cfg.s, cfg.loc_init)
+        self.global_fc = Classifier(dim, cfg.num_class)
+        self.glimpse_fc = Classifier(feat_dim + kp, cfg.num_class) if cfg.aux else None
+        self.ge = DynamicGradRescaler(cfg.ge, cfg.ge_final) if cfg.ge is not None else None
+        self.keypoints = (GlimpseKeypoints(cfg.in_chans, cfg.keypoints, fixed_first=cfg.loc_anchor)
+                          if cfg.keypoints else None)
+
+    @property
+    def n_iter(self) -> int: return self.cfg.n_iter
 
     def forward(self, x: Tensor, n_iter: int | None = None) -> MGNetOutput:
         "Look at the normalised images `x` `(B, C, H, W)` through `n_iter` glimpses (default: the configured number)."
@@ -260,22 +296,9 @@ class MGNet(PretrainedMixin, nn.Module):
         aux = self.glimpse_fc(torch.stack(feats[1:])) if self.glimpse_fc is not None and T > 1 else None
         return MGNetOutput(torch.stack(logits), torch.stack(glimpses), torch.stack(feats), aux)
 
-    def crops(self, x: Tensor, glimpses: Tensor) -> Tensor:
-        "The glimpses `(T, B, C, g, g)` as the backbone sees them (down-sampled; image channels only), for pictures."
-        return torch.stack([self.glimpse_gen(x, a)[:, :x.size(1)] for a in glimpses])
-
-    def config_dict(self) -> dict:
-        "What a checkpoint or weights folder records: the full config, flat as ever, or the `ModelConfig` of a model made from one."
-        return (self.full_cfg or self.cfg).to_dict()
-
-    @classmethod
-    def config_from_dict(cls, d: dict) -> MGNetConfig | ModelConfig:
-        "The config a saved dict describes (`config_dict`'s inverse): every file with a `dataset` holds a full config."
-        return MGNetConfig.from_dict(d) if "dataset" in d else ModelConfig.from_dict(d)
-
 # %% ../nbs/03_model.ipynb #11df635b
 def fold_batchnorm(model: MGNet) -> MGNet:
-    "An eval-mode copy of `model` whose backbone has each BatchNorm folded into the convolution before it (inference only)."
+    "An eval-mode copy of `model` whose backbone has each BatchNorm folded into the convolution before it (inference)."
     from torch.fx.experimental.optimization import fuse
     from torch.fx.proxy import TraceError
     m = copy.deepcopy(model).eval()
