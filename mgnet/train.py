@@ -30,8 +30,8 @@ from .losses import mgnet_loss
 from .model import MGNet, MGNetOutput
 
 # %% auto #0
-__all__ = ['param_groups', 'LitMGNet', 'device_settings', 'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state',
-           'set_rng_state', 'RNGState', 'SaveOnInterrupt', 'RunInterrupted', 'RunResult', 'make_trainer',
+__all__ = ['param_groups', 'optimiser_schedule', 'LitMGNet', 'device_settings', 'NonFiniteLossError', 'AtomicCheckpointIO',
+           'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt', 'RunInterrupted', 'RunResult', 'make_trainer',
            'resume_point', 'data_config', 'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
@@ -42,6 +42,24 @@ def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, fl
     ids = {id(p) for p in head}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * loc_lr}], [lr, lr * loc_lr]
+
+# %% ../nbs/06_train.ipynb #ab39a754
+def optimiser_schedule(model: nn.Module, c: MGNetConfig, total: int) -> dict:
+    "Optimiser and learning-rate schedule of `c` for `model` over `total` steps, as configure_optimizers returns them."
+    params, lrs = param_groups(model, c.learning_rate, c.loc_lr)
+    if c.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=c.learning_rate, momentum=0.9, weight_decay=c.weight_decay)
+    else: opt = torch.optim.Adam(params, lr=c.learning_rate, weight_decay=c.weight_decay)
+    per_epoch = max(1, total // c.epochs)
+    S = torch.optim.lr_scheduler
+    if c.scheduler == "reduce":
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": S.ReduceLROnPlateau(opt, mode="max"), "monitor": "val/acc",
+                                 "interval": "epoch", "frequency": c.val_per_n, "name": "learning_rate"}}
+    if c.scheduler == "one-cycle": sched = S.OneCycleLR(opt, lrs, total_steps=max(total, 2), pct_start=0.2)
+    elif c.scheduler == "cosine": sched = S.CosineAnnealingLR(opt, T_max=total)
+    else: sched = S.MultiStepLR(opt, milestones=[e * per_epoch for e in c.schedule])
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "name": "learning_rate"}}
 
 # %% ../nbs/06_train.ipynb #e9cd5936
 class LitMGNet(L.LightningModule):
@@ -92,36 +110,25 @@ class LitMGNet(L.LightningModule):
         if batch is None: return None
         x, y = batch
         out = self.model(x)
-        self.log("val/loss", mgnet_loss(out, y, self.cfg, self.model, x).loss, on_epoch=True, sync_dist=True, batch_size=len(y))
+        self.log("val/loss", mgnet_loss(out, y, self.cfg, self.model, x).loss, on_epoch=True, sync_dist=True,
+                 batch_size=len(y))
         for logits, acc in zip(out.logits, self.val_acc): acc.update(logits, y)
 
     def on_validation_epoch_end(self):
         accs = [acc.compute() for acc in self.val_acc]
         for acc in self.val_acc: acc.reset()
-        # torchmetrics has already summed over processes; sync_dist averages identical values (and keeps Lightning quiet)
+        # torchmetrics has summed over processes already; sync_dist averages equal values (and keeps Lightning quiet)
         self.log_dict({f"val/acc_{t + 1}": a for t, a in enumerate(accs)}, prog_bar=True, sync_dist=True)
         self.log("val/acc", accs[-1], sync_dist=True)
 
     def configure_optimizers(self):
-        c = self.cfg
-        params, lrs = param_groups(self.model, c.learning_rate, c.loc_lr)
-        if c.optimizer == "sgd": opt = torch.optim.SGD(params, lr=c.learning_rate, momentum=0.9, weight_decay=c.weight_decay)
-        else: opt = torch.optim.Adam(params, lr=c.learning_rate, weight_decay=c.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(1, total // c.epochs)
-        S = torch.optim.lr_scheduler
-        if c.scheduler == "reduce":
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": S.ReduceLROnPlateau(opt, mode="max"), "monitor": "val/acc",
-                                                       "interval": "epoch", "frequency": c.val_per_n, "name": "learning_rate"}}
-        if c.scheduler == "one-cycle": sched = S.OneCycleLR(opt, lrs, total_steps=max(total, 2), pct_start=0.2)
-        elif c.scheduler == "cosine": sched = S.CosineAnnealingLR(opt, T_max=total)
-        else: sched = S.MultiStepLR(opt, milestones=[e * per_epoch for e in c.schedule])
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "name": "learning_rate"}}
+        return optimiser_schedule(self.model, self.cfg, int(self.trainer.estimated_stepping_batches))
 
     def on_save_checkpoint(self, checkpoint):
         # a step can leave weights non-finite while its loss was finite (an overflowing gradient): never save them
         bad = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if bad: self._non_finite(f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}), not saved,")
+        if bad:
+            self._non_finite(f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}), not saved,")
         checkpoint["mgnet_version"] = package_version()
 
 # %% ../nbs/06_train.ipynb #a8db9344
@@ -138,7 +145,7 @@ def device_settings(cfg: MGNetConfig) -> dict:
 
 # %% ../nbs/06_train.ipynb #5b2994d0
 class NonFiniteLossError(MGNetError, RuntimeError):
-    "The training loss, or the weights about to be checkpointed, became NaN or infinite (exit status 1: the run failed, not the input)."
+    "The training loss, or the weights about to be checkpointed, became NaN or infinite (exit status 1: a failed run)."
     exit_status = 1
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -150,7 +157,8 @@ def rng_state() -> dict:
     "The state of Python's, NumPy's and torch's (CPU and CUDA) generators, as tensors and plain values."
     import numpy as np
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    st = {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss],
+    st = {"torch": torch.get_rng_state(),
+          "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss],
           "python": random.getstate()}
     if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -170,6 +178,7 @@ class RNGState(Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         if "mgnet_rng" in checkpoint: set_rng_state(checkpoint["mgnet_rng"])
 
+# %% ../nbs/06_train.ipynb #b8c61abb
 class SaveOnInterrupt(Callback):
     "On SIGINT or SIGTERM, save `last.ckpt` in the run's checkpoint directory and say how to resume."
     def __init__(self, ckpt: ModelCheckpoint):
@@ -181,16 +190,18 @@ class SaveOnInterrupt(Callback):
         trainer.save_checkpoint(path)
         self.saved = path
         if trainer.is_global_zero:
-            print(f"\n{self.signal}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; saved {path}.\n"
+            print(f"\n{self.signal}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+                  f"saved {path}.\n"
                   f"Continue with: mgnet --resume {path.parent.parent}", flush=True)
 
 # %% ../nbs/06_train.ipynb #938e4659
 class RunInterrupted(MGNetError, RuntimeError):
-    "Training stopped by SIGINT or SIGTERM after saving `checkpoint` (exit status 130 or 143, as the shell's for those signals)."
+    "Training stopped by SIGINT or SIGTERM after saving `checkpoint` (exit status 130 or 143, as the shell's)."
     def __init__(self, signal: str, checkpoint: Path):
         self.signal, self.checkpoint = signal, checkpoint
         self.exit_status = 130 if signal == "SIGINT" else 143
-        super().__init__(f"{signal}: training stopped, state saved to {checkpoint}; continue with --resume {checkpoint.parent.parent}")
+        super().__init__(f"{signal}: training stopped, state saved to {checkpoint}; "
+                         f"continue with --resume {checkpoint.parent.parent}")
 
 @dataclass
 class RunResult:
@@ -204,6 +215,7 @@ class RunResult:
     localisation: dict | None = None   # glimpses against the objects' boxes, where known (mgnet.localisation)
     last_acc: list[float] | None = None   # per-glimpse accuracy of the last epoch's checkpoint, beside the best's
 
+# %% ../nbs/06_train.ipynb #1af87a67
 def _limit(v: float): return int(v) if v > 1 else v
 
 def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -212,7 +224,8 @@ def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> 
         root = Path("/tmp" if cfg.tmp else ".") / cfg.log_dir / f"{cfg.dataset}{cfg.num_class}" / cfg.model
         logger = TensorBoardLogger(str(root), name=cfg.run_name(), default_hp_metric=False)
     else:
-        logger = TensorBoardLogger(str(run_dir.parent.parent), name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False)
+        logger = TensorBoardLogger(str(run_dir.parent.parent), name=run_dir.parent.name, version=run_dir.name,
+                                   default_hp_metric=False)
     ckpt_dir = Path(logger.log_dir) / "checkpoints"
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor="val/acc", mode="max",
                            auto_insert_metric_name=False)
@@ -247,6 +260,7 @@ def data_config(cfg: MGNetConfig) -> MGNetConfig:
     "The configuration the data is built from: `--data_seed`, where given, in place of `--seed`."
     return cfg if cfg.data_seed is None else cfg.replace(seed=cfg.data_seed)
 
+# %% ../nbs/06_train.ipynb #b194a8bc
 def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
     cfg = cfg.resolved()
@@ -256,7 +270,8 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
     data, lit = MGNetData(data_config(cfg)), LitMGNet(cfg)
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)
     if cfg.checkpoint and not ckpt_path: _init_from(lit.model, cfg.checkpoint)
-    trainer, ckpt = make_trainer(cfg, run_dir, enable_progress_bar=progress, enable_model_summary=progress, **trainer_overrides)
+    trainer, ckpt = make_trainer(cfg, run_dir, enable_progress_bar=progress, enable_model_summary=progress,
+                                 **trainer_overrides)
     stop = next(c for c in trainer.callbacks if isinstance(c, SaveOnInterrupt))
     try: trainer.fit(lit, data, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
     except (SystemExit, SIGTERMException):             # Lightning exits on Ctrl-C, raises on SIGTERM
@@ -270,7 +285,8 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
         model = load_checkpoint(best).to(lit.device)
         acc = evaluate(model, data.val_dataloader(shard=False), progress=progress, desc="best checkpoint")
         loc = dataset_localisation(model, data.val_ds)
-        if last is not None and last != best:           # the best is chosen on the validation data: report the last beside it
+        if last is not None and last != best:    # the best is chosen on the validation data: report the last beside it
             last_acc = evaluate(load_checkpoint(last).to(lit.device), data.val_dataloader(shard=False),
                                 progress=progress, desc="last checkpoint")
-    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc, last_acc if last != best else acc)
+    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc,
+                     last_acc if last != best else acc)
