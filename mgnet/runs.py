@@ -46,7 +46,8 @@ _SAME = ("dataset", "model", "n_iter", "scale", "alpha", "s", "epochs", "batch_s
          "loc_init", "loc_lr", "coord_channels", "keypoints", "data_seed")
 
 class DamagedRunError(MGNetError, ValueError):
-    "A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file (loaders skip such a run, `train_run` trains it again)."
+    ("A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file "
+     "(loaders skip such a run, `train_run` trains it again).")
     def __init__(self, run_dir: str | os.PathLike, file: str | os.PathLike, reason: str, detail: str = ""):
         self.run_dir, self.file, self.reason = Path(run_dir), Path(file), reason
         super().__init__(f"{file}: {reason}" + (f" ({detail})" if detail else ""))
@@ -59,13 +60,15 @@ def _resolve_paths(r: dict, run_dir: Path) -> dict:
     return r
 
 def check_run_checkpoint(run_dir: str | os.PathLike, path: str | os.PathLike) -> None:
-    "A `DamagedRunError` unless the checkpoint `path` of the run in `run_dir` is there and whole: a zip archive (as `torch.save` writes) whose members all match their checksums, or else a file that loads."
+    ("A `DamagedRunError` unless the checkpoint `path` of the run in `run_dir` is there and whole: a zip archive "
+     "(as `torch.save` writes) whose members all match their checksums, or else a file that loads.")
     path = Path(path)
     if not path.is_file(): raise DamagedRunError(run_dir, path, "checkpoint missing")
     if path.stat().st_size == 0: raise DamagedRunError(run_dir, path, "checkpoint empty")
     if not zipfile.is_zipfile(path):                   # cut short (the zip's directory is at its end), or an old format
         try: read_checkpoint(path); return
-        except CheckpointError as e: raise DamagedRunError(run_dir, path, "checkpoint cut short or corrupt", str(e).split(": ")[-1]) from None
+        except CheckpointError as e:
+            raise DamagedRunError(run_dir, path, "checkpoint cut short or corrupt", str(e).split(": ")[-1]) from None
     try:
         with zipfile.ZipFile(path) as z: bad = z.testzip()
     except OSError as e: raise DamagedRunError(run_dir, path, "checkpoint unreadable", e.strerror or str(e)) from None
@@ -75,11 +78,14 @@ def check_run_checkpoint(run_dir: str | os.PathLike, path: str | os.PathLike) ->
 # %% ../nbs/13a_runs.ipynb #f7ad264a
 _num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
 _nums = lambda v: isinstance(v, list) and len(v) > 0 and all(map(_num, v))
-_FIELDS = {"name": lambda v: isinstance(v, str), "config": lambda c: isinstance(c, dict) and all(_num(c.get(k)) for k in ("alpha", "s", "scale")),
-           "clean_acc": _nums, "gflops": _nums, "baseline_gflops": _num, "checkpoint": lambda v: isinstance(v, str) and v != ""}
+_FIELDS = {"name": lambda v: isinstance(v, str),
+           "config": lambda c: isinstance(c, dict) and all(_num(c.get(k)) for k in ("alpha", "s", "scale")),
+           "clean_acc": _nums, "gflops": _nums, "baseline_gflops": _num,
+           "checkpoint": lambda v: isinstance(v, str) and v != ""}
 
 def load_run(run_dir: str | os.PathLike) -> dict:
-    "The `results.json` of a finished run folder, with its paths made absolute; a `DamagedRunError` naming the file when it or the run's checkpoint is missing, cut short or unreadable."
+    ("The `results.json` of a finished run folder, with its paths made absolute; a `DamagedRunError` naming the file "
+     "when it or the run's checkpoint is missing, cut short or unreadable.")
     run_dir = Path(run_dir)
     p = run_dir / RESULTS
     if not p.is_file(): raise FileNotFoundError(f"{run_dir}: no {RESULTS} (not a finished mgnet run)")
@@ -100,7 +106,8 @@ def _differences(a: dict, b: dict) -> list[str]:
     return [f"{k}={a.get(k)!r} (asked {b.get(k)!r})" for k in _SAME if a.get(k) != b.get(k)]
 
 def reusable_run(out_dir: str | os.PathLike, cfg: MGNetConfig) -> dict | None:
-    "The finished run of `cfg` in `out_dir` (`skipped` True), or None when it is to be trained: no `results.json` there, or a damaged run (named in one line on stderr). A run of another configuration there is refused."
+    ("The finished run of `cfg` in `out_dir` (`skipped` True), or None when it is to be trained: no `results.json` "
+     "there, or a damaged run (named in one line on stderr). A run of another configuration there is refused.")
     out = Path(out_dir)
     if not (out / RESULTS).is_file(): return None
     try: done = load_run(out)
@@ -132,7 +139,7 @@ def _train_new(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = 
     return {**_resolve_paths(r, out), "skipped": False}
 
 def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = None, progress: bool = False) -> dict:
-    "Train `cfg` into `out_dir` (logs, checkpoints, `results.json`), or read the run back if it was already done (`reusable_run`)."
+    "Train `cfg` into `out_dir` (logs, checkpoints, `results.json`), or read the run back if done (`reusable_run`)."
     done = reusable_run(out_dir, cfg)
     return done if done is not None else _train_new(cfg, out_dir, name, progress)
 
@@ -149,12 +156,16 @@ def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None
     return _train_new(MGNetConfig.from_dict(cfg), out_dir, name)
 
 # %% ../nbs/13a_runs.ipynb #ebc4b8a1
-def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]], parallel: int = 1,
-               threads: int | None = None, progress: bool = False, desc: str = "runs") -> list[dict]:
+def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]],  # `(cfg, out_dir, name)` per run
+               parallel: int = 1,            # runs at a time (worker processes beyond 1)
+               threads: int | None = None,   # torch threads per run (default: torch's own)
+               progress: bool = False,       # a progress bar over the runs
+               desc: str = "runs",           # the progress bar's label
+              ) -> list[dict]:
     "Train `(cfg, out_dir, name)` jobs (see `train_run`), `parallel` at a time, each on `threads` torch threads."
     from tqdm.auto import tqdm
     for c, _, _ in jobs: c.validate()
-    out = [reusable_run(d, c) for c, d, _ in jobs]        # runs done read back first, here: damaged ones named, to train
+    out = [reusable_run(d, c) for c, d, _ in jobs]        # runs done read back first, here; damaged ones named
     todo = [i for i, r in enumerate(out) if r is None]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run", disable=not progress)
     try:
@@ -183,17 +194,27 @@ def point_name(alpha: float, s: float, scale: float) -> str:
     "The folder name of a sweep point."
     return f"alpha{alpha:g}_s{s:g}_scale{scale:g}"
 
-def sweep_points(alphas: Sequence[float], ss: Sequence[float], scales: Sequence[float]) -> list[tuple[float, float, float]]:
+def sweep_points(alphas: Sequence[float], ss: Sequence[float],
+                 scales: Sequence[float]) -> list[tuple[float, float, float]]:
     "The grid `(alpha, s, scale)`, every combination, in order."
     for flag, v in (("alphas", alphas), ("ss", ss), ("scales", scales)):
-        if isinstance(v, (str, bytes)) or not len(v): raise ConfigError(flag, f"needs a non-empty list of numbers, got {v!r}")
+        if isinstance(v, (str, bytes)) or not len(v):
+            raise ConfigError(flag, f"needs a non-empty list of numbers, got {v!r}")
     return [(float(a), float(s), float(r)) for a, s, r in itertools.product(alphas, ss, scales)]
 
-def run_sweep(base: MGNetConfig, alphas, ss, scales, out_dir: str | os.PathLike, progress: bool = True,
-              parallel: int = 1, threads: int | None = None) -> list[dict]:
+def run_sweep(base: MGNetConfig,              # the configuration every point starts from
+              alphas,                         # values of `alpha` (auxiliary loss weight)
+              ss,                             # values of `s` (localisation gradient re-scaling)
+              scales,                         # values of `scale` (glimpse down-sampling)
+              out_dir: str | os.PathLike,     # the sweep folder: one sub-folder per point
+              progress: bool = True,          # a progress bar over the points
+              parallel: int = 1,              # runs at a time
+              threads: int | None = None,     # torch threads per run
+             ) -> list[dict]:
     "Train every `(alpha, s, scale)` point of the grid on top of `base` into `out_dir/<point>`; skip points done."
     pts = sweep_points(alphas, ss, scales)
-    if base.n_iter < 2: raise ConfigError("n_iter", "a sweep over alpha and s needs n_iter >= 2 (alpha and s act between glimpses)")
+    if base.n_iter < 2:
+        raise ConfigError("n_iter", "a sweep over alpha and s needs n_iter >= 2 (alpha and s act between glimpses)")
     cfgs = [base.replace(alpha=a, s=s, scale=r) for a, s, r in pts]
     for c in cfgs: c.validate()                      # every point checked before anything is trained
     out = Path(out_dir)
@@ -202,7 +223,9 @@ def run_sweep(base: MGNetConfig, alphas, ss, scales, out_dir: str | os.PathLike,
 
 # %% ../nbs/13a_runs.ipynb #e333b31c
 def load_runs(sweep_dir: str | os.PathLike, skipped: list | None = None) -> list[dict]:
-    "Every finished run directly under `sweep_dir` (folders with a `results.json`), sorted by (scale, alpha, s). A damaged run is left out: its `DamagedRunError` is added to `skipped` when that is a list, else named in one line on stderr."
+    ("Every finished run directly under `sweep_dir` (folders with a `results.json`), sorted by (scale, alpha, s). "
+     "A damaged run is left out: its `DamagedRunError` is added to `skipped` when that is a list, else named in one "
+     "line on stderr.")
     root = Path(sweep_dir)
     if not root.is_dir(): return []
     runs = []
@@ -222,15 +245,17 @@ def sweep_table(runs: list[dict]) -> str:
     rows = [[f"{r['config']['alpha']:g}", f"{r['config']['s']:g}", f"{r['config']['scale']:g}",
              *(f"{a:.4f}" for a in r["clean_acc"]), *[""] * (T - len(r["clean_acc"])),
              f"{r['gflops'][-1]:.4f}", f"{r['gflops'][-1] / r['baseline_gflops']:.0%}"] for r in runs]
-    return text_table(rows, ["alpha", "s", "scale", *(f"acc {t + 1}" for t in range(T)), "GFLOPs", "vs base"], align="r" * (T + 5))
+    return text_table(rows, ["alpha", "s", "scale", *(f"acc {t + 1}" for t in range(T)), "GFLOPs", "vs base"],
+                      align="r" * (T + 5))
 
 # %% ../nbs/13a_runs.ipynb #f29edb3b
 def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict) -> dict:
     "One seed of a comparison: `{seed, mgnet: {clean_acc, gflops, glimpse_iou}, baseline: {clean_acc, gflops}}`."
     loc = mgnet_run.get("localisation") or {}
     return {"seed": seed,
-            "mgnet": {"clean_acc": mgnet_run["clean_acc"], "gflops": mgnet_run["gflops"], "glimpse_iou": loc.get("glimpse_iou"),
-                      "centred_iou": loc.get("centred_iou"), "centre_distance_px": loc.get("centre_distance_px"),
+            "mgnet": {"clean_acc": mgnet_run["clean_acc"], "gflops": mgnet_run["gflops"],
+                      "glimpse_iou": loc.get("glimpse_iou"), "centred_iou": loc.get("centred_iou"),
+                      "centre_distance_px": loc.get("centre_distance_px"),
                       "still_distance_px": loc.get("still_distance_px")},
             "baseline": {"clean_acc": baseline_run["clean_acc"], "gflops": baseline_run["gflops"]}}
 
@@ -241,7 +266,8 @@ def seeds_table(seeds: list[dict]) -> str:
     "Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, GFLOPs, and IoU per glimpse."
     m = [s["mgnet"]["clean_acc"][-1] for s in seeds]; b = [s["baseline"]["clean_acc"][-1] for s in seeds]
     d = [x - y for x, y in zip(m, b)]
-    rows = [["MGNet, last glimpse", *(f"{a:.4f}" for a in m), _mean_std(m)], ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
+    rows = [["MGNet, last glimpse", *(f"{a:.4f}" for a in m), _mean_std(m)],
+            ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
             ["MGNet - baseline", *(f"{x:+.4f}" for x in d), _mean_std(d)]]
     lines = [text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"])]
     ratio = seeds[0]["mgnet"]["gflops"][-1] / seeds[0]["baseline"]["gflops"][-1]
@@ -249,7 +275,9 @@ def seeds_table(seeds: list[dict]) -> str:
                  f"at {ratio:.0%} of its GFLOPs")
     ious = [s["mgnet"]["glimpse_iou"] for s in seeds if s["mgnet"].get("glimpse_iou")]
     if ious:
-        lines.append("glimpse IoU with the object, per glimpse (mean over seeds): " + " ".join(f"{v:.3f}" for v in np.mean(ious, 0)))
+        lines.append("glimpse IoU with the object, per glimpse (mean over seeds): "
+                     + " ".join(f"{v:.3f}" for v in np.mean(ious, 0)))
         cen = [s["mgnet"]["centred_iou"] for s in seeds if s["mgnet"].get("centred_iou")]
-        if cen: lines.append("  the same glimpse sizes at the middle of the canvas:      " + " ".join(f"{v:.3f}" for v in np.mean(cen, 0)))
+        if cen: lines.append("  the same glimpse sizes at the middle of the canvas:      "
+                             + " ".join(f"{v:.3f}" for v in np.mean(cen, 0)))
     return "\n".join(lines)
