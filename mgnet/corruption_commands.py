@@ -35,19 +35,25 @@ __all__ = ['corrupt_parser', 'corrupt_main', 'corruptions_parser', 'corruptions_
 def corrupt_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mgnet-corrupt", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description="Write the ImageNet-C corrupted copies (15 types × severities 1-5) of a "
-                                            "dataset's validation images as OUT_DIR/<corruption>/<severity>/<class>/<image>.png "
+                                            "dataset's validation images as "
+                                            "OUT_DIR/<corruption>/<severity>/<class>/<image>.png "
                                             "(resumable: existing files are kept).")
     p.add_argument("out_dir", metavar="OUT_DIR", help="where to write the tree")
     p.add_argument("--dataset", choices=list(DATASETS), default="digits",
                    help="whose validation images: a canvas dataset's canvases, or a folder dataset's --val_dir")
-    p.add_argument("--val_dir", help="a folder dataset (imagenet): the ImageFolder tree of images to corrupt (<class>/<image>)")
-    p.add_argument("--train_dir", help="MNIST-format files (mnist, fashion-mnist, kmnist): their folder (the test split is corrupted)")
+    p.add_argument("--val_dir",
+                   help="a folder dataset (imagenet): the ImageFolder tree of images to corrupt (<class>/<image>)")
+    p.add_argument("--train_dir",
+                   help="MNIST-format files (mnist, fashion-mnist, kmnist): their folder (the test split is corrupted)")
     p.add_argument("--corruptions", nargs="+", metavar="NAME", default=list(CORRUPTIONS), help="corruption types")
     p.add_argument("--severities", nargs="+", type=int, metavar="N", default=list(SEVERITIES), help="severities (1-5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' randomness")
-    p.add_argument("--translate", type=float, help="canvas datasets: the --translate the models were trained with (default: the dataset's)")
-    p.add_argument("--data_seed", type=int, default=0, help="canvas datasets: the --seed the models were trained with (val split, placements)")
-    p.add_argument("--img_size", type=int, help="canvas datasets: the canvas side the models were trained with (default: the dataset's)")
+    p.add_argument("--translate", type=float,
+                   help="canvas datasets: the --translate the models were trained with (default: the dataset's)")
+    p.add_argument("--data_seed", type=int, default=0,
+                   help="canvas datasets: the --seed the models were trained with (val split, placements)")
+    p.add_argument("--img_size", type=int,
+                   help="canvas datasets: the canvas side the models were trained with (default: the dataset's)")
     p.add_argument("--limit", type=int, help="at most this many images per class")
     p.add_argument("--no_clean", action="store_true", help="do not write the uncorrupted copy OUT_DIR/clean")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process)")
@@ -60,14 +66,15 @@ def corrupt_main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     def body():
         res = generate_corruptions(a.out_dir, a.dataset, a.val_dir, a.corruptions, a.severities, a.seed, a.translate,
-                                   a.data_seed, a.limit, not a.no_clean, a.workers, train_dir=a.train_dir, img_size=a.img_size)
+                                   a.data_seed, a.limit, not a.no_clean, a.workers, train_dir=a.train_dir,
+                                   img_size=a.img_size)
         print(f"{a.out_dir}: {res['written']} images written, {res['kept']} already there "
               f"({res['images']} source images, {res['classes']} classes)")
     return run_command(p.prog, body)
 
 # %% ../nbs/10d_corruption_commands.ipynb #a7c74d96
 def _check_tree_fits(tree: Path, models: dict) -> None:
-    "A generated tree says which data it was made from: a model of another dataset (or digits split) gets an error or a warning."
+    "A generated tree says which data it was made from: a model of other data (or split) gets an error or a warning."
     meta = tree / TREE_FILE
     if not meta.is_file(): return
     try: m = json.loads(meta.read_text())
@@ -75,26 +82,34 @@ def _check_tree_fits(tree: Path, models: dict) -> None:
     for name, model in models.items():
         c = model.full_cfg.resolved()
         if m.get("dataset") != c.dataset or m.get("channels", c.in_chans) != c.in_chans:
-            raise ConfigError("corruption_dir", f"{tree} was made from {m.get('dataset')} images; {name} is a {c.dataset} model")
+            raise ConfigError("corruption_dir",
+                              f"{tree} was made from {m.get('dataset')} images; {name} is a {c.dataset} model")
         seed = c.seed if c.data_seed is None else c.data_seed
         if c.spec.kind == "canvas" and (m.get("translate"), m.get("data_seed")) != (c.translate, seed):
             print(f"warning: {tree} holds the {c.dataset} validation set of --translate {m.get('translate')} --seed "
-                  f"{m.get('data_seed')}, {name} was trained with --translate {c.translate} --seed {seed}", file=sys.stderr)
+                  f"{m.get('data_seed')}, {name} was trained with --translate {c.translate} --seed {seed}",
+                  file=sys.stderr)
 
 # %% ../nbs/10d_corruption_commands.ipynb #41f3463c
 def corruptions_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mgnet-corruptions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Accuracy after every glimpse of one or more checkpoints on every corruption "
-                                            "and severity of a corruption tree (<corruption>/<severity>/<class>/<image>).")
-    p.add_argument("--checkpoint", action="append", required=True, metavar="FILE_OR_DIR", help="a checkpoint (repeat for several models)")
-    p.add_argument("--corruption_dir", required=True, metavar="TREE", help="the tree (mgnet-corrupt's output, ImageNet-C, ImageNet100-C)")
-    p.add_argument("--corruptions", nargs="+", metavar="NAME", help="only these corruption types (default: all in the tree)")
-    p.add_argument("--severities", nargs="+", type=int, metavar="N", help="only these severities (default: all in the tree)")
-    p.add_argument("--names", nargs="+", metavar="NAME", help="column names, one per --checkpoint (default: baseline/MGNet)")
+                                description="Accuracy after every glimpse of one or more checkpoints on every "
+                                            "corruption and severity of a corruption tree "
+                                            "(<corruption>/<severity>/<class>/<image>).")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="FILE_OR_DIR",
+                   help="a checkpoint (repeat for several models)")
+    p.add_argument("--corruption_dir", required=True, metavar="TREE",
+                   help="the tree (mgnet-corrupt's output, ImageNet-C, ImageNet100-C)")
+    p.add_argument("--corruptions", nargs="+", metavar="NAME",
+                   help="only these corruption types (default: all in the tree)")
+    p.add_argument("--severities", nargs="+", type=int, metavar="N",
+                   help="only these severities (default: all in the tree)")
+    p.add_argument("--names", nargs="+", metavar="NAME",
+                   help="column names, one per --checkpoint (default: baseline/MGNet)")
     p.add_argument("--no_clean", action="store_true", help="skip the tree's clean/ copy")
     p.add_argument("--resize_like_original", action="store_true",
-                   help="ImageNet models: read the 224-px images through Resize(256) + CenterCrop(224) as the original did, "
-                        "instead of as they are (ImageNet-C's convention)")
+                   help="ImageNet models: read the 224-px images through Resize(256) + CenterCrop(224) "
+                        "as the original did, instead of as they are (ImageNet-C's convention)")
     p.add_argument("--results", metavar="FILE.json", help="write the accuracies as JSON")
     p.add_argument("--csv", metavar="FILE.csv", help="write the table as CSV")
     p.add_argument("--batch_size", type=int, default=100, help="images per batch")
@@ -133,15 +148,17 @@ def _report_corruptions(res: dict, models: dict, a) -> None:
     print("\n" + "\n".join(f"{n}: {m.checkpoint_path}" for n, m in models.items()))
     sev = sorted({int(s) for r in res.values() for c in r["corruption_acc"].values() for s in c})
     extra = summary["extra_types"]
-    print(f"accuracy (%) on {a.corruption_dir}, averaged over severities {', '.join(map(str, sev))}; * best in the row; "
-          f"average: the {len(summary['standard_types'])} standard types" + (f" ({', '.join(extra)} not averaged in)" if extra else ""))
+    print(f"accuracy (%) on {a.corruption_dir}, averaged over severities {', '.join(map(str, sev))}; "
+          f"* best in the row; average: the {len(summary['standard_types'])} standard types"
+          + (f" ({', '.join(extra)} not averaged in)" if extra else ""))
     print(format_table(cols, rows, rules=("average", *extra[:1])))
     print("\n" + summary_text(summary))
     if a.csv:
         atomic_write(a.csv, lambda f: f.write(table_csv(cols, rows)), "w")
         print(f"table written to {a.csv}")
     if a.results:
-        col = lambda key, n: None if summary[key] is None else [summary[key][cols.index(f"{n} g{t + 1}")] for t in range(len(_first_acc(res[n])))]
+        col = lambda key, n: (None if summary[key] is None else
+                              [summary[key][cols.index(f"{n} g{t + 1}")] for t in range(len(_first_acc(res[n])))])
         out = {"corruption_dir": str(a.corruption_dir), "severities": sev, "table": {"columns": cols, "rows": rows},
                "summary": summary,
                "models": {n: {**r, "mean_corruption_acc": col("mean_acc", n), "mce": col("mce", n),
