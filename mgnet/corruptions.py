@@ -46,11 +46,13 @@ def image_seed(seed: int, corruption: str, severity: int, index: int) -> int:
 def corrupt_image(img: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:
     "Corrupt a uint8 image (H×W grayscale or H×W×3 RGB, sides ≥ 32) deterministically for `seed`; same shape and dtype."
     from imagecorruptions import corruption_dict
-    if corruption not in corruption_dict: raise CorruptionError(f"unknown corruption {corruption!r}; known: {', '.join(corruption_dict)}")
+    if corruption not in corruption_dict:
+        raise CorruptionError(f"unknown corruption {corruption!r}; known: {', '.join(corruption_dict)}")
     if severity not in SEVERITIES: raise CorruptionError(f"severity must be one of 1..5, got {severity}")
     if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
         raise CorruptionError(f"expected a uint8 H×W or H×W×3 image, got {img.dtype} {img.shape}")
-    if min(img.shape[:2]) < 32: raise CorruptionError(f"images must be at least 32 px on each side, got {img.shape[:2]}")
+    if min(img.shape[:2]) < 32:
+        raise CorruptionError(f"images must be at least 32 px on each side, got {img.shape[:2]}")
     fn = corruption_dict[corruption]
     gray = img.ndim == 2
     x = np.stack([img] * 3, -1) if gray and corruption in _RGB_ONLY else img
@@ -59,14 +61,16 @@ def corrupt_image(img: np.ndarray, corruption: str, severity: int, seed: int) ->
     out = np.asarray(fn(Image.fromarray(x), severity, **kw), dtype=np.float64)
     out = np.clip(out, 0, 255).astype(np.uint8)     # the library's own np.uint8 truncation
     if gray and out.ndim == 3: out = out[..., 0]
-    if out.shape != img.shape: raise CorruptionError(f"{corruption} returned shape {out.shape} for an image of shape {img.shape}")
+    if out.shape != img.shape:
+        raise CorruptionError(f"{corruption} returned shape {out.shape} for an image of shape {img.shape}")
     return out
 
 # %% ../nbs/10_corruptions.ipynb #09ebf00f
 def _canvas_config(dataset: str, translate: float | None = None, data_seed: int = 0, train_dir=None,
                    img_size: int | None = None) -> MGNetConfig:
     "The config whose validation canvases a tree of canvas dataset `dataset` holds (only the data is read from it)."
-    return MGNetConfig(dataset=dataset, translate=translate, data_seed=data_seed, train_dir=None if train_dir is None else str(train_dir),
+    return MGNetConfig(dataset=dataset, translate=translate, data_seed=data_seed,
+                       train_dir=None if train_dir is None else str(train_dir),
                        img_size=img_size,
                        test=True).resolved()
 
@@ -113,16 +117,24 @@ def _folder_items(val_dir) -> tuple[list[str], list[tuple]]:
 
 # %% ../nbs/10_corruptions.ipynb #c8caaced
 def _spec(dataset: str) -> DatasetSpec:
-    if dataset not in DATASETS: raise ConfigError("dataset", f"unknown dataset {dataset!r}; one of {', '.join(DATASETS)}")
+    if dataset not in DATASETS:
+        raise ConfigError("dataset", f"unknown dataset {dataset!r}; one of {', '.join(DATASETS)}")
     return DATASETS[dataset]
 
-def corruption_source(dataset: str = "digits", val_dir=None, translate: float | None = None, data_seed: int = 0,
-                      limit: int | None = None, train_dir=None, img_size: int | None = None) -> tuple[list[str], list[tuple]]:
+def corruption_source(dataset: str = "digits",           # the dataset whose validation images are corrupted
+                      val_dir=None,                       # a folder dataset's ImageFolder tree
+                      translate: float | None = None,     # canvas datasets: the models' --translate
+                      data_seed: int = 0,                 # canvas datasets: the models' data seed (split, placements)
+                      limit: int | None = None,           # at most this many images per class
+                      train_dir=None,                     # MNIST-format datasets: the folder of their files
+                      img_size: int | None = None,        # canvas datasets: the canvas side
+                     ) -> tuple[list[str], list[tuple]]:
     "`(classes, items)`, each item `(index, class, relative output path, image array or file path)`."
     spec = _spec(dataset)
     if spec.kind == "canvas":
         if spec.files and train_dir is None:
-            raise ConfigError("train_dir", f"--dataset {dataset} needs --train_dir: the folder of its MNIST-format files")
+            raise ConfigError("train_dir",
+                              f"--dataset {dataset} needs --train_dir: the folder of its MNIST-format files")
         classes, items = _canvas_items(_canvas_config(dataset, translate, data_seed, train_dir, img_size))
     else:
         if val_dir is None: raise ConfigError("val_dir", f"--dataset {dataset} needs --val_dir (the images to corrupt)")
@@ -173,7 +185,7 @@ def _check_selection(corruptions, severities) -> tuple[list[str], list[int]]:
     return list(dict.fromkeys(corruptions)), severities
 
 def _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir=None, img_size=None) -> dict:
-    "How a tree was made, as `corruption_tree.json` records it: what its dataset's description says identifies the images."
+    "How a tree was made, as `corruption_tree.json` records it: what its dataset's description says identifies images."
     spec = _spec(dataset)
     d = {"generator": "mgnet-corrupt", "dataset": dataset, "seed": seed}
     if spec.kind == "canvas":
@@ -183,20 +195,22 @@ def _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir=None,
     d.update(image_size=(img_size if spec.kind == "canvas" else None) or spec.img_size, channels=spec.in_chans)
     return d
 
-_SETTING_FLAG = {"dataset": "dataset", "seed": "seed", "translate": "translate", "data_seed": "data_seed", "val_dir": "val_dir",
-                 "train_dir": "train_dir", "image_size": "img_size"}
+_SETTING_FLAG = {"dataset": "dataset", "seed": "seed", "translate": "translate", "data_seed": "data_seed",
+                 "val_dir": "val_dir", "train_dir": "train_dir", "image_size": "img_size"}
 
 # %% ../nbs/10_corruptions.ipynb #b4f11636
 def _check_out_dir(out: Path, settings: dict, src: Path | None) -> None:
     if out.exists() and not out.is_dir(): raise CorruptionError(f"OUT_DIR {out}: exists and is not a directory")
     if src is not None and _inside(out, src):
-        raise CorruptionError(f"OUT_DIR {out}: is inside the source --val_dir {src}; write the corrupted copy elsewhere")
+        raise CorruptionError(f"OUT_DIR {out}: is inside the source --val_dir {src}; "
+                              "write the corrupted copy elsewhere")
     if src is not None and _inside(src, out):
         raise CorruptionError(f"OUT_DIR {out}: contains the source --val_dir {src}; write the corrupted copy elsewhere")
     meta = out / TREE_FILE
     if meta.is_file():
         try: old = json.loads(meta.read_text())
-        except (OSError, ValueError) as e: raise CorruptionError(f"OUT_DIR {out}: unreadable {TREE_FILE} ({e})") from None
+        except (OSError, ValueError) as e:
+            raise CorruptionError(f"OUT_DIR {out}: unreadable {TREE_FILE} ({e})") from None
         for k, flag in _SETTING_FLAG.items():
             if old.get(k) != settings.get(k):
                 raise ConfigError(flag, f"{out} was made with {k} = {old.get(k)!r}, not {settings.get(k)!r}; "
@@ -228,8 +242,10 @@ def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corrupt
     if limit is not None and limit < 1: raise ConfigError("limit", f"must be at least 1, got {limit}")
     if workers < 0: raise ConfigError("workers", f"must be 0 or more, got {workers}")
     spec = _spec(dataset)
-    if translate is not None and not 0 <= translate <= 1: raise ConfigError("translate", f"must be in [0, 1], got {translate}")
-    if spec.kind == "folder" and val_dir is None: raise ConfigError("val_dir", f"--dataset {dataset} needs --val_dir (the images to corrupt)")
+    if translate is not None and not 0 <= translate <= 1:
+        raise ConfigError("translate", f"must be in [0, 1], got {translate}")
+    if spec.kind == "folder" and val_dir is None:
+        raise ConfigError("val_dir", f"--dataset {dataset} needs --val_dir (the images to corrupt)")
     if spec.files and train_dir is None:
         raise ConfigError("train_dir", f"--dataset {dataset} needs --train_dir: the folder of its MNIST-format files")
     out = Path(out_dir)
@@ -249,6 +265,7 @@ def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corrupt
         from importlib.metadata import version
         write_json({**settings, "mgnet_version": package_version(),
                               "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}, meta)
-    _write_all(out, plan, seed, spec.img_size, workers, tqdm(total=todo, desc="corrupt", unit="img", disable=not progress))
+    _write_all(out, plan, seed, spec.img_size, workers,
+               tqdm(total=todo, desc="corrupt", unit="img", disable=not progress))
     n_all = len(items) * len(wanted)
     return {"written": todo, "kept": n_all - todo, "images": len(items), "classes": len(classes)}
