@@ -24,7 +24,8 @@ setuptools.setup(
     keywords=cfg["keywords"],
     python_requires=">=" + cfg["min_python"],
     # mgnet/resources holds data files only (the ImageNet100 class list), listed so setuptools ships it without warning
-    packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"]) + [cfg["lib_path"] + ".resources"],
+    packages=setuptools.find_packages(include=[cfg["lib_path"], cfg["lib_path"] + ".*"])
+             + [cfg["lib_path"] + ".resources"],
     include_package_data=True,
     package_data={cfg["lib_path"]: ["resources/*"]},
     install_requires=_list("requirements"),

@@ -164,7 +164,7 @@ def test_reuse_retrains_a_damaged_run_and_keeps_a_whole_one(whole_run, tmp_path,
 def test_a_sweep_resumes_over_a_damaged_point(whole_run, tmp_path, capsys):
     sweep = tmp_path / "sweep"
     a, s, scale = TINY.alpha, TINY.s, TINY.scale
-    kept = copy_run(whole_run, sweep / point_name(0.0, s, scale))       # a whole run of the point alpha 0 (its config says so)
+    kept = copy_run(whole_run, sweep / point_name(0.0, s, scale))       # a whole run of the point alpha 0
     r = json.loads((kept / RESULTS).read_text()); r["config"]["alpha"] = 0.0
     (kept / RESULTS).write_text(json.dumps(r))
     cut_results(copy_run(whole_run, sweep / point_name(a, s, scale)))   # the point alpha 0.6, its results cut short

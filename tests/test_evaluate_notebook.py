@@ -10,7 +10,8 @@ from mgnet.notebooks import ExperimentError, notebook_parameters, notebook_path,
 # Tiny, but not collapsed to one class (the default learning rate can do that on a handful of batches).
 TINY_TRAIN = dict(epochs=2, limit_train=6, learning_rate=0.02, n_iter=2, batch_size=16)
 NOTEBOOK_ONLY = {"mgnet_checkpoint", "baseline_checkpoint", "protocols", "eps_list", "paper_eps_list", "limit_images",
-                 "corruptions", "severities", "corruption_dir", "corruption_images", "out_dir", "autoattack", "aa_images"}
+                 "corruptions", "severities", "corruption_dir", "corruption_images", "out_dir", "autoattack",
+                 "aa_images"}
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,8 @@ def one_thread(monkeypatch):
 
 def execute(tmp_path, **params):
     """Run evaluate.ipynb; a failure inside it fails the test with the notebook's error."""
-    try: return nbformat.read(run_notebook("evaluate", tmp_path, params, progress=False, html=False, cwd=tmp_path), as_version=4)
+    try: return nbformat.read(run_notebook("evaluate", tmp_path, params, progress=False, html=False, cwd=tmp_path),
+                              as_version=4)
     except ExperimentError as e: pytest.fail(f"evaluate.ipynb failed:\n{e}", pytrace=False)
 
 
@@ -47,7 +49,8 @@ def check_invariants(r, protocols, n_glimpses):
             for e in eps:
                 adv, clean = r["adv_acc"][p][k][f"{e:.6g}"], r["clean_acc"][k]
                 assert len(adv) == n and all(0 <= a <= 1 for a in adv), (p, k, e, adv)
-                assert all(a <= c for a, c in zip(adv, clean)), f"{p} eps {e}: {k} under attack {adv} above clean {clean}"
+                assert all(a <= c for a, c in zip(adv, clean)), (
+                    f"{p} eps {e}: {k} under attack {adv} above clean {clean}")
                 if e == 0: assert adv == clean, f"{p}: eps 0 changed {k}'s accuracy: {adv} vs {clean}"
 
 
@@ -57,15 +60,16 @@ def test_parameters_cell():
     assert "parameters" in code[0].metadata.get("tags", [])
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "evaluate.ipynb is not clean"
     names = set(notebook_parameters(notebook_path("evaluate")))
-    assert names - NOTEBOOK_ONLY <= set(MGNetConfig.field_names()), names - NOTEBOOK_ONLY - set(MGNetConfig.field_names())
+    fields = set(MGNetConfig.field_names())
+    assert names - NOTEBOOK_ONLY <= fields, names - NOTEBOOK_ONLY - fields
     assert {"dataset", "eps", "step_size", "step_k", "seed", "square_queries", "aa_iters", "aa_queries"} <= names
 
 
 def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     out = tmp_path / "eval"
     nb = execute(tmp_path, out_dir=str(out), **TINY_TRAIN, limit_images=32, eps_list=[0.0, 0.1], step_k=2,
-                 square=True, eps=0.1, square_queries=20, corruptions=["gaussian_noise"], severities=[3], corruption_images=2,
-                 aa_iters=3, aa_queries=20, aa_images=16)
+                 square=True, eps=0.1, square_queries=20, corruptions=["gaussian_noise"], severities=[3],
+                 corruption_images=2, aa_iters=3, aa_queries=20, aa_images=16)
     r = json.loads((out / "results.json").read_text())
     check_invariants(r, ["paper", "adaptive"], {"baseline": 1, "mgnet": 2})
     assert r["images"] == 32
@@ -74,9 +78,12 @@ def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     assert r["attack"]["eps"]["paper"][1] == pytest.approx(0.1 / r["attack"]["std"])
     assert set(r["square_acc"]) == {"baseline", "mgnet"} and all(0 <= v <= 1 for v in r["square_acc"].values())
     for v in r["square"].values():
-        assert isinstance(v["square_beats_pgd"], bool) and v["worst_acc"] == min(v["square_acc"], v["pgd_acc"], v["pgd_last_glimpse_acc"])
-    assert list(r["corruption_acc"]["mgnet"]) == ["gaussian_noise"] and list(r["corruption_acc"]["mgnet"]["gaussian_noise"]) == ["3"]
-    assert len(r["corruption_acc"]["mgnet"]["gaussian_noise"]["3"]) == 2 and len(r["corruption_acc"]["baseline"]["gaussian_noise"]["3"]) == 1
+        assert isinstance(v["square_beats_pgd"], bool)
+        assert v["worst_acc"] == min(v["square_acc"], v["pgd_acc"], v["pgd_last_glimpse_acc"])
+    assert list(r["corruption_acc"]["mgnet"]) == ["gaussian_noise"]
+    assert list(r["corruption_acc"]["mgnet"]["gaussian_noise"]) == ["3"]
+    assert len(r["corruption_acc"]["mgnet"]["gaussian_noise"]["3"]) == 2
+    assert len(r["corruption_acc"]["baseline"]["gaussian_noise"]["3"]) == 1
     assert (out / "corruptions" / "gaussian_noise" / "3").is_dir() and (out / "corruptions.csv").is_file()
     assert r["corruption_summary"]["mce"] is None and "1 of the 15" in r["corruption_summary"]["why_no_mce"]
     for k, n in {"baseline": 1, "mgnet": 2}.items():                                          # AutoAttack, per glimpse
@@ -89,16 +96,17 @@ def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     assert "paper protocol: " in text and "adaptive protocol: " in text                      # the verdicts
     assert "Square" in text and ("Square BEAT" in text or "Square did not beat PGD" in text)
     assert "AutoAttack (custom budgets" in text and "Departures from RobustBench" in text and "no mCE" in text
-    assert images_of(nb) >= 2                                                                  # accuracy vs eps, corruption bars
+    assert images_of(nb) >= 2                                                # accuracy vs eps, corruption bars
 
     # Again with the checkpoints just trained given as paths: nothing trained, one protocol, no eps 0, no extras.
     ck = r["checkpoints"]
-    nb = execute(tmp_path, out_dir=str(tmp_path / "again"), mgnet_checkpoint=ck["mgnet"], baseline_checkpoint=ck["baseline"],
-                 batch_size=16, limit_images=16, protocols=["adaptive"], eps_list=[0.05], step_k=1, square=False,
-                 corruptions=None, autoattack=False)
+    nb = execute(tmp_path, out_dir=str(tmp_path / "again"), mgnet_checkpoint=ck["mgnet"],
+                 baseline_checkpoint=ck["baseline"], batch_size=16, limit_images=16, protocols=["adaptive"],
+                 eps_list=[0.05], step_k=1, square=False, corruptions=None, autoattack=False)
     r2 = json.loads((tmp_path / "again" / "results.json").read_text())
     check_invariants(r2, ["adaptive"], {"baseline": 1, "mgnet": 2})
-    assert r2["square_acc"] is None and r2["corruption_acc"] is None and r2["autoattack"] is None and r2["checkpoints"] == ck
+    assert r2["square_acc"] is None and r2["corruption_acc"] is None and r2["autoattack"] is None
+    assert r2["checkpoints"] == ck
     assert "training" not in text_of(nb) and not (tmp_path / "again" / "mgnet").exists()
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
 
 BIN = Path(sys.executable).parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -31,7 +32,8 @@ def _free_port():
 
 def _settings(root: Path):
     d = root / "settings"
-    for plugin, value in {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    for plugin, value in {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
+                                                                          "checkForUpdates": False},
                           "@jupyterlab/docmanager-extension/plugin": {"autosave": False}}.items():
         pkg, name = plugin.rsplit("/", 1)
         f = d / pkg / f"{name}.jupyterlab-settings"
@@ -50,8 +52,8 @@ def jupyter_lab(root: Path, sweep_dir: Path):
            "JUPYTERLAB_WORKSPACES_DIR": str(jd / "workspaces"), "MGNET_SWEEP_DIR": str(sweep_dir),
            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     log = open(root / "jupyter.log", "w")
-    proc = subprocess.Popen([str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
-                             f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+    proc = subprocess.Popen([str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                             "--allow-root", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
                              "--LabApp.expose_app_in_browser=True"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -74,7 +76,7 @@ def jupyter_lab(root: Path, sweep_dir: Path):
 
 @contextlib.contextmanager
 def explorer_page(root: Path, sweep_dir: Path, width=1500, height=1000, **params):
-    """The explorer notebook (its `parameters` cell given `params`) open in headless Chromium and run; yields the page."""
+    """The explorer notebook (`parameters` cell given `params`) open in headless Chromium and run; yields the page."""
     from playwright.sync_api import sync_playwright
     src = Path(__file__).resolve().parents[1] / "nbs" / "experiments" / "explorer.ipynb"
     nb = json.loads(src.read_text())
@@ -126,7 +128,8 @@ def picture(page):
 
 
 def wait_status(page, text):
-    page.wait_for_function(f"document.querySelector('.mgnet-status') && document.querySelector('.mgnet-status').textContent.includes({json.dumps(text)})")
+    page.wait_for_function("document.querySelector('.mgnet-status') && "
+                           f"document.querySelector('.mgnet-status').textContent.includes({json.dumps(text)})")
 
 
 def errors(page):
@@ -194,7 +197,7 @@ def test_explorer_in_jupyterlab(tmp_path, tiny_sweep):
 
 
 def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
-    """explore(checkpoint=..., images=...) in JupyterLab; an image chosen with the upload button is what the picture shows."""
+    """explore(checkpoint=..., images=...) in JupyterLab; an image chosen with the upload button is what is shown."""
     from datetime import datetime, timezone
 
     import numpy as np

@@ -9,8 +9,8 @@ LAYERS = [
     {"config", "files"},                                                  # hyperparameters, safe writes, version
     {"geometry", "layers", "weights", "data", "imagenet100"},                 # maths, weight folders, datasets
     {"model"},
-    {"checkpoint", "losses", "flops", "evaluation", "localisation"},       # the evaluation loop, the tables, where glimpses land
-    {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # generating, reading, scoring
+    {"checkpoint", "losses", "flops", "evaluation", "localisation"},       # evaluation loop, tables, glimpse places
+    {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # make, read, score
     {"runs", "figures", "notebooks", "experiments", "predict", "bench"},  # runs, pictures, notebooks, benchmarks
     {"cli", "explorer", "benchmark", "corruption_commands"},              # the commands and the explorer
 ]
@@ -25,8 +25,9 @@ def _imports(path: Path) -> tuple[set[str], list[tuple[str, int]]]:
         if isinstance(node, ast.ImportFrom) and node.level == 1: names = [node.module.split(".")[0]]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "mgnet":
             names = [node.module.split(".")[1]] if "." in node.module else [a.name for a in node.names]
-        elif isinstance(node, ast.Import): names = [a.name.split(".")[1] if "." in a.name else "mgnet" for a in node.names
-                                                    if a.name.split(".")[0] == "mgnet"]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] if "." in a.name else "mgnet" for a in node.names
+                     if a.name.split(".")[0] == "mgnet"]
         else: continue
         (top.update if node in tree.body else lambda ns: inner.extend((n, node.lineno) for n in ns))(names)
     return top, inner

@@ -1,11 +1,14 @@
-"""tools/refresh_outputs.py: what its --check compares (text, pictures by place; not stderr, object ids, image bytes)."""
+"""tools/refresh_outputs.py: what its --check compares.
+
+Text and pictures by place; not stderr, object ids or image bytes."""
 import importlib.util
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-spec = importlib.util.spec_from_file_location("refresh_outputs", Path(__file__).parents[1] / "tools" / "refresh_outputs.py")
+spec = importlib.util.spec_from_file_location("refresh_outputs",
+                                              Path(__file__).parents[1] / "tools" / "refresh_outputs.py")
 ro = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ro)
 

@@ -146,7 +146,8 @@ def refresh(name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Re-run the chapters that keep their outputs; --check compares instead.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help=f"chapters to run (default: {' '.join(CHAPTERS)})")
-    p.add_argument("--check", action="store_true", help="do not write: fail if a saved text output differs from a fresh run")
+    p.add_argument("--check", action="store_true",
+                   help="do not write: fail if a saved text output differs from a fresh run")
     a = p.parse_args(argv)
     names = [Path(c).stem for c in a.chapters] or list(CHAPTERS)
     for n in names:
