@@ -60,14 +60,20 @@ def jitter_glimpse(a: Tensor, explore: float) -> Tensor:
     t = torch.clamp(t + 2 * (torch.rand_like(t) - 0.5) * room * explore, -room, room)
     return torch.cat([s, t], 1)
 
-def ssl_loss(model: MGNet, x: Tensor, out: MGNetOutput, labels: Tensor, explore: float) -> tuple[Tensor, Tensor]:
+def ssl_loss(model: MGNet,           # the model that produced `out`
+             x: Tensor,              # the images `out` was computed on
+             out: MGNetOutput,       # the model's output on `x`
+             labels: Tensor,         # the labels of `x`
+             explore: float,         # how far the last glimpse is jittered (see `jitter_glimpse`)
+            ) -> tuple[Tensor, Tensor]:
     "`(loss, fraction of samples where the jittered last glimpse classified better)`."
     a = out.glimpses[-1]
     with torch.no_grad():
         a2 = jitter_glimpse(a, explore)
         h2 = model.look(x, a2)
         logits2 = model.global_fc(model.fuse([*out.features[:-1], h2], [*out.glimpses[:-1], a2]))
-        better = F.cross_entropy(logits2, labels, reduction="none") < F.cross_entropy(out.logits[-1], labels, reduction="none")
+        better = (F.cross_entropy(logits2, labels, reduction="none")
+                  < F.cross_entropy(out.logits[-1], labels, reduction="none"))
     ratio = better.float().mean()
     if not better.any(): return a.sum() * 0, ratio
     return ratio * F.mse_loss(a[better], a2[better]), ratio
@@ -88,7 +94,12 @@ class LossParts(NamedTuple):
     aux: Tensor           # (T-1,) mean cross-entropy of the auxiliary classifier (empty without it)
     extra: dict           # name → scalar, the exploration terms that are on
 
-def mgnet_loss(out: MGNetOutput, labels: Tensor, cfg: MGNetConfig, model: MGNet | None = None, x: Tensor | None = None) -> LossParts:
+def mgnet_loss(out: MGNetOutput,              # the model's output
+               labels: Tensor,                # the labels of the images
+               cfg: MGNetConfig,              # the loss coefficients and the explorations that are on
+               model: MGNet | None = None,    # the model: needed with --ssl_coef; exploration terms off in eval mode
+               x: Tensor | None = None,       # the images (needed with --ssl_coef)
+              ) -> LossParts:
     "The MGNet training loss for `cfg` (docs/method.md §1 plus the explorations that are on)."
     ce = ce_matrix(out.logits, labels)
     w = glimpse_weights(ce.detach(), cfg.step_by_step, cfg.n_iter_coef)
@@ -101,10 +112,12 @@ def mgnet_loss(out: MGNetOutput, labels: Tensor, cfg: MGNetConfig, model: MGNet 
     extra = {}
     training = model is None or model.training
     if training and cfg.ss_coef > 0:
-        extra["ss"], extra["ss_ratio"] = small_scale_loss(out.glimpses[-1][:, 0], ce[-1], cfg.scale_min, cfg.ss_threshold)
+        extra["ss"], extra["ss_ratio"] = small_scale_loss(out.glimpses[-1][:, 0], ce[-1], cfg.scale_min,
+                                                          cfg.ss_threshold)
         loss = loss + cfg.ss_coef * extra["ss"]
     if training and cfg.ssl_coef > 0:
-        if model is None or x is None: raise ValueError("--ssl_coef needs the model and the images: mgnet_loss(out, y, cfg, model, x)")
+        if model is None or x is None:
+            raise ValueError("--ssl_coef needs the model and the images: mgnet_loss(out, y, cfg, model, x)")
         extra["ssl"], extra["ssl_ratio"] = ssl_loss(model, x, out, labels, cfg.ssl_explore)
         loss = loss + cfg.ssl_coef * extra["ssl"]
     if training and cfg.div_coef > 0:
