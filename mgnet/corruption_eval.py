@@ -27,11 +27,20 @@ __all__ = ['ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'corruption_accuracy', 'corruptio
 def _loader_key(cfg) -> tuple:
     "Models whose inputs are read alike share a loader."
     c = cfg.resolved()
-    return (c.dataset, c.img_size, c.eval_resize, tuple(c.mean), tuple(c.std)) + ((c.translate, c.seed) if c.spec.kind == "canvas" else ())
+    return ((c.dataset, c.img_size, c.eval_resize, tuple(c.mean), tuple(c.std))
+            + ((c.translate, c.seed) if c.spec.kind == "canvas" else ()))
 
 # %% ../nbs/10c_corruption_eval.ipynb #18da3f91
-def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, batch_size: int = 100,
-                        workers: int = 0, clean: bool = True, progress: bool = True, like_original: bool = False) -> dict:
+def corruption_accuracy(models: dict,                # `{name: model}`, each with its `full_cfg`
+                        tree,                        # a corruption tree, `<corruption>/<severity>/<class>/<image>`
+                        corruptions=None,            # the corruptions to evaluate (default: all in the tree)
+                        severities=None,             # the severities to evaluate (default: all in the tree)
+                        batch_size: int = 100,       # images per batch
+                        workers: int = 0,            # data loader worker processes
+                        clean: bool = True,          # also the tree's `clean/` copy, if it has one
+                        progress: bool = True,       # a progress bar over the folders
+                        like_original: bool = False,  # folder datasets: resize and crop as for the original images
+                       ) -> dict:
     "`{name: {'corruption_acc': {corruption: {'severity': [acc per glimpse]}}, 'clean_acc': [...] or None}}`."
     folders = tree_folders(tree, corruptions, severities)
     jobs = [(c, s, d) for c, sev in folders.items() for s, d in sev.items()]
@@ -45,7 +54,8 @@ def corruption_accuracy(models: dict, tree, corruptions=None, severities=None, b
         bar.set_postfix_str(f"{c} {s}" if s else c)
         for names in groups.values():
             ds = corruption_dataset(d, models[names[0]].full_cfg, like_original=like_original)
-            for n in names[1:]: corruption_dataset(d, models[n].full_cfg, like_original=like_original)     # class count checked for every model
+            for n in names[1:]:                      # the class count checked for every model
+                corruption_dataset(d, models[n].full_cfg, like_original=like_original)
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
             accs = evaluate_models([models[n] for n in names], loader, progress=False)
             for n, a in zip(names, accs):
@@ -60,7 +70,7 @@ def _per_column(results: dict, c: str) -> list[float]:
             for n in results for t in range(len(_first_acc(results[n])))]
 
 def corruption_table(results: dict) -> tuple[list[str], dict[str, list[float]]]:
-    "`(columns, rows)`: a column per model and glimpse; rows: standard types, `average` (of those), other types, `clean`."
+    "`(columns, rows)`: a column per model and glimpse; rows: standard types, `average` of those, other types, `clean`."
     names = list(results)
     cols = [f"{n} g{t + 1}" for n in names for t in range(len(_first_acc(results[n])))]
     corrs = list(results[names[0]]["corruption_acc"])
@@ -68,17 +78,24 @@ def corruption_table(results: dict) -> tuple[list[str], dict[str, list[float]]]:
     rows = {c: _per_column(results, c) for c in std}
     if std: rows["average"] = [float(np.mean([rows[c][k] for c in std])) for k in range(len(cols))]
     rows.update({c: _per_column(results, c) for c in corrs if c not in CORRUPTIONS})
-    if all(results[n].get("clean_acc") for n in names): rows["clean"] = [a for n in names for a in results[n]["clean_acc"]]
+    if all(results[n].get("clean_acc") for n in names):
+        rows["clean"] = [a for n in names for a in results[n]["clean_acc"]]
     return cols, rows
 
 def _first_acc(r: dict) -> list[float]:
     c = next(iter(r["corruption_acc"].values()))
     return next(iter(c.values()))
 
-def format_table(cols: list[str], rows: dict[str, list[float]], scale: float = 100, digits: int = 2,
-                 best=max, rules: Sequence[str] = ("average",)) -> str:
+def format_table(cols: list[str],                    # the column headers
+                 rows: dict[str, list[float]],       # `{row name: a value per column}`
+                 scale: float = 100,                 # values are multiplied by this (100: percent)
+                 digits: int = 2,                    # digits after the decimal point
+                 best=max,                           # picks each row's best value (`min` for errors)
+                 rules: Sequence[str] = ("average",),  # a rule above these rows
+                ) -> str:
     "A text table; the best value of each row (`best` of it) marked with `*`, a rule above the rows named in `rules`."
-    cells = [[r, *(f"{v * scale:.{digits}f}" + ("*" if v == best(vals) else " ") for v in vals)] for r, vals in rows.items()]
+    cells = [[r, *(f"{v * scale:.{digits}f}" + ("*" if v == best(vals) else " ") for v in vals)]
+             for r, vals in rows.items()]
     return text_table(cells, ["corruption", *cols], rules=rules, same_width=True)
 
 # %% ../nbs/10c_corruption_eval.ipynb #cb33208a
@@ -96,7 +113,7 @@ ALEXNET_ERR = dict(zip(CORRUPTIONS, (0.886428, 0.894468, 0.922640, 0.819880, 0.8
 ALEXNET_CLEAN_ERR = 0.43478      # 100% - 56.522%, torchvision's AlexNet
 
 def mce(errors: dict[str, float], clean_err: float | None = None) -> dict:
-    "CE per type, mCE, and with `clean_err` relative CE and mCE, from the top-1 error per type (mean over severities 1-5)."
+    "CE per type, mCE, and with `clean_err` relative CE and mCE, from top-1 error per type (mean of severities 1-5)."
     missing = [c for c in CORRUPTIONS if c not in errors]
     if missing: raise ValueError(f"mCE needs all 15 ImageNet-C types; missing {', '.join(missing)}")
     ce = {c: errors[c] / ALEXNET_ERR[c] for c in CORRUPTIONS}
@@ -108,17 +125,19 @@ def mce(errors: dict[str, float], clean_err: float | None = None) -> dict:
 
 # %% ../nbs/10c_corruption_eval.ipynb #48470f2c
 def corruption_summary(results: dict) -> dict:
-    "Per column: mean accuracy over the standard types, and mCE / relative mCE when all 15 types × 5 severities are there."
+    "Per column: mean accuracy over the standard types; mCE / relative mCE when all 15 types × 5 severities are there."
     cols, rows = corruption_table(results)
     corrs = list(next(iter(results.values()))["corruption_acc"])
     std = [c for c in CORRUPTIONS if c in corrs]
     out = {"columns": cols, "standard_types": std, "extra_types": [c for c in corrs if c not in CORRUPTIONS],
            "mean_acc": rows.get("average"), "mce": None, "relative_mce": None, "ce": None, "why_no_mce": None}
-    short = [f"{n}: {c}" for n, r in results.items() for c in std if sorted(map(int, r["corruption_acc"][c])) != list(SEVERITIES)]
+    short = [f"{n}: {c}" for n, r in results.items() for c in std
+             if sorted(map(int, r["corruption_acc"][c])) != list(SEVERITIES)]
     if len(std) < len(CORRUPTIONS): out["why_no_mce"] = f"the tree holds {len(std)} of the 15 standard types"
     elif short: out["why_no_mce"] = f"not all five severities ({short[0]})"
     if out["why_no_mce"]: return out
-    ms = [mce({c: 1 - rows[c][k] for c in std}, 1 - rows["clean"][k] if "clean" in rows else None) for k in range(len(cols))]
+    ms = [mce({c: 1 - rows[c][k] for c in std}, 1 - rows["clean"][k] if "clean" in rows else None)
+          for k in range(len(cols))]
     out.update(mce=[m["mce"] for m in ms], ce=[m["ce"] for m in ms],
                relative_mce=[m["relative_mce"] for m in ms] if "clean" in rows else None)
     return out
@@ -128,7 +147,8 @@ def summary_text(summary: dict) -> str:
     "mCE and relative mCE (%, lower is better, * marks the best) as a table, or why they are missing."
     if summary["why_no_mce"]: return f"no mCE: {summary['why_no_mce']} (mCE needs all 15 at severities 1-5)"
     rows = {"mCE": summary["mce"], **({"relative mCE": summary["relative_mce"]} if summary["relative_mce"] else {})}
-    note = "" if summary["relative_mce"] else "\n(no relative mCE: the clean accuracy is unknown, the tree has no clean/ copy)"
+    note = ("" if summary["relative_mce"]
+            else "\n(no relative mCE: the clean accuracy is unknown, the tree has no clean/ copy)")
     return ("mCE, AlexNet = 100 (Hendrycks & Dietterich 2019); lower is better, * best\n"
             + format_table(summary["columns"], rows, digits=1, best=min, rules=()) + note)
 
