@@ -59,8 +59,9 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
                 what = f"it references {m.group(1)}, which could run code" if m else str(e).splitlines()[0]
                 raise CheckpointError(f"{path}: refusing to load: {what}") from None
             allowed.append(_stand_in(m.group(1)))
-        except Exception as e:   # garbage makes the unpickler fail in many ways (IndexError, KeyError, ...): all mean unreadable
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {str(e).splitlines()[0]}") from None
+        except Exception as e:   # garbage fails the unpickler in many ways (IndexError, KeyError, ...): all unreadable
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "
+                                  f"{str(e).splitlines()[0]}") from None
     else: raise CheckpointError(f"{path}: too many unknown Lightning classes")
     if not isinstance(ckpt, Mapping): raise CheckpointError(f"{path}: expected a dict, found {type(ckpt).__name__}")
     return dict(ckpt)
@@ -87,7 +88,8 @@ _ORIGINAL_KEYS = tuple(ORIGINAL_DEFAULTS)
 _DATASET_ALIASES = {"mnist_toy": dict(dataset="mnist", img_size=28)}
 
 def checkpoint_config(ckpt: Mapping) -> MGNetConfig | ModelConfig:
-    "The `MGNetConfig` a checkpoint was trained with (this project's, or the original's argparse options); a `ModelConfig` for a model saved without one."
+    ("The `MGNetConfig` a checkpoint was trained with (this project's, or the original's argparse options); "
+     "a `ModelConfig` for a model saved without one.")
     hp = ckpt.get("hyper_parameters") or {}
     hp = vars(hp) if isinstance(hp, argparse.Namespace) else dict(hp)
     if "mgnet_version" in ckpt: return MGNet.config_from_dict(hp)
@@ -105,14 +107,19 @@ def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) ->
     cfg = model.cfg
     msg = [f"{where} does not fit an MGNet with --model {cfg.model} --num_class {cfg.num_class} --alpha {cfg.alpha:g}"]
     head = "global_fc.fc.weight"
-    if head in shapes: msg.append(f"the checkpoint has {sd[head].shape[0]} classes, the model {want[head].shape[0]} (--num_class)")
-    if any(k.startswith("backbone.") for k in missing + extra + shapes): msg.append("backbone weights differ (a checkpoint of another --model?)")
-    if "glimpse_fc.fc.weight" in extra: msg.append("the checkpoint has an auxiliary classifier (trained with --alpha > 0)")
-    if "glimpse_fc.fc.weight" in missing: msg.append("the checkpoint has no auxiliary classifier (trained with --alpha 0)")
+    if head in shapes:
+        msg.append(f"the checkpoint has {sd[head].shape[0]} classes, the model {want[head].shape[0]} (--num_class)")
+    if any(k.startswith("backbone.") for k in missing + extra + shapes):
+        msg.append("backbone weights differ (a checkpoint of another --model?)")
+    if "glimpse_fc.fc.weight" in extra:
+        msg.append("the checkpoint has an auxiliary classifier (trained with --alpha > 0)")
+    if "glimpse_fc.fc.weight" in missing:
+        msg.append("the checkpoint has no auxiliary classifier (trained with --alpha 0)")
     short = lambda ks: ", ".join(ks[:4]) + (f", ... ({len(ks)} in all)" if len(ks) > 4 else "")
     if missing: msg.append(f"missing keys: {short(missing)}")
     if extra: msg.append(f"unexpected keys: {short(extra)}")
-    if shapes: msg.append("wrong shapes: " + short([f"{k} {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in shapes]))
+    if shapes:
+        msg.append("wrong shapes: " + short([f"{k} {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in shapes]))
     raise CheckpointError("; ".join(msg))
 
 def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path]:
@@ -130,7 +137,8 @@ def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelCon
     return checkpoint_config(ckpt), sd, file
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
-    "The `MGNet` stored at `path` (a checkpoint file, a directory holding one, or a weights folder), in eval mode. `overrides` change config fields."
+    ("The `MGNet` stored at `path` (a checkpoint file, a directory holding one, or a weights folder), in eval mode. "
+     "`overrides` change config fields.")
     cfg, sd, file = _read(path, map_location)
     model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
     _fit_report(model, sd, str(file))
@@ -148,9 +156,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def save_checkpoint(model: MGNet, path: str | os.PathLike) -> Path:
     "Save `model` with its config in this project's checkpoint layout."
     sd = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
-    return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.config_dict(), "mgnet_version": package_version()}, path)
+    return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.config_dict(),
+                              "mgnet_version": package_version()}, path)
 
 def export_weights(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    "Convert a checkpoint (this project's, or the original's) into a weights folder (`config.json` + `model.safetensors`)."
+    "Convert a checkpoint (this project's or the original's) to a weights folder (`config.json` + `model.safetensors`)."
     try: return load_checkpoint(checkpoint).save_pretrained(out_dir, overwrite=overwrite)
     except FileExistsError as e: raise CheckpointError(str(e)) from None

@@ -24,7 +24,7 @@ def device_of(model: nn.Module) -> torch.device:
 
 @contextmanager
 def eval_mode(models: Sequence[nn.Module], grad: bool = False) -> Iterator[None]:
-    "Inside the block `models` are in eval mode, with gradients off unless `grad`; afterwards each is in its own mode again."
+    "Inside the block `models` are in eval mode, with gradients off unless `grad`; then each is in its own mode again."
     modes = [m.training for m in models]
     try:
         for m in models: m.eval()
@@ -37,17 +37,25 @@ def eval_mode(models: Sequence[nn.Module], grad: bool = False) -> Iterator[None]
 # %% ../nbs/05c_evaluation.ipynb #749b1958
 @dataclass
 class Tally:
-    "What `run_batches` gathered: per key, the sum over batches (or the concatenation, for the keys of its `cat`); and the image count."
+    ("What `run_batches` gathered: per key, the sum over batches (or the concatenation, for the keys of its `cat`); "
+     "and the image count.")
     values: dict
     images: int
     def rate(self, key) -> list[float]:
         "`values[key]` divided by the number of images, as floats (accuracy from correct counts)."
         return (self.values[key].double() / self.images).tolist()
 
-def run_batches(models: Sequence[nn.Module], loader, step: Callable[[Tensor, Tensor, int], Mapping],
-                cat: Mapping[str, int] | None = None, grad: bool = False, progress: bool = True,
-                desc: str = "evaluate") -> Tally:
-    "Run `step(x, y, i)` on every readable batch `i` of `loader` with `models` in `eval_mode`; sum (or, keys in `cat`, concatenate) what it returns."
+def run_batches(
+    models: Sequence[nn.Module],                     # put in `eval_mode` for the loop
+    loader,                                          # yields `(x, y)` batches, or `None` for one with no readable image
+    step: Callable[[Tensor, Tensor, int], Mapping],  # `step(x, y, i)` for batch `i`: a dict of tensors
+    cat: Mapping[str, int] | None = None,            # keys to concatenate rather than sum, and the dim to do it along
+    grad: bool = False,                              # keep gradients on (attacks need them)
+    progress: bool = True,                           # show a progress bar
+    desc: str = "evaluate",                          # the progress bar's label, and the name in errors
+) -> Tally:
+    ("Run `step(x, y, i)` on every readable batch `i` of `loader` with `models` in `eval_mode`; "
+     "sum (or, keys in `cat`, concatenate) what it returns.")
     cat, sums, parts, images = cat or {}, {}, {}, 0
     with eval_mode(models, grad):
         for i, batch in enumerate(tqdm(loader, desc=desc, disable=not progress, leave=False)):
@@ -64,8 +72,13 @@ def glimpse_hits(logits: Tensor, y: Tensor) -> Tensor:
     "Correct predictions per glimpse `(T,)` from the logits after every glimpse `(T, B, K)` and the labels `(B,)`."
     return (logits.argmax(-1) == y).sum(1)
 
-def evaluate_models(models: Sequence[nn.Module], loader, n_iter: int | None = None, progress: bool = True,
-                    desc: str = "evaluate") -> list[list[float]]:
+def evaluate_models(
+    models: Sequence[nn.Module],  # the models to score, on the same batches
+    loader,                       # yields `(x, y)` batches
+    n_iter: int | None = None,    # glimpses to run (default: each model's own `n_iter`)
+    progress: bool = True,        # show a progress bar
+    desc: str = "evaluate",       # the progress bar's label
+) -> list[list[float]]:
     "Top-1 accuracy after each glimpse (of the first `n_iter`) of every model of `models`, on one pass over `loader`."
     def step(x, y, i):
         out = {}
@@ -76,13 +89,21 @@ def evaluate_models(models: Sequence[nn.Module], loader, n_iter: int | None = No
     t = run_batches(models, loader, step, progress=progress, desc=desc)
     return [t.rate(k) for k in range(len(models))]
 
-def evaluate(model: nn.Module, loader, n_iter: int | None = None, progress: bool = True, desc: str = "evaluate") -> list[float]:
+def evaluate(model: nn.Module, loader, n_iter: int | None = None, progress: bool = True,
+             desc: str = "evaluate") -> list[float]:
     "Top-1 accuracy after each glimpse of `model` on `loader`."
     return evaluate_models([model], loader, n_iter, progress, desc)[0]
 
 # %% ../nbs/05c_evaluation.ipynb #7f616796
-def text_table(rows: Sequence[Sequence], head: Sequence | None = None, align: str | None = None, sep: str = "  ",
-               rules: Collection[str] = (), same_width: bool = False, markdown: bool = False) -> str:
+def text_table(
+    rows: Sequence[Sequence],      # the rows of cells (any objects; `str` of each is shown)
+    head: Sequence | None = None,  # the header row
+    align: str | None = None,      # one "l" or "r" per column (default: the first left, the rest right)
+    sep: str = "  ",               # between columns
+    rules: Collection[str] = (),   # first cells of the rows to draw a rule above
+    same_width: bool = False,      # give every column but the first the same width
+    markdown: bool = False,        # a Markdown table instead
+) -> str:
     "Rows of cells as an aligned text table (or a Markdown one); see above for the options."
     cells = [[str(c) for c in r] for r in ([head] if head is not None else []) + [list(r) for r in rows]]
     n = max(len(r) for r in cells)
@@ -104,5 +125,5 @@ def text_table(rows: Sequence[Sequence], head: Sequence | None = None, align: st
 def glimpse_table(rows: Mapping[str, Sequence[float]], fmt: str = "{:.4f}", title: str = "") -> str:
     "A text table: one row per entry of `rows`, one column per glimpse."
     n = max(len(v) for v in rows.values())
-    return text_table([[k, *map(fmt.format, v)] for k, v in rows.items()], [title, *(f"glimpse {i + 1}" for i in range(n))],
-                      same_width=True)
+    return text_table([[k, *map(fmt.format, v)] for k, v in rows.items()],
+                      [title, *(f"glimpse {i + 1}" for i in range(n))], same_width=True)

@@ -31,8 +31,10 @@ def read_weights_dir(path: str | os.PathLike, device: str = "cpu") -> tuple[dict
     "The config dict and the state dict of a weights folder (`ValueError` naming the file when one is unreadable)."
     p = Path(path)
     try: cfg = json.loads((p / CONFIG_NAME).read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{p / CONFIG_NAME}: not a readable JSON config ({e})") from None
-    if not isinstance(cfg, dict): raise ValueError(f"{p / CONFIG_NAME}: expected a JSON object, found {type(cfg).__name__}")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{p / CONFIG_NAME}: not a readable JSON config ({e})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{p / CONFIG_NAME}: expected a JSON object, found {type(cfg).__name__}")
     try: sd = load_file(p / WEIGHTS_NAME, device=str(device))
     except Exception as e: raise ValueError(f"{p / WEIGHTS_NAME}: not a readable safetensors file ({e})") from None
     return cfg, sd
@@ -52,11 +54,12 @@ class PretrainedMixin:
         return cls.config_class.from_dict(d)
 
     def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False) -> Path:
-        "Write `config.json` and `model.safetensors` into `save_directory` (refuses to replace them unless `overwrite`)."
+        "Write `config.json` and `model.safetensors` into `save_directory` (replaces them only if `overwrite`)."
         d = Path(save_directory)
         if d.exists() and not d.is_dir(): raise FileExistsError(f"{d} is a file, not a folder")
         if not overwrite and any((d / n).exists() for n in (CONFIG_NAME, WEIGHTS_NAME)):
-            raise FileExistsError(f"{d} already holds a model ({CONFIG_NAME}, {WEIGHTS_NAME}); pass overwrite=True (--force) to replace it")
+            raise FileExistsError(f"{d} already holds a model ({CONFIG_NAME}, {WEIGHTS_NAME}); "
+                                  "pass overwrite=True (--force) to replace it")
         d.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         atomic_write(d / WEIGHTS_NAME, lambda f: f.write(safetensors_bytes(sd, metadata={"format": "pt"})))
@@ -67,7 +70,8 @@ class PretrainedMixin:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu", **overrides):
         "The model saved in `directory`, in eval mode; `overrides` change configuration fields."
-        if not is_weights_dir(directory): raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} and {WEIGHTS_NAME} inside")
+        if not is_weights_dir(directory):
+            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} and {WEIGHTS_NAME} inside")
         d, sd = read_weights_dir(directory, map_location)
         model = cls(cls.config_from_dict(d).replace(**overrides))
         model.load_state_dict(sd)
