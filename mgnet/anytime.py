@@ -52,7 +52,8 @@ def glimpse_probs(model: MGNet, loader, progress: bool = True) -> tuple[Tensor, 
     "Softmax probabilities after every glimpse `(T, N, K)` and labels `(N,)` over a loader (one full pass)."
     dev = device_of(model)
     step = lambda x, y, i: {"probs": F.softmax(model(x.to(dev)).logits, -1).cpu(), "labels": y}
-    t = run_batches([model], loader, step, cat={"probs": 1, "labels": 0}, progress=progress, desc="glimpse probabilities")
+    t = run_batches([model], loader, step, cat={"probs": 1, "labels": 0}, progress=progress,
+                    desc="glimpse probabilities")
     return t.values["probs"], t.values["labels"]
 
 def exit_points(probs: Tensor, threshold: float) -> Tensor:
@@ -75,11 +76,18 @@ def exit_curve(probs: Tensor, labels: Tensor, gflops: list[float], thresholds=DE
     "`exit_stats` for every threshold."
     return [exit_stats(probs, labels, gflops, t) for t in thresholds]
 
-def threshold_for_budget(probs: Tensor, labels: Tensor, gflops: list[float], budget: float, thresholds=None) -> dict:
+def threshold_for_budget(probs: Tensor,        # softmax probabilities after every glimpse `(T, N, K)`
+                         labels: Tensor,       # the labels `(N,)`
+                         gflops: list[float],  # the cumulative GFLOPs per image after each glimpse
+                         budget: float,        # the most average GFLOPs per image allowed
+                         thresholds=None,      # the thresholds to try (default: every confidence in `probs`)
+                        ) -> dict:
     "The most accurate threshold whose average cost on (`probs`, `labels`) is at most `budget` GFLOPs."
     cands = sorted(set(probs.max(-1).values.flatten().tolist())) if thresholds is None else thresholds
     ok = [s for s in (exit_stats(probs, labels, gflops, t) for t in [0.0, *cands, 1.01]) if s["gflops"] <= budget]
-    if not ok: raise ValueError(f"no threshold reaches an average of {budget} GFLOPs (the first glimpse alone costs {gflops[0]:.4g})")
+    if not ok:
+        raise ValueError(f"no threshold reaches an average of {budget} GFLOPs "
+                         f"(the first glimpse alone costs {gflops[0]:.4g})")
     return max(ok, key=lambda s: (s["acc"], -s["gflops"]))
 
 # %% ../nbs/14_anytime.ipynb #02aa4436
@@ -92,7 +100,8 @@ def plot_exit_curve(curve: list[dict], fixed: dict[str, tuple[list[float], list[
     for name, (gf, acc) in fixed.items():
         ax.plot(gf, acc, "s--" if len(gf) > 1 else "*", ms=8 if len(gf) > 1 else 14, label=name)
         if len(gf) > 1:
-            for i, (a, b) in enumerate(zip(gf, acc)): ax.annotate(str(i + 1), (a, b), textcoords="offset points", xytext=(4, -10))
+            for i, (a, b) in enumerate(zip(gf, acc)):
+                ax.annotate(str(i + 1), (a, b), textcoords="offset points", xytext=(4, -10))
     ax.set_xlabel("average GFLOPs per image"); ax.set_ylabel("accuracy"); ax.grid(alpha=0.3); ax.legend()
     ax.set_title(title or "anytime early exit")
     return fig
