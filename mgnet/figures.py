@@ -40,7 +40,8 @@ def show(fig: Figure, dpi: int = 100) -> None:
 def read_curves(log_dir: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     "`{tag: (steps, values)}` of every scalar in a TensorBoard log folder."
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    if not any(Path(log_dir).glob("events.out.tfevents.*")): raise FileNotFoundError(f"{log_dir}: no TensorBoard event files")
+    if not any(Path(log_dir).glob("events.out.tfevents.*")):
+        raise FileNotFoundError(f"{log_dir}: no TensorBoard event files")
     ea = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     ea.Reload()
     return {t: (np.array([e.step for e in ea.Scalars(t)]), np.array([e.value for e in ea.Scalars(t)]))
@@ -78,7 +79,12 @@ def curves_figure(curves: dict, title: str = "") -> Figure:
 GLIMPSE_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#a65628", "#f781bf", "#999999")
 
 @torch.inference_mode()
-def glimpse_pictures(model: MGNet, x: Tensor, mean, std, n_iter: int | None = None) -> dict:
+def glimpse_pictures(model: MGNet,               # the model (left in eval mode)
+                     x: Tensor,                  # normalised images `(B, C, H, W)`
+                     mean,                       # the normalisation mean, to get pixels back
+                     std,                        # the normalisation standard deviation
+                     n_iter: int | None = None,  # glimpses to take (default: the model's)
+                    ) -> dict:
     "Pixels `(B,H,W,C)`, pixel boxes `(T,B,4)`, crops `(T,B,g,g,C)` and probabilities `(T,B,K)` of `model` on `x`."
     model.eval()
     dev = next(model.parameters()).device
@@ -88,7 +94,8 @@ def glimpse_pictures(model: MGNet, x: Tensor, mean, std, n_iter: int | None = No
     T, B, C = crops.shape[:3]
     pix = to_pixels(x, mean, std).clamp(0, 1)
     cpix = to_pixels(crops.flatten(0, 1), mean, std).clamp(0, 1).unflatten(0, (T, B))
-    return {"images": pix.permute(0, 2, 3, 1).cpu().numpy(), "boxes": params_to_pixel_box(out.glimpses, x.shape[-1]).cpu().numpy(),
+    return {"images": pix.permute(0, 2, 3, 1).cpu().numpy(),
+            "boxes": params_to_pixel_box(out.glimpses, x.shape[-1]).cpu().numpy(),
             "crops": cpix.permute(0, 1, 3, 4, 2).cpu().numpy(), "probs": out.logits.softmax(-1).cpu().numpy(),
             "glimpses": out.glimpses.cpu().numpy()}
 
@@ -113,7 +120,14 @@ def draw_glimpses(ax, img: np.ndarray, boxes: np.ndarray, n: int | None = None):
                 path_effects=stroke)
 
 # %% ../nbs/13b_figures.ipynb #1189ff8c
-def gallery_figure(model: MGNet, x: Tensor, y: Tensor, mean, std, classes: Sequence[str] | None = None, title: str = "") -> Figure:
+def gallery_figure(model: MGNet,                           # the model (left in eval mode)
+                   x: Tensor,                              # normalised images `(B, C, H, W)`, a row each
+                   y: Tensor,                              # their labels; wrong predictions in red
+                   mean,                                   # the normalisation mean, to get pixels back
+                   std,                                    # the normalisation standard deviation
+                   classes: Sequence[str] | None = None,   # class names (default: the class indices)
+                   title: str = "",                        # the figure's title
+                  ) -> Figure:
     "A row per image: the image with its numbered glimpse boxes, then each glimpse's crop and the prediction after it."
     p = glimpse_pictures(model, x, mean, std)
     T, B = p["boxes"].shape[:2]
@@ -128,7 +142,8 @@ def gallery_figure(model: MGNet, x: Tensor, y: Tensor, mean, std, classes: Seque
             _show(ax, p["crops"][t, b])
             k = int(p["probs"][t, b].argmax())
             ok = k == int(y[b])
-            ax.set_title(f"{t + 1}: {classes[k]} ({p['probs'][t, b, k]:.2f})", fontsize=9, color="black" if ok else "red")
+            ax.set_title(f"{t + 1}: {classes[k]} ({p['probs'][t, b, k]:.2f})", fontsize=9,
+                         color="black" if ok else "red")
             for s in ax.spines.values(): s.set_edgecolor(GLIMPSE_COLORS[t % len(GLIMPSE_COLORS)]); s.set_linewidth(2)
     if title: fig.suptitle(title)
     return fig
@@ -144,7 +159,8 @@ def accuracy_gflops_figure(entries: dict[str, tuple[Sequence[float], Sequence[fl
         ax.plot(g, a, label=name, color=f"C{i}", **style)
         if len(g) > 1:
             for t, (gx, ay) in enumerate(zip(g, a)):
-                ax.annotate(str(t + 1), (gx, ay), textcoords="offset points", xytext=(4, -10), fontsize=8, color=f"C{i}")
+                ax.annotate(str(t + 1), (gx, ay), textcoords="offset points", xytext=(4, -10), fontsize=8,
+                            color=f"C{i}")
     ax.set(xlabel="GFLOPs per image (cumulative)", ylabel="accuracy", title=title or "accuracy against compute")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
