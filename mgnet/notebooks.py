@@ -18,7 +18,8 @@ __all__ = ['ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path',
 
 # %% ../nbs/13c_notebooks.ipynb #848a93f8
 class ExperimentError(MGNetError, RuntimeError):
-    "An experiment notebook that could not be found (exit status 2) or failed while running (1); the message says which and why."
+    ("An experiment notebook that could not be found (exit status 2) or failed while running (1); "
+     "the message says which and why.")
     def __init__(self, msg: str, exit_status: int = 2):
         super().__init__(msg)
         self.exit_status = exit_status
@@ -47,11 +48,13 @@ def notebook_path(name: str) -> Path:
     for d in notebook_dirs():
         if (d / fn).is_file(): return d / fn
     looked = ", ".join(str(d) for d in notebook_dirs())
-    raise ExperimentError(f"experiment notebook {fn} not found; looked in: {looked}. The notebooks come with a checkout "
-                          f"of mgnet (pip install -e . from it), or set MGNET_NOTEBOOKS to their folder")
+    raise ExperimentError(f"experiment notebook {fn} not found; looked in: {looked}. "
+                          "The notebooks come with a checkout of mgnet (pip install -e . from it), "
+                          "or set MGNET_NOTEBOOKS to their folder")
 
 def default_sweep_dir() -> Path:
-    "Where sweeps and the explorer keep runs by default: `$MGNET_SWEEP_DIR`, else `runs/sweep` of the checkout, else `~/.cache/mgnet/sweep`."
+    ("Where sweeps and the explorer keep runs by default: `$MGNET_SWEEP_DIR`, else `runs/sweep` of the checkout, "
+     "else `~/.cache/mgnet/sweep`.")
     if os.environ.get("MGNET_SWEEP_DIR"): return Path(os.environ["MGNET_SWEEP_DIR"])
     root = checkout_root()
     return root / "runs" / "sweep" if root is not None else Path.home() / ".cache" / "mgnet" / "sweep"
@@ -85,8 +88,14 @@ def _error_of(nb_path: Path) -> str:
     return "unknown error"
 
 # %% ../nbs/13c_notebooks.ipynb #e5afd5be
-def run_notebook(name_or_path: str | os.PathLike, out_dir: str | os.PathLike, parameters: dict | None = None,
-                 progress: bool = True, html: bool = True, timeout: int | None = None, cwd: str | os.PathLike | None = None) -> Path:
+def run_notebook(name_or_path: str | os.PathLike,        # an experiment notebook's name or an `.ipynb` path
+                 out_dir: str | os.PathLike,             # where the executed notebook (and its HTML) go
+                 parameters: dict | None = None,         # notebook parameters, as papermill's `-p`
+                 progress: bool = True,                  # papermill's progress bar over the cells
+                 html: bool = True,                      # also export the executed notebook to HTML
+                 timeout: int | None = None,             # seconds a cell may run (default: no limit)
+                 cwd: str | os.PathLike | None = None,   # the folder the notebook runs in (default: papermill's)
+                ) -> Path:
     "Execute an experiment notebook with papermill into `out_dir`; returns the executed notebook's path."
     import papermill as pm
     src = Path(name_or_path)
@@ -97,12 +106,14 @@ def run_notebook(name_or_path: str | os.PathLike, out_dir: str | os.PathLike, pa
     params = dict(parameters or {})
     known = notebook_parameters(src)
     unknown = sorted(set(params) - set(known))
-    if unknown: raise ConfigError(unknown[0], f"{src.name} has no parameter {unknown[0]!r} (its parameters: {', '.join(known)})")
+    if unknown: raise ConfigError(unknown[0],
+                                  f"{src.name} has no parameter {unknown[0]!r} (its parameters: {', '.join(known)})")
     try:
         pm.execute_notebook(str(src), str(dest), parameters=params, progress_bar=progress, kernel_name="python3",
                             cwd=str(cwd) if cwd else None, execution_timeout=timeout, log_output=False)
     except pm.PapermillExecutionError:
         if html: export_html(dest)
-        raise ExperimentError(f"{src.name} failed in {_error_of(dest)}\n(executed notebook: {dest})", exit_status=1) from None
+        raise ExperimentError(f"{src.name} failed in {_error_of(dest)}\n(executed notebook: {dest})",
+                              exit_status=1) from None
     if html: export_html(dest)
     return dest
