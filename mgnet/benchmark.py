@@ -22,19 +22,22 @@ __all__ = ['parse_value', 'benchmark_parser', 'benchmark_main']
 
 # %% ../nbs/13d_benchmark.ipynb #b26cc497
 def parse_value(v: str):
-    "A command-line parameter value: a Python literal where it parses (numbers, True/False/None, lists), else the string."
+    "A command-line parameter value: a Python literal where it parses (numbers, booleans, None, lists), else the string."
     try: return ast.literal_eval(v)
     except (ValueError, SyntaxError): return v
 
 def benchmark_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mgnet-benchmark", description="Run the MGNet benchmark notebook (baseline vs MGNet: "
-                                "accuracy per glimpse, GFLOPs, PGD, corruptions; and the anywhere-on-canvas variant) with "
-                                "papermill; write the executed notebook, an HTML export and results.json into --out.")
-    p.add_argument("--out", default="benchmark", help="output directory (default: ./benchmark); must be new or empty unless --force")
+    p = argparse.ArgumentParser(prog="mgnet-benchmark",
+                                description="Run the MGNet benchmark notebook (baseline vs MGNet: accuracy per glimpse, "
+                                            "GFLOPs, PGD, corruptions; and the anywhere-on-canvas variant) with papermill; "
+                                            "write the executed notebook, an HTML export and results.json into --out.")
+    p.add_argument("--out", default="benchmark",
+                   help="output directory (default: ./benchmark); must be new or empty unless --force")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter, as papermill's -p (repeatable), e.g. -p epochs 20")
     p.add_argument("--force", action="store_true", help="write into --out even if it is not empty")
-    p.add_argument("--notebook", default="benchmark", help="the notebook to run: a name in the experiment folder or a path (default: benchmark)")
+    p.add_argument("--notebook", default="benchmark",
+                   help="the notebook to run: a name in the experiment folder or a path (default: benchmark)")
     p.add_argument("--no-html", action="store_true", help="do not export the executed notebook to HTML")
     p.add_argument("--list", action="store_true", help="list the notebook's parameters and their defaults, then exit")
     return p
@@ -43,7 +46,8 @@ def benchmark_parser() -> argparse.ArgumentParser:
 def _check_params(src: Path, params: dict) -> None:
     known = notebook_parameters(src)
     unknown = sorted(set(params) - set(known))
-    if unknown: raise ConfigError(unknown[0], f"{src.name} has no parameter {unknown[0]!r} (see mgnet-benchmark --list)")
+    if unknown: raise ConfigError(unknown[0],
+                                  f"{src.name} has no parameter {unknown[0]!r} (see mgnet-benchmark --list)")
     cfg_names = set(MGNetConfig.field_names())
     defaults = {}
     for k, v in known.items():             # defaults that are literals; expressions (4 / 255) are left to the notebook
@@ -56,7 +60,8 @@ def _check_params(src: Path, params: dict) -> None:
 def _summary(res: dict) -> str:
     lines = []
     if res.get("seeds"):
-        lines += [f"object-centric digits, {len(res['seeds'])} training seeds on the same images (last glimpse):", seeds_table(res["seeds"]), ""]
+        lines += [f"object-centric digits, {len(res['seeds'])} training seeds on the same images (last glimpse):",
+                  seeds_table(res["seeds"]), ""]
     for sec in ("object_centric", "anywhere"):
         s = res.get(sec)
         if not s: continue
@@ -67,10 +72,12 @@ def _summary(res: dict) -> str:
         lines.append(f"  baseline accuracy          {b['clean_acc'][-1]:.4f}  GFLOPs {b['gflops'][-1]:.4f}"
                      f"  (MGNet at {m['gflops'][-1] / b['gflops'][-1]:.0%} of it)")
         for prot, r in s.get("pgd", {}).items():
-            lines.append(f"  PGD {prot}: MGNet {r['mgnet']['adv_acc'][-1]:.4f}  baseline {r['baseline']['adv_acc'][-1]:.4f} (last glimpse)")
+            lines.append(f"  PGD {prot}: MGNet {r['mgnet']['adv_acc'][-1]:.4f}"
+                         f"  baseline {r['baseline']['adv_acc'][-1]:.4f} (last glimpse)")
         if s.get("corruptions"):
             c = s["corruptions"]
-            lines.append(f"  corruptions (mean accuracy): MGNet {c['mgnet_mean'][-1]:.4f}  baseline {c['baseline_mean'][-1]:.4f} (last glimpse)")
+            lines.append(f"  corruptions (mean accuracy): MGNet {c['mgnet_mean'][-1]:.4f}"
+                         f"  baseline {c['baseline_mean'][-1]:.4f} (last glimpse)")
     return "\n".join(lines)
 
 # %% ../nbs/13d_benchmark.ipynb #8695049a
@@ -96,7 +103,8 @@ def _benchmark(args, prog: str) -> int:
     print(f"{prog}: running {src} with papermill into {out}/ ...", file=sys.stderr, flush=True)
     dest = run_notebook(src, out, params, progress=True, html=not args.no_html, cwd=out)
     res_path = out / RESULTS
-    print(f"\n{prog}: done in {(time.time() - t0) / 60:.1f} min. Executed notebook: {dest}" + ("" if args.no_html else f"; HTML: {dest.with_suffix('.html')}"))
+    print(f"\n{prog}: done in {(time.time() - t0) / 60:.1f} min. Executed notebook: {dest}"
+          + ("" if args.no_html else f"; HTML: {dest.with_suffix('.html')}"))
     if res_path.is_file():
         print(f"results: {res_path}")
         try: print(_summary(json.loads(res_path.read_text())))
