@@ -53,7 +53,8 @@ def full_gradient(model: MGNet) -> Iterator[MGNet]:
     finally: resc.enabled, model.cfg = enabled, cfg
 
 # %% ../nbs/09_attacks.ipynb #09d92b55
-def pgd_paper(model: MGNet, x: Tensor, y: Tensor, eps: float = 4 / 255, step_size: float = 1 / 255, steps: int = 10) -> Tensor:
+def pgd_paper(model: MGNet, x: Tensor, y: Tensor, eps: float = 4 / 255, step_size: float = 1 / 255,
+              steps: int = 10) -> Tensor:
     "L∞ PGD on the normalised images `x` against the last glimpse: no random start, no clamp, the model as it is."
     x_adv = x.clone().detach()
     for _ in range(steps):
@@ -66,7 +67,7 @@ def pgd_paper(model: MGNet, x: Tensor, y: Tensor, eps: float = 4 / 255, step_siz
 # %% ../nbs/09_attacks.ipynb #7b9b6bc7
 def pgd_adaptive(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, step_size: float = 1 / 255,
                  steps: int = 10, glimpse: int = 0, generator: torch.Generator | None = None) -> Tensor:
-    "L∞ PGD in pixel space on normalised images `x`; returns attacked *pixel* images. `glimpse` 0: every glimpse's loss."
+    "L∞ PGD in pixel space on normalised images `x`; returns attacked *pixel* images. `glimpse` 0: all glimpses' loss."
     pm = PixelModel(model, mean, std, glimpse=None)
     p = to_pixels(x, mean, std).clamp(0, 1).detach()
     noise = torch.rand(p.shape, generator=generator, device="cpu").to(p) * 2 - 1
@@ -82,7 +83,8 @@ def pgd_adaptive(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 /
     return p_adv
 
 # %% ../nbs/09_attacks.ipynb #3c8a6212
-def square_attack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, n_queries: int = 1000, seed: int = 0) -> Tensor:
+def square_attack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, n_queries: int = 1000,
+                  seed: int = 0) -> Tensor:
     "Gradient-free L∞ Square attack on the last glimpse; returns attacked pixel images."
     import torchattacks
     pm = PixelModel(model, mean, std, glimpse=-1).eval()
@@ -94,7 +96,8 @@ AA_TARGETS = 9   # target classes of the standard version's APGD-T and FAB-T
 
 def autoattack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, glimpse: int = -1,
                iters: int = 100, queries: int = 5000, seed: int = 0) -> Tensor:
-    "AutoAttack's standard L∞ ensemble on glimpse `glimpse` (1-based, -1 the last) of the pixel-space model; attacked pixel images."
+    ("AutoAttack's standard L∞ ensemble on glimpse `glimpse` (1-based, -1 the last) of the pixel-space model; "
+     "attacked pixel images.")
     import torchattacks as ta
     pm = PixelModel(model, mean, std, glimpse=glimpse).eval()
     n_cls = min(model.cfg.num_class, AA_TARGETS + 1)          # torchattacks targets n_classes - 1 classes
@@ -113,7 +116,7 @@ def _hits(pm: PixelModel, p: Tensor, y: Tensor) -> Tensor:
 
 def autoattack_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, glimpse: int = 0,
                     iters: int = 100, queries: int = 5000, seed: int = 0) -> Tensor:
-    "Correct predictions per glimpse under AutoAttack aimed at each glimpse in turn (`glimpse` 0) or at glimpse `glimpse`."
+    "Correct predictions per glimpse under AutoAttack aimed at each glimpse in turn (`glimpse` 0) or at `glimpse`."
     pm = PixelModel(model, mean, std, glimpse=None)
     if glimpse: return _hits(pm, autoattack(model, x, y, mean, std, eps, glimpse, iters, queries, seed), y)
     return torch.stack([_hits(pm, autoattack(model, x, y, mean, std, eps, t, iters, queries, seed), y)[t - 1]
@@ -127,22 +130,37 @@ def _adv_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, protocol: str, eps:
         xa = pgd_paper(model, x, y, eps, step_size, steps)
         with torch.no_grad(): return glimpse_hits(model(xa).logits, y)
     if protocol == "adaptive":
-        return _hits(PixelModel(model, mean, std, None), pgd_adaptive(model, x, y, mean, std, eps, step_size, steps, glimpse, gen), y)
+        return _hits(PixelModel(model, mean, std, None),
+                     pgd_adaptive(model, x, y, mean, std, eps, step_size, steps, glimpse, gen), y)
     return autoattack_hits(model, x, y, mean, std, eps, glimpse, aa_iters, aa_queries, seed)
 
 # %% ../nbs/09_attacks.ipynb #ea1af5d9
-def robust_accuracy(model: MGNet, loader, mean, std, protocol: str = "paper", eps: float = 4 / 255,
-                    step_size: float = 1 / 255, steps: int = 10, glimpse: int = 0, square: bool = False,
-                    square_queries: int = 1000, seed: int = 0, progress: bool = True,
-                    aa_iters: int = 100, aa_queries: int = 5000) -> dict:
-    "Per-glimpse clean and adversarial accuracy of `model` on `loader` under `protocol` ('paper', 'adaptive' or 'autoattack')."
+def robust_accuracy(
+    model: MGNet,                # the model attacked
+    loader,                      # yields normalised `(x, y)` batches
+    mean,                        # the normalisation's mean per channel
+    std,                         # and its standard deviation
+    protocol: str = "paper",     # 'paper', 'adaptive' or 'autoattack'
+    eps: float = 4 / 255,        # the L∞ budget
+    step_size: float = 1 / 255,  # PGD's step
+    steps: int = 10,             # PGD's steps
+    glimpse: int = 0,            # the glimpse attacked ('paper': the last; 0: every glimpse's loss)
+    square: bool = False,        # also a Square attack on the last glimpse, beside a PGD aimed there
+    square_queries: int = 1000,  # Square's query budget
+    seed: int = 0,               # seeds the random starts (for Square and AutoAttack: plus the batch index)
+    progress: bool = True,       # show a progress bar
+    aa_iters: int = 100,         # AutoAttack's APGD iterations (100: the standard version)
+    aa_queries: int = 5000,      # AutoAttack's Square queries (5000: the standard version)
+) -> dict:
+    "Per-glimpse clean and adversarial accuracy of `model` on `loader` under the attack `protocol`."
     if protocol not in ATTACKS: raise ValueError(f"unknown protocol {protocol!r}")
     dev, gen, pm = device_of(model), torch.Generator().manual_seed(seed), PixelModel(model, mean, std, glimpse=None)
-    last_too = square and protocol == "adaptive" and glimpse not in (model.n_iter, -1)   # PGD aimed at the last glimpse too
+    last_too = square and protocol == "adaptive" and glimpse not in (model.n_iter, -1)  # PGD at the last glimpse too
     def step(x, y, i):
         x, y = x.to(dev), y.to(dev)
         with torch.no_grad(): out = {"clean": glimpse_hits(model(x).logits, y)}
-        out["adv"] = _adv_hits(model, x, y, mean, std, protocol, eps, step_size, steps, glimpse, gen, aa_iters, aa_queries, seed + i)
+        out["adv"] = _adv_hits(model, x, y, mean, std, protocol, eps, step_size, steps, glimpse, gen, aa_iters,
+                               aa_queries, seed + i)
         if square:
             ps = square_attack(model, x, y, mean, std, eps, square_queries, seed + i)
             with torch.no_grad(): out["square"] = glimpse_hits(pm(ps).logits, y)[-1]

@@ -26,7 +26,8 @@ __all__ = ['SETTINGS', 'backbone_only', 'Stopwatch', 'forward_breakdown', 'bench
 
 # %% ../nbs/15_bench.ipynb #7236d3ea
 SETTINGS = {
-    "paper": dict(cfg=MGNetConfig(dataset="imagenet", model="resnet18", num_class=100, n_iter=4, scale=2.33, alpha=0.6, s=0.02),
+    "paper": dict(cfg=MGNetConfig(dataset="imagenet", model="resnet18", num_class=100, n_iter=4, scale=2.33,
+                                  alpha=0.6, s=0.02),
                   img_size=224, batch_size=64),      # the paper's batch per GPU (256 over 4 GPUs)
     "digits": dict(cfg=MGNetConfig(), img_size=64, batch_size=64),
 }
@@ -159,7 +160,8 @@ def bench_training(cfg: MGNetConfig, size: int, B: int, dev, repeats: int, progr
             mgnet_loss(m(x), y, c, m, x).loss.backward()
             opt.step()
         step()
-        ts = [_time(step, dev, 0) for _ in tqdm(range(repeats), desc=f"training {name}", disable=not progress, leave=False)]
+        ts = [_time(step, dev, 0)
+              for _ in tqdm(range(repeats), desc=f"training {name}", disable=not progress, leave=False)]
         out[name] = {"images_per_s": _stats([B / t for t in ts])}
     return out
 
@@ -179,13 +181,15 @@ def _fmt(s: dict, f: str = "{:.1f}") -> str:
 def report(r: dict) -> str:
     "The figures of `bench_setting` as text."
     L = [f"== {r['setting']}: --model {r['model']} {r['img_size']} px, --scale {r['scale']:g}, {r['n_iter']} glimpses, "
-         f"batch {r['batch_size']}, {r['device']} (median [min–max] of {r['inference']['baseline']['seconds']['runs']} runs)"]
+         f"batch {r['batch_size']}, {r['device']} "
+         f"(median [min–max] of {r['inference']['baseline']['seconds']['runs']} runs)"]
     def label(k):
         if k == "baseline": return "baseline (1 full look)"
         if k == "backbone_only_T": return f"backbone passes only ×{r['n_iter']}"
         _, n, *variant = k.split("_", 2)
         return f"MGNet, {n} glimpse{'s' * (n != '1')}" + (f" {variant[0]}" if variant else "")
-    rows = [[label(k), _fmt(v["images_per_s"]), _fmt(v["wall_ratio"], "{:.3f}"), f"{v['flop_ratio']:.3f}" if "flop_ratio" in v else ""]
+    rows = [[label(k), _fmt(v["images_per_s"]), _fmt(v["wall_ratio"], "{:.3f}"),
+             f"{v['flop_ratio']:.3f}" if "flop_ratio" in v else ""]
             for k, v in r["inference"].items()]
     L.append(text_table(rows, ["inference", "images/s", "wall ratio", "FLOP ratio"]))
     pct = lambda s: _fmt({k: 100 * v if k != 'runs' else v for k, v in s.items()}, '{:.1f}')
@@ -195,7 +199,8 @@ def report(r: dict) -> str:
     if "training" in r:
         L.append("training images/s: " + ", ".join(f"{k} {_fmt(v['images_per_s'])}" for k, v in r["training"].items()))
     if "data" in r:
-        L.append(f"data: {_fmt({k: 1000 * v if k != 'runs' else v for k, v in r['data']['seconds_per_batch'].items()}, '{:.2f}')} ms "
+        ms = {k: 1000 * v if k != "runs" else v for k, v in r["data"]["seconds_per_batch"].items()}
+        L.append(f"data: {_fmt(ms, '{:.2f}')} ms "
                  f"per batch of {r['data']['batch_size']} digits")
     L.append(f"peak memory: {r['peak_memory_mb']:.0f} MB ({r['peak_memory_kind']})")
     return "\n".join(L)
@@ -203,12 +208,15 @@ def report(r: dict) -> str:
 # %% ../nbs/15_bench.ipynb #fc31a616
 def bench_main(argv: list[str] | None = None) -> int:
     "`mgnet-bench`: print the benchmark of the chosen settings on this device."
-    p = argparse.ArgumentParser(prog="mgnet-bench", description="Wall-clock speed of MGNet beside its baseline and FLOPs.")
+    p = argparse.ArgumentParser(prog="mgnet-bench",
+                                description="Wall-clock speed of MGNet beside its baseline and FLOPs.")
     p.add_argument("--settings", nargs="+", default=["paper", "digits"], choices=list(SETTINGS))
     p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median and min–max are printed)")
-    p.add_argument("--batch_size", type=int, default=None, help="images per batch (default: 64, the paper's batch per GPU, and the digits' batch)")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="images per batch (default: 64, the paper's batch per GPU, and the digits' batch)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--variants", nargs="*", default=["contiguous", "fold_bn"], choices=["contiguous", "fold_bn", "compile", "bf16"],
+    p.add_argument("--variants", nargs="*", default=["contiguous", "fold_bn"],
+                   choices=["contiguous", "fold_bn", "compile", "bf16"],
                    help="variants of MGNet's forward to time beside the plain one")
     p.add_argument("--no_train", action="store_true", help="skip the training-speed figures")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")

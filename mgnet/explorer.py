@@ -54,17 +54,20 @@ def nearest_run(runs: Sequence[dict], alpha: float, s: float, scale: float) -> t
 
 # %% ../nbs/12_explorer.ipynb #fed380c8
 QUICK_GRID = dict(alphas=(0.0, 0.6), ss=(0.02, 1.0), scales=(2.0, 3.0))
-QUICK_CONFIG = dict(dataset="digits", n_iter=4, epochs=6, optimizer="adam", learning_rate=3e-3)   # SGD one-cycle sits at chance for the first ~6 epochs
+# Adam: SGD one-cycle sits at chance for the first ~6 epochs
+QUICK_CONFIG = dict(dataset="digits", n_iter=4, epochs=6, optimizer="adam", learning_rate=3e-3)
 
 def ensure_runs(sweep_dir=None, train: bool = True, progress: bool = True, grid: dict | None = None, parallel: int = 2,
                 threads: int | None = 1, skipped: list | None = None, **cfg) -> list[dict]:
-    "The runs in `sweep_dir` (default: `default_sweep_dir()`); with none there and `train`, train a small grid first. Damaged runs are left out: added to `skipped` when it is a list, else named once on stderr."
+    ("The runs in `sweep_dir` (default: `default_sweep_dir()`); with none there and `train`, train a small grid first. "
+     "Damaged runs are left out: added to `skipped` when it is a list, else named once on stderr.")
     root = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir()
     bad = []
     runs = load_runs(root, bad)
     if not runs and not train:
         damaged = f" ({len(bad)} damaged: {'; '.join(map(str, bad))})" if bad else ""
-        raise FileNotFoundError(f"no finished runs in {root}{damaged}: run nbs/experiments/sweep.ipynb, or explore(train=True)")
+        raise FileNotFoundError(f"no finished runs in {root}{damaged}: "
+                                "run nbs/experiments/sweep.ipynb, or explore(train=True)")
     if not runs:
         g = {**QUICK_GRID, **(grid or {})}
         base = MGNetConfig(**{**QUICK_CONFIG, **cfg})
@@ -80,7 +83,7 @@ def ensure_runs(sweep_dir=None, train: bool = True, progress: bool = True, grid:
 
 # %% ../nbs/12_explorer.ipynb #b49f5bc7
 class ExplorerBase:
-    "Image and glimpse sliders, an upload button for your own images, a status line and the picture, for one model at a time."
+    "Image and glimpse sliders, an upload button for your images, a status line and the picture, for one model at a time."
     def _build(self, rows: list, index: int, T: int, width: int, topk: int):
         import ipywidgets as W
         self.uploads, self.topk, self.width, self._pic = [], topk, width, {}
@@ -93,7 +96,8 @@ class ExplorerBase:
         self.status, self.picture, self.log = W.HTML(), W.Image(format="png"), W.Output()
         for w in (*self.controls, self.image, self.glimpses): w.observe(self._changed, names="value")
         self.upload.observe(self._uploaded, names="value")
-        self.widget = W.VBox([*rows, W.HBox([self.image, self.glimpses, self.upload]), self.status, self.picture, self.log])
+        self.widget = W.VBox([*rows, W.HBox([self.image, self.glimpses, self.upload]), self.status, self.picture,
+                              self.log])
         self.redraw()
 
     controls: tuple = ()                      # widgets of the model choice (a subclass's)
@@ -147,11 +151,13 @@ def _redraw(self: ExplorerBase):
     try:
         self.sync()
         if self.n_items == 0:
-            self.status.value = f"<span class='mgnet-status'>{self.describe()} · no images yet: upload one with the button</span>"
+            self.status.value = (f"<span class='mgnet-status'>{self.describe()} · "
+                                 "no images yet: upload one with the button</span>")
             return
         self.picture.value = figure_png(self.figure(), dpi=80)
         self.last_redraw = time.perf_counter() - t0
-        self.status.value = f"<span class='mgnet-status'>{self.describe()}{self.iou_note()} · drawn in {self.last_redraw:.2f} s</span>"
+        self.status.value = (f"<span class='mgnet-status'>{self.describe()}{self.iou_note()} · "
+                             f"drawn in {self.last_redraw:.2f} s</span>")
     except BadImageError as e:                                 # a file of the folder that is not an image: say so
         self.status.value = f"<span class='mgnet-status'>{self.describe()} · <span style='color:#b00'>{e}</span></span>"
     except Exception as e:
@@ -187,7 +193,8 @@ def _ipython_display_(self: ExplorerBase):
     from IPython.display import display
     display(self.widget)
 
-ExplorerBase._uploaded, ExplorerBase._glimpse_range, ExplorerBase._ipython_display_ = _uploaded, _glimpse_range, _ipython_display_
+ExplorerBase._uploaded, ExplorerBase._glimpse_range = _uploaded, _glimpse_range
+ExplorerBase._ipython_display_ = _ipython_display_
 
 # %% ../nbs/12_explorer.ipynb #4a0eb270
 def _pixels(x: torch.Tensor, mean, std) -> np.ndarray:
@@ -226,7 +233,7 @@ class GlimpseExplorer(_SweepState, ExplorerBase):
     def __init__(self, runs: Sequence[dict], index: int = 0, topk: int = 3, skipped: Sequence[Exception] = ()):
         import ipywidgets as W
         if not runs: raise ValueError("GlimpseExplorer needs at least one finished run")
-        self.runs, self.skipped = list(runs), list(skipped)        # skipped: the damaged runs left out (`DamagedRunError`s)
+        self.runs, self.skipped = list(runs), list(skipped)  # skipped: the damaged runs left out (`DamagedRunError`s)
         self._models, self._data = {}, {}
         al, sl, rl = grid_values(self.runs)
         k = run_key(self.runs[0])
@@ -248,7 +255,8 @@ class GlimpseExplorer(_SweepState, ExplorerBase):
 
 # %% ../nbs/12_explorer.ipynb #bd0c0417
 def _sweep_describe(self: GlimpseExplorer) -> str:
-    "The status line: which run is shown (and whether it is the one asked for), its accuracy and GFLOPs, the image, the damaged runs left out."
+    ("The status line: which run is shown (and whether it is the one asked for), its accuracy and GFLOPs, the image, "
+     "the damaged runs left out.")
     r, exact = nearest_run(self.runs, self.alpha.value, self.s.value, self.scale.value)
     a, s, sc = run_key(r)
     asked = f"alpha {self.alpha.value:g}, s {self.s.value:g}, scale {self.scale.value:g}"
@@ -257,7 +265,8 @@ def _sweep_describe(self: GlimpseExplorer) -> str:
     g = r["gflops"]
     i, n = self.image.value, self.glimpses.value
     what = f"image {i}" if i < self.n_own else f"image {i} ({self.item(i)[3]})"
-    return (f"{head} (alpha {a:g}, s {s:g}, scale {sc:g}, {len(r['clean_acc'])} glimpses) · accuracy per glimpse {accs} · "
+    return (f"{head} (alpha {a:g}, s {s:g}, scale {sc:g}, {len(r['clean_acc'])} glimpses) · "
+            f"accuracy per glimpse {accs} · "
             f"{g[-1]:.4f} GFLOPs ({g[-1] / r['baseline_gflops']:.0%} of the baseline's {r['baseline_gflops']:.4f}) · "
             f"{what}, {n} glimpse{'s' if n > 1 else ''} shown" + _skipped_note(self.skipped))
 
@@ -315,13 +324,15 @@ class ImageExplorer(ExplorerBase):
         "The status line: the model, the image, how many glimpses are shown."
         c, i, n = self.model.full_cfg, self.image.value, self.glimpses.value
         what = f"image {i + 1} of {self.n_items}" + (f": {self.name_of(i)}" if self.n_items else "")
-        return (f"<b>{self.title}</b> ({c.dataset}, --model {c.model}, {c.n_iter} glimpses, scale {c.scale:g}, {len(self.classes)} classes) · "
+        return (f"<b>{self.title}</b> ({c.dataset}, --model {c.model}, {c.n_iter} glimpses, scale {c.scale:g}, "
+                f"{len(self.classes)} classes) · "
                 f"{what}, {n} glimpse{'s' if n > 1 else ''} shown")
 
 # %% ../nbs/12_explorer.ipynb #86e302f7
 def explore(sweep_dir=None, train: bool = True, index: int = 0, progress: bool = True, grid: dict | None = None,
             checkpoint=None, images=None, **cfg) -> ExplorerBase:
-    "`ImageExplorer(checkpoint, images)` with a `checkpoint`; else a `GlimpseExplorer` over the runs of `sweep_dir` (training a small grid there if it has none; damaged runs left out and named on its status line)."
+    ("`ImageExplorer(checkpoint, images)` with a `checkpoint`; else a `GlimpseExplorer` over the runs of `sweep_dir` "
+     "(training a small grid there if it has none; damaged runs left out and named on its status line).")
     if checkpoint is not None: return ImageExplorer(checkpoint, images, index=index)
     if images is not None: raise ValueError("explore(images=...) needs checkpoint=...: the model to look with")
     skipped = []                                         # damaged runs: said on the status line, once per explorer

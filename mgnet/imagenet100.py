@@ -27,7 +27,8 @@ class LinkError(MGNetError, ValueError):
 
 def default_classes() -> list[str]:
     "The ImageNet100 class ids shipped with the package (the first 100 ImageNet-1k classes, sorted)."
-    return _parse_classes(resources.files("mgnet").joinpath("resources", "imagenet100.txt").read_text(), "imagenet100.txt")
+    return _parse_classes(resources.files("mgnet").joinpath("resources", "imagenet100.txt").read_text(),
+                          "imagenet100.txt")
 
 def _parse_classes(text: str, where: str) -> list[str]:
     names = [l.split("#", 1)[0].strip() for l in text.splitlines()]
@@ -43,7 +44,8 @@ def read_classes(path: str | os.PathLike | None = None) -> list[str]:
     "Class folder names from `path` (one per line), or the shipped ImageNet100 list."
     if path is None: return default_classes()
     try: text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e: raise LinkError(f"--classes: {path}: cannot read it ({e.strerror if isinstance(e, OSError) else e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LinkError(f"--classes: {path}: cannot read it ({e.strerror if isinstance(e, OSError) else e})") from None
     return _parse_classes(text, str(path))
 
 # %% ../nbs/11_imagenet100.ipynb #b8407fd9
@@ -92,13 +94,14 @@ def imagenet100_plan(imagenet_dir, out_dir, classes: Sequence[str] | None = None
     src, out = Path(imagenet_dir), Path(out_dir)
     _check_roots(src, out, "IMAGENET_DIR")
     for s in splits:
-        if not (src / s).is_dir(): raise LinkError(f"IMAGENET_DIR {src}: has no {s}/ folder (expected {src}/{s}/<class>)")
+        if not (src / s).is_dir():
+            raise LinkError(f"IMAGENET_DIR {src}: has no {s}/ folder (expected {src}/{s}/<class>)")
     classes = default_classes() if classes is None else list(classes)
     return [(src / s / c, out / s / c) for s in splits for c in classes]
 
 def link_imagenet100(imagenet_dir, out_dir, classes: Sequence[str] | None = None, overwrite: bool = False,
                      progress: bool = True) -> int:
-    "Link `IMAGENET_DIR/{train,val}/<class>` into `OUT_DIR/{train,val}/<class>` for the classes; returns the number of links."
+    "Link `IMAGENET_DIR/{train,val}/<class>` to `OUT_DIR/{train,val}/<class>` for the classes; returns the link count."
     return make_links(imagenet100_plan(imagenet_dir, out_dir, classes), overwrite, progress)
 
 # %% ../nbs/11_imagenet100.ipynb #ee8105ca
@@ -111,7 +114,7 @@ def imagenet_c_folders(imagenet_c_dir) -> list[Path]:
     return found
 
 def imagenet100c_plan(imagenet_c_dir, out_dir, classes: Sequence[str] | None = None) -> list[tuple[Path, Path]]:
-    "`(IMAGENET_C_DIR/<type>/<severity>/<class>, OUT_DIR/<type>/<severity>/<class>)` for every type, severity and class."
+    "`(IMAGENET_C_DIR/<type>/<severity>/<class>, OUT_DIR/<type>/<severity>/<class>)` for each type, severity and class."
     src, out = Path(imagenet_c_dir), Path(out_dir)
     _check_roots(src, out, "IMAGENET_C_DIR")
     classes = default_classes() if classes is None else list(classes)
@@ -124,11 +127,12 @@ def link_imagenet100c(imagenet_c_dir, out_dir, classes: Sequence[str] | None = N
 
 # %% ../nbs/11_imagenet100.ipynb #de0eaccd
 def _parser(prog: str, src: str, layout: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=f"Link {layout} for the ImageNet100 classes (or --classes) into OUT_DIR "
-                                                       "with symbolic links; the source is never modified.")
+    p = argparse.ArgumentParser(prog=prog, description=f"Link {layout} for the ImageNet100 classes (or --classes) into "
+                                                       "OUT_DIR with symbolic links; the source is never modified.")
     p.add_argument("source", metavar=src, help="the source tree")
     p.add_argument("out_dir", metavar="OUT_DIR", help="where to make the links")
-    p.add_argument("--classes", metavar="FILE", help="class folder names, one per line (default: the shipped ImageNet100 list)")
+    p.add_argument("--classes", metavar="FILE",
+                   help="class folder names, one per line (default: the shipped ImageNet100 list)")
     p.add_argument("--overwrite", action="store_true", help="replace existing links (never real files or folders)")
     return p
 
@@ -142,8 +146,10 @@ def _run(p: argparse.ArgumentParser, link, argv) -> int:
 
 def imagenet100_main(argv: list[str] | None = None) -> int:
     "The `mgnet-imagenet100` console command."
-    return _run(_parser("mgnet-imagenet100", "IMAGENET_DIR", "IMAGENET_DIR/{train,val}/<class>"), link_imagenet100, argv)
+    return _run(_parser("mgnet-imagenet100", "IMAGENET_DIR", "IMAGENET_DIR/{train,val}/<class>"),
+                link_imagenet100, argv)
 
 def imagenet100c_main(argv: list[str] | None = None) -> int:
     "The `mgnet-imagenet100c` console command."
-    return _run(_parser("mgnet-imagenet100c", "IMAGENET_C_DIR", "IMAGENET_C_DIR/<type>/<severity>/<class>"), link_imagenet100c, argv)
+    return _run(_parser("mgnet-imagenet100c", "IMAGENET_C_DIR", "IMAGENET_C_DIR/<type>/<severity>/<class>"),
+                link_imagenet100c, argv)
