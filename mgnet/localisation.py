@@ -46,7 +46,8 @@ def localisation_stats(glimpses: Tensor, boxes: Tensor, size: int) -> dict:
     gb = glimpse_boxes(glimpses.float(), size)
     ob = boxes.to(gb).expand_as(gb)
     dist = (box_centre(gb) - box_centre(ob)).norm(dim=-1)                  # (T, N)
-    centred = glimpse_boxes(torch.cat([glimpses[..., :1].float(), torch.zeros_like(glimpses[..., 1:]).float()], -1), size)
+    centred = glimpse_boxes(torch.cat([glimpses[..., :1].float(), torch.zeros_like(glimpses[..., 1:]).float()], -1),
+                            size)
     return {"glimpse_iou": box_iou(gb, ob).mean(1).tolist(), "glimpse_cover": box_cover(gb, ob).mean(1).tolist(),
             "centre_distance_px": dist.mean(1).tolist(), "still_distance_px": float(dist[0].mean()),
             "centred_iou": box_iou(centred, ob).mean(1).tolist(),
@@ -60,10 +61,12 @@ def glimpse_iou(model, x: Tensor, boxes: Tensor) -> Tensor:
 
 # %% ../nbs/17_localisation.ipynb #a370d64f
 def model_glimpses(model, loader, progress: bool = False) -> Tensor:
-    "Glimpse parameters `(T, N, 3)` of `model` over a data loader, in its order (on the evaluation loop: eval mode, restored)."
+    ("Glimpse parameters `(T, N, 3)` of `model` over a data loader, in its order "
+     "(on the evaluation loop: eval mode, restored).")
     dev = device_of(model)
     step = lambda x, y, i: {"glimpses": model(x.to(dev)).glimpses.cpu()}
-    return run_batches([model], loader, step, cat={"glimpses": 1}, progress=progress, desc="glimpses").values["glimpses"]
+    return run_batches([model], loader, step, cat={"glimpses": 1}, progress=progress,
+                       desc="glimpses").values["glimpses"]
 
 def dataset_localisation(model, ds, batch_size: int = 256) -> dict | None:
     "`localisation_stats` of `model`'s glimpses on dataset `ds`, or `None` if its object boxes are unknown."
@@ -74,7 +77,8 @@ def dataset_localisation(model, ds, batch_size: int = 256) -> dict | None:
 
 # %% ../nbs/17_localisation.ipynb #d19c646d
 def summarise_runs(records: list[dict], group: str) -> str:
-    "Per variant of `group`: last-glimpse accuracy per seed, mean ± std, IoU, centred IoU and distance per glimpse, GFLOPs."
+    ("Per variant of `group`: last-glimpse accuracy per seed, mean ± std, IoU, centred IoU and distance per glimpse, "
+     "GFLOPs.")
     import numpy as np
     rows = [r for r in records if r["group"] == group]
     base = next((r for r in rows if r["variant"] == "baseline"), None)
@@ -84,11 +88,14 @@ def summarise_runs(records: list[dict], group: str) -> str:
         acc = [r["clean_acc"][-1] for r in rs]
         sd = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
         g = rs[0]["gflops"][-1] / base["gflops"][-1] if base else float("nan")
-        lines.append(f"{v:<16} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc)) + f"  mean {np.mean(acc):.4f} ± {sd:.4f}"
+        lines.append(f"{v:<16} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc))
+                     + f"  mean {np.mean(acc):.4f} ± {sd:.4f}"
                      + ("" if v == "baseline" else f"  ({g:.0%} of the baseline's GFLOPs)"))
         if len(rs[0]["clean_acc"]) > 1:
             mean = lambda k: np.mean([r["localisation"][k] for r in rs], 0)
-            lines.append(f"{'':<16} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))}, centred {' '.join(f'{x:.2f}' for x in mean('centred_iou'))};"
-                         f" distance {' '.join(f'{x:.1f}' for x in mean('centre_distance_px'))} px (still {mean('still_distance_px'):.1f});"
+            lines.append(f"{'':<16} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))},"
+                         f" centred {' '.join(f'{x:.2f}' for x in mean('centred_iou'))};"
+                         f" distance {' '.join(f'{x:.1f}' for x in mean('centre_distance_px'))} px"
+                         f" (still {mean('still_distance_px'):.1f});"
                          f" sigma {' '.join(f'{x:.2f}' for x in mean('glimpse_sigma'))}")
     return "\n".join(lines)
