@@ -83,7 +83,7 @@ def ensure_runs(sweep_dir=None, train: bool = True, progress: bool = True, grid:
 
 # %% ../nbs/12_explorer.ipynb #b49f5bc7
 class ExplorerBase:
-    "Image and glimpse sliders, an upload button for your images, a status line and the picture, for one model at a time."
+    "Image and glimpse sliders, an upload button for your images, a status line and the picture; one model at a time."
     def _build(self, rows: list, index: int, T: int, width: int, topk: int):
         import ipywidgets as W
         self.uploads, self.topk, self.width, self._pic = [], topk, width, {}
