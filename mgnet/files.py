@@ -58,7 +58,8 @@ def check_out_dir(path: str | os.PathLike, flag: str = "out") -> None:
     "Fail now, naming `--flag`, if the folder `path` could not be created or written in later."
     p = Path(path)
     if p.exists() and not p.is_dir(): raise ConfigError(flag, f"{path} exists and is not a directory")
-    check_out_file(str(p / ".mgnet-probe") if p.is_dir() else str(p), flag)   # the folder, or where it will be made, takes files
+    # the folder, or where it will be made, takes files
+    check_out_file(str(p / ".mgnet-probe") if p.is_dir() else str(p), flag)
 
 def package_version() -> str:
     "The installed mgnet's version (stored in checkpoints and weight folders)."
