@@ -26,7 +26,8 @@ def affine_matrix(params: Tensor) -> Tensor:
 
 # %% ../nbs/01_geometry.ipynb #0772ccc1
 def glimpse_grid(params: Tensor, size: int) -> Tensor:
-    "Sampling grid `(B, size, size, 2)` of glimpses `(σ, tx, ty)`: `affine_grid` of `affine_matrix(params)`, built separably."
+    ("Sampling grid `(B, size, size, 2)` of glimpses `(σ, tx, ty)`: `affine_grid` of `affine_matrix(params)`, "
+     "built separably.")
     s, tx, ty = params.unbind(-1)
     base = torch.linspace(-1, 1, size, dtype=params.dtype, device=params.device)
     gx, gy = torch.addcmul(tx[:, None], s[:, None], base), torch.addcmul(ty[:, None], s[:, None], base)
