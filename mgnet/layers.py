@@ -49,7 +49,8 @@ class _Probe(torch.autograd.Function):
     def backward(ctx, g): return ctx.fn(g), None
 
 class DynamicGradRescaler(nn.Module):
-    "Scale the localisation gradient to `factor ×` the spread of the next classifier gradient; factor annealed `ge → ge_final`."
+    ("Scale the localisation gradient to `factor ×` the spread of the next classifier gradient; "
+     "factor annealed `ge → ge_final`.")
     def __init__(self, ge: float, ge_final: float | None = None):
         super().__init__()
         self.ge, self.ge_final = float(ge), float(ge if ge_final is None else ge_final)
