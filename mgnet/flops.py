@@ -34,7 +34,8 @@ def glimpse_gflops(model: MGNet, img_size: int, n_iter: int | None = None) -> li
     model.eval()
     out = []
     for k in range(1, (n_iter or model.n_iter) + 1):
-        fca = FlopCountAnalysis(_Truncated(model, k), x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        fca = (FlopCountAnalysis(_Truncated(model, k), x)
+               .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
         out.append(fca.total() / 1e9)
     model.train(was_training)
     return out
