@@ -22,7 +22,8 @@ def corruption_dataset(folder, cfg, flag: str = "corruption_dir", like_original:
     if cfg.num_class is not None and len(classes) != cfg.num_class:
         raise ConfigError(flag, f"{folder} has {len(classes)} class folders, but the model has {cfg.num_class} classes")
     c = cfg.resolved()
-    if c.spec.kind == "folder" and not like_original: c = c.replace(eval_resize=c.img_size)   # the images are the crops already
+    if c.spec.kind == "folder" and not like_original:
+        c = c.replace(eval_resize=c.img_size)   # the images are the crops already
     return image_tree(folder, c, False, flag)
 
 # %% ../nbs/10b_corruption_trees.ipynb #596139d4
