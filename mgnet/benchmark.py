@@ -22,15 +22,16 @@ __all__ = ['parse_value', 'benchmark_parser', 'benchmark_main']
 
 # %% ../nbs/13d_benchmark.ipynb #b26cc497
 def parse_value(v: str):
-    "A command-line parameter value: a Python literal where it parses (numbers, booleans, None, lists), else the string."
+    "A command-line parameter value: a Python literal where it parses (numbers, booleans, None, lists), else the text."
     try: return ast.literal_eval(v)
     except (ValueError, SyntaxError): return v
 
 def benchmark_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mgnet-benchmark",
-                                description="Run the MGNet benchmark notebook (baseline vs MGNet: accuracy per glimpse, "
-                                            "GFLOPs, PGD, corruptions; and the anywhere-on-canvas variant) with papermill; "
-                                            "write the executed notebook, an HTML export and results.json into --out.")
+    p = argparse.ArgumentParser(
+        prog="mgnet-benchmark",
+        description="Run the MGNet benchmark notebook (baseline vs MGNet: accuracy per glimpse, GFLOPs, PGD, "
+                    "corruptions; and the anywhere-on-canvas variant) with papermill; write the executed notebook, "
+                    "an HTML export and results.json into --out.")
     p.add_argument("--out", default="benchmark",
                    help="output directory (default: ./benchmark); must be new or empty unless --force")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
