@@ -95,6 +95,24 @@ def forward_breakdown(model: MGNet, x: torch.Tensor, k: int | None = None) -> di
     out["other"] = max(0.0, out["total"] - out["backbone"] - out["sampler"])
     return out
 
+# %% ../nbs/15_bench.ipynb #25d1c988
+def _timed_models(cfg: MGNetConfig, mg: MGNet, base: MGNet, x: torch.Tensor, variants: tuple[str, ...]) -> dict:
+    "What `bench_setting` times, by name: the baseline, MGNet after each glimpse count, the backbone alone, each variant."
+    T, dev = cfg.n_iter, x.device
+    models = {"baseline": lambda: base(x)}
+    for k in range(1, T + 1): models[f"mgnet_{k}"] = (lambda k=k: mg(x, k))
+    models["backbone_only_T"] = lambda: backbone_only(mg, x, T)
+    for v in variants:
+        vm = MGNet(cfg).to(dev).eval()
+        vm.load_state_dict(mg.state_dict())
+        if v == "contiguous": vm.backbone.to(memory_format=torch.contiguous_format)
+        elif v == "fold_bn": vm = fold_batchnorm(vm)
+        elif v == "compile": vm.backbone.compile()
+        elif v != "bf16": raise ValueError(f"unknown variant {v!r} (contiguous, fold_bn, compile, bf16)")
+        # bf16: autocast, what --precision bf16-mixed does
+        models[f"mgnet_{T}_{v}"] = (lambda vm=vm: _autocast_bf16(vm, x, dev)) if v == "bf16" else (lambda vm=vm: vm(x))
+    return models
+
 # %% ../nbs/15_bench.ipynb #62307cfe
 def bench_setting(name: str, repeats: int = 5, batch_size: int | None = None, device: str | None = None,
                   variants: tuple[str, ...] = (), train: bool = True, progress: bool = True) -> dict:
@@ -108,18 +126,7 @@ def bench_setting(name: str, repeats: int = 5, batch_size: int | None = None, de
     T = cfg.n_iter
     x = torch.randn(B, cfg.in_chans, size, size, device=dev)
     gf, bgf = glimpse_gflops(mg, size), glimpse_gflops(base, size)[0]
-    models = {"baseline": lambda: base(x)}
-    for k in range(1, T + 1): models[f"mgnet_{k}"] = (lambda k=k: mg(x, k))
-    models["backbone_only_T"] = lambda: backbone_only(mg, x, T)
-    for v in variants:
-        vm = MGNet(cfg).to(dev).eval()
-        vm.load_state_dict(mg.state_dict())
-        if v == "contiguous": vm.backbone.to(memory_format=torch.contiguous_format)
-        elif v == "fold_bn": vm = fold_batchnorm(vm)
-        elif v == "compile": vm.backbone.compile()
-        elif v != "bf16": raise ValueError(f"unknown variant {v!r} (contiguous, fold_bn, compile, bf16)")
-        # bf16: autocast, what --precision bf16-mixed does
-        models[f"mgnet_{T}_{v}"] = (lambda vm=vm: _autocast_bf16(vm, x, dev)) if v == "bf16" else (lambda vm=vm: vm(x))
+    models = _timed_models(cfg, mg, base, x, variants)
     times, parts = {k: [] for k in models}, []
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats(dev)
     from tqdm.auto import tqdm
@@ -146,6 +153,7 @@ def bench_setting(name: str, repeats: int = 5, batch_size: int | None = None, de
     res["peak_memory_kind"] = "CUDA allocator peak" if dev.type == "cuda" else "process peak resident memory"
     return res
 
+# %% ../nbs/15_bench.ipynb #ed471cd5
 def bench_training(cfg: MGNetConfig, size: int, B: int, dev, repeats: int, progress: bool = True) -> dict:
     "Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline."
     from tqdm.auto import tqdm
@@ -165,6 +173,7 @@ def bench_training(cfg: MGNetConfig, size: int, B: int, dev, repeats: int, progr
         out[name] = {"images_per_s": _stats([B / t for t in ts])}
     return out
 
+# %% ../nbs/15_bench.ipynb #edb20227
 def bench_data(cfg: MGNetConfig, repeats: int) -> dict:
     "Seconds to draw one training batch of the digits (vectorised placement) beside nothing else."
     loader = MGNetData(cfg).train_dataloader()

@@ -131,6 +131,7 @@ def _figure(self: ExplorerBase) -> Figure:
     title = f"{self.title} · {p.source} · after {n} glimpse{'s' * (n > 1)}: {g.name} ({g.prob:.2f}){verdict}"
     return prediction_figure(p, shown, n, self.width, label, title)
 
+# %% ../nbs/12_explorer.ipynb #5569dd4b
 def _object_box(self: ExplorerBase, i: int) -> torch.Tensor | None:
     "The pixel box of image `i`'s object, where its dataset knows it (digits and MNIST-family canvases); else `None`."
     ds = self.own_dataset() if i < self.n_own else None
@@ -145,6 +146,7 @@ def _iou_note(self: ExplorerBase) -> str:
     if iou is None: return ""
     return " · glimpse IoU with the object " + " → ".join(f"{v:.2f}" for v in iou[:self.glimpses.value])
 
+# %% ../nbs/12_explorer.ipynb #1186b385
 def _redraw(self: ExplorerBase):
     "Draw the picture and the status line for the current values."
     t0 = time.perf_counter()
