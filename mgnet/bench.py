@@ -97,7 +97,7 @@ def forward_breakdown(model: MGNet, x: torch.Tensor, k: int | None = None) -> di
 
 # %% ../nbs/15_bench.ipynb #25d1c988
 def _timed_models(cfg: MGNetConfig, mg: MGNet, base: MGNet, x: torch.Tensor, variants: tuple[str, ...]) -> dict:
-    "What `bench_setting` times, by name: the baseline, MGNet after each glimpse count, the backbone alone, each variant."
+    "What `bench_setting` times, by name: the baseline, MGNet after each glimpse count, the backbone, each variant."
     T, dev = cfg.n_iter, x.device
     models = {"baseline": lambda: base(x)}
     for k in range(1, T + 1): models[f"mgnet_{k}"] = (lambda k=k: mg(x, k))

@@ -122,6 +122,7 @@ def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) ->
         msg.append("wrong shapes: " + short([f"{k} {tuple(sd[k].shape)} vs {tuple(want[k].shape)}" for k in shapes]))
     raise CheckpointError("; ".join(msg))
 
+# %% ../nbs/04_checkpoint.ipynb #c1869d59
 def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path]:
     "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder."
     if is_weights_dir(path):
