@@ -53,8 +53,14 @@ def full_gradient(model: MGNet) -> Iterator[MGNet]:
     finally: resc.enabled, model.cfg = enabled, cfg
 
 # %% ../nbs/09_attacks.ipynb #09d92b55
-def pgd_paper(model: MGNet, x: Tensor, y: Tensor, eps: float = 4 / 255, step_size: float = 1 / 255,
-              steps: int = 10) -> Tensor:
+def pgd_paper(
+    model: MGNet,                # the model attacked, used as it is (its mode and gradient settings untouched)
+    x: Tensor,                   # normalised images
+    y: Tensor,                   # their labels
+    eps: float = 4 / 255,        # the L∞ budget, in normalised units
+    step_size: float = 1 / 255,  # each step's size, in normalised units
+    steps: int = 10,             # the number of steps
+) -> Tensor:
     "L∞ PGD on the normalised images `x` against the last glimpse: no random start, no clamp, the model as it is."
     x_adv = x.clone().detach()
     for _ in range(steps):
@@ -65,8 +71,18 @@ def pgd_paper(model: MGNet, x: Tensor, y: Tensor, eps: float = 4 / 255, step_siz
     return x_adv
 
 # %% ../nbs/09_attacks.ipynb #7b9b6bc7
-def pgd_adaptive(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, step_size: float = 1 / 255,
-                 steps: int = 10, glimpse: int = 0, generator: torch.Generator | None = None) -> Tensor:
+def pgd_adaptive(
+    model: MGNet,                              # the model attacked, with gradients through the whole glimpse loop
+    x: Tensor,                                 # normalised images
+    y: Tensor,                                 # their labels
+    mean,                                      # the normalisation's mean per channel
+    std,                                       # and its standard deviation
+    eps: float = 4 / 255,                      # the L∞ budget, in pixel units
+    step_size: float = 1 / 255,                # each step's size, in pixel units
+    steps: int = 10,                           # the number of steps
+    glimpse: int = 0,                          # the glimpse whose loss is ascended (1-based); 0: the sum over all
+    generator: torch.Generator | None = None,  # draws the uniform random start (CPU)
+) -> Tensor:
     "L∞ PGD in pixel space on normalised images `x`; returns attacked *pixel* images. `glimpse` 0: all glimpses' loss."
     pm = PixelModel(model, mean, std, glimpse=None)
     p = to_pixels(x, mean, std).clamp(0, 1).detach()
@@ -83,8 +99,16 @@ def pgd_adaptive(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 /
     return p_adv
 
 # %% ../nbs/09_attacks.ipynb #3c8a6212
-def square_attack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, n_queries: int = 1000,
-                  seed: int = 0) -> Tensor:
+def square_attack(
+    model: MGNet,           # the model attacked, at its last glimpse
+    x: Tensor,              # normalised images
+    y: Tensor,              # their labels
+    mean,                   # the normalisation's mean per channel
+    std,                    # and its standard deviation
+    eps: float = 4 / 255,   # the L∞ budget, in pixel units
+    n_queries: int = 1000,  # Square's query budget
+    seed: int = 0,          # Square's random seed
+) -> Tensor:
     "Gradient-free L∞ Square attack on the last glimpse; returns attacked pixel images."
     import torchattacks
     pm = PixelModel(model, mean, std, glimpse=-1).eval()
@@ -94,8 +118,18 @@ def square_attack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 
 # %% ../nbs/09_attacks.ipynb #8fa27919
 AA_TARGETS = 9   # target classes of the standard version's APGD-T and FAB-T
 
-def autoattack(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, glimpse: int = -1,
-               iters: int = 100, queries: int = 5000, seed: int = 0) -> Tensor:
+def autoattack(
+    model: MGNet,          # the model attacked, with gradients through the whole glimpse loop
+    x: Tensor,             # normalised images
+    y: Tensor,             # their labels
+    mean,                  # the normalisation's mean per channel
+    std,                   # and its standard deviation
+    eps: float = 4 / 255,  # the L∞ budget, in pixel units
+    glimpse: int = -1,     # the glimpse attacked (1-based; -1 the last)
+    iters: int = 100,      # the steps of APGD, APGD-T and FAB (100: the standard version)
+    queries: int = 5000,   # Square's query budget (5000: the standard version)
+    seed: int = 0,         # the attacks' random seed
+) -> Tensor:
     ("AutoAttack's standard L∞ ensemble on glimpse `glimpse` (1-based, -1 the last) of the pixel-space model; "
      "attacked pixel images.")
     import torchattacks as ta
@@ -114,8 +148,18 @@ def _hits(pm: PixelModel, p: Tensor, y: Tensor) -> Tensor:
     "Correct predictions per glimpse of the pixel-space model on pixel images `p`."
     return glimpse_hits(pm(p).logits, y)
 
-def autoattack_hits(model: MGNet, x: Tensor, y: Tensor, mean, std, eps: float = 4 / 255, glimpse: int = 0,
-                    iters: int = 100, queries: int = 5000, seed: int = 0) -> Tensor:
+def autoattack_hits(
+    model: MGNet,          # the model attacked
+    x: Tensor,             # normalised images
+    y: Tensor,             # their labels
+    mean,                  # the normalisation's mean per channel
+    std,                   # and its standard deviation
+    eps: float = 4 / 255,  # the L∞ budget, in pixel units
+    glimpse: int = 0,      # the glimpse attacked (1-based; -1 the last); 0: each glimpse in turn
+    iters: int = 100,      # the steps of APGD, APGD-T and FAB (100: the standard version)
+    queries: int = 5000,   # Square's query budget (5000: the standard version)
+    seed: int = 0,         # the attacks' random seed
+) -> Tensor:
     "Correct predictions per glimpse under AutoAttack aimed at each glimpse in turn (`glimpse` 0) or at `glimpse`."
     pm = PixelModel(model, mean, std, glimpse=None)
     if glimpse: return _hits(pm, autoattack(model, x, y, mean, std, eps, glimpse, iters, queries, seed), y)

@@ -89,8 +89,13 @@ def evaluate_models(
     t = run_batches(models, loader, step, progress=progress, desc=desc)
     return [t.rate(k) for k in range(len(models))]
 
-def evaluate(model: nn.Module, loader, n_iter: int | None = None, progress: bool = True,
-             desc: str = "evaluate") -> list[float]:
+def evaluate(
+    model: nn.Module,           # the model to score
+    loader,                     # yields `(x, y)` batches
+    n_iter: int | None = None,  # glimpses to run (default: the model's own `n_iter`)
+    progress: bool = True,      # show a progress bar
+    desc: str = "evaluate",     # the progress bar's label
+) -> list[float]:
     "Top-1 accuracy after each glimpse of `model` on `loader`."
     return evaluate_models([model], loader, n_iter, progress, desc)[0]
 

@@ -99,8 +99,13 @@ def imagenet100_plan(imagenet_dir, out_dir, classes: Sequence[str] | None = None
     classes = default_classes() if classes is None else list(classes)
     return [(src / s / c, out / s / c) for s in splits for c in classes]
 
-def link_imagenet100(imagenet_dir, out_dir, classes: Sequence[str] | None = None, overwrite: bool = False,
-                     progress: bool = True) -> int:
+def link_imagenet100(
+    imagenet_dir,                          # the ImageNet root, with `train/` and `val/` class folders
+    out_dir,                               # where to make the links
+    classes: Sequence[str] | None = None,  # class folder names (default: the shipped ImageNet100 list)
+    overwrite: bool = False,               # replace existing links (never real files or folders)
+    progress: bool = True,                 # show a progress bar
+) -> int:
     "Link `IMAGENET_DIR/{train,val}/<class>` to `OUT_DIR/{train,val}/<class>` for the classes; returns the link count."
     return make_links(imagenet100_plan(imagenet_dir, out_dir, classes), overwrite, progress)
 
@@ -120,8 +125,13 @@ def imagenet100c_plan(imagenet_c_dir, out_dir, classes: Sequence[str] | None = N
     classes = default_classes() if classes is None else list(classes)
     return [(d / c, out / d.relative_to(src) / c) for d in imagenet_c_folders(src) for c in classes]
 
-def link_imagenet100c(imagenet_c_dir, out_dir, classes: Sequence[str] | None = None, overwrite: bool = False,
-                      progress: bool = True) -> int:
+def link_imagenet100c(
+    imagenet_c_dir,                        # the ImageNet-C root, with `<type>/<severity>/<class>` folders
+    out_dir,                               # where to make the links
+    classes: Sequence[str] | None = None,  # class folder names (default: the shipped ImageNet100 list)
+    overwrite: bool = False,               # replace existing links (never real files or folders)
+    progress: bool = True,                 # show a progress bar
+) -> int:
     "Link the listed classes of every `IMAGENET_C_DIR/<type>/<severity>` into `OUT_DIR`; returns the number of links."
     return make_links(imagenet100c_plan(imagenet_c_dir, out_dir, classes), overwrite, progress)
 
