@@ -114,8 +114,14 @@ def _timed_models(cfg: MGNetConfig, mg: MGNet, base: MGNet, x: torch.Tensor, var
     return models
 
 # %% ../nbs/15_bench.ipynb #62307cfe
-def bench_setting(name: str, repeats: int = 5, batch_size: int | None = None, device: str | None = None,
-                  variants: tuple[str, ...] = (), train: bool = True, progress: bool = True) -> dict:
+def bench_setting(name: str,                        # the setting: a key of `SETTINGS`
+                  repeats: int = 5,                 # timed runs per figure (median, min and max are kept)
+                  batch_size: int | None = None,    # images per batch (default: the setting's)
+                  device: str | None = None,        # torch device (default: cuda if available, else cpu)
+                  variants: tuple[str, ...] = (),   # MGNet forwards timed too: contiguous, fold_bn, compile, bf16
+                  train: bool = True,               # also time training steps (`bench_training`)
+                  progress: bool = True,            # show progress bars
+                 ) -> dict:
     "Measure one setting of `SETTINGS`; returns the figures (and prints nothing)."
     spec = SETTINGS[name]
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -154,7 +160,13 @@ def bench_setting(name: str, repeats: int = 5, batch_size: int | None = None, de
     return res
 
 # %% ../nbs/15_bench.ipynb #ed471cd5
-def bench_training(cfg: MGNetConfig, size: int, B: int, dev, repeats: int, progress: bool = True) -> dict:
+def bench_training(cfg: MGNetConfig,       # MGNet's config; the baseline is `baseline_config(cfg)`
+                   size: int,               # image side in pixels
+                   B: int,                  # images per batch
+                   dev,                     # torch device to train on
+                   repeats: int,            # timed steps per model
+                   progress: bool = True,   # show progress bars
+                  ) -> dict:
     "Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline."
     from tqdm.auto import tqdm
     out = {}

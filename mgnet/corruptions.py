@@ -233,10 +233,21 @@ def _write_all(out: Path, plan: list, seed: int, side: int, workers: int, bar) -
     finally: bar.close()
 
 # %% ../nbs/10_corruptions.ipynb #8f228878
-def generate_corruptions(out_dir, dataset: str = "digits", val_dir=None, corruptions: Sequence[str] | None = None,
-                         severities: Sequence[int] | None = None, seed: int = 0, translate: float | None = None,
-                         data_seed: int = 0, limit: int | None = None, clean: bool = True, workers: int = 0,
-                         progress: bool = True, train_dir=None, img_size: int | None = None) -> dict:
+def generate_corruptions(out_dir,                                   # the tree to write (missing images only)
+                         dataset: str = "digits",                    # the dataset whose validation images are corrupted
+                         val_dir=None,                               # a folder dataset's ImageFolder tree
+                         corruptions: Sequence[str] | None = None,   # corruption names (default: all of `CORRUPTIONS`)
+                         severities: Sequence[int] | None = None,    # severities, 1 to 5 (default: all)
+                         seed: int = 0,                              # seed of the corruptions' randomness
+                         translate: float | None = None,             # canvas datasets: the models' --translate
+                         data_seed: int = 0,                         # canvas datasets: the models' data seed
+                         limit: int | None = None,                   # at most this many images per class
+                         clean: bool = True,                         # also write the uncorrupted copies under clean/
+                         workers: int = 0,                           # worker processes (0: write in this process)
+                         progress: bool = True,                      # show a progress bar
+                         train_dir=None,                             # MNIST-format datasets: the folder of their files
+                         img_size: int | None = None,                # canvas datasets: the canvas side
+                        ) -> dict:
     "Write the corrupted copies of a dataset's validation images under `out_dir`; returns counts written and kept."
     corruptions, severities = _check_selection(corruptions, severities)
     if limit is not None and limit < 1: raise ConfigError("limit", f"must be at least 1, got {limit}")

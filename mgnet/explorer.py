@@ -57,8 +57,15 @@ QUICK_GRID = dict(alphas=(0.0, 0.6), ss=(0.02, 1.0), scales=(2.0, 3.0))
 # Adam: SGD one-cycle sits at chance for the first ~6 epochs
 QUICK_CONFIG = dict(dataset="digits", n_iter=4, epochs=6, optimizer="adam", learning_rate=3e-3)
 
-def ensure_runs(sweep_dir=None, train: bool = True, progress: bool = True, grid: dict | None = None, parallel: int = 2,
-                threads: int | None = 1, skipped: list | None = None, **cfg) -> list[dict]:
+def ensure_runs(sweep_dir=None,               # folder of the runs (default: `default_sweep_dir()`)
+                train: bool = True,           # train a small grid when `sweep_dir` has no finished runs
+                progress: bool = True,        # show progress bars while training
+                grid: dict | None = None,     # overrides of `QUICK_GRID` (alphas, ss, scales)
+                parallel: int = 2,            # runs trained side by side
+                threads: int | None = 1,      # torch threads per run (None: torch's own)
+                skipped: list | None = None,  # a list that gets the damaged runs (else named on stderr)
+                **cfg,                        # overrides of `QUICK_CONFIG` for the runs trained
+               ) -> list[dict]:                # the finished runs (`load_runs`), damaged ones left out
     ("The runs in `sweep_dir` (default: `default_sweep_dir()`); with none there and `train`, train a small grid first. "
      "Damaged runs are left out: added to `skipped` when it is a list, else named once on stderr.")
     root = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir()
@@ -331,8 +338,15 @@ class ImageExplorer(ExplorerBase):
                 f"{what}, {n} glimpse{'s' if n > 1 else ''} shown")
 
 # %% ../nbs/12_explorer.ipynb #86e302f7
-def explore(sweep_dir=None, train: bool = True, index: int = 0, progress: bool = True, grid: dict | None = None,
-            checkpoint=None, images=None, **cfg) -> ExplorerBase:
+def explore(sweep_dir=None,             # folder of the runs (default: `default_sweep_dir()`)
+            train: bool = True,         # train a small grid there when it has no finished runs
+            index: int = 0,             # the image shown first
+            progress: bool = True,      # show progress bars while training
+            grid: dict | None = None,   # overrides of `QUICK_GRID` (alphas, ss, scales)
+            checkpoint=None,            # a model or checkpoint file: look at it alone (`ImageExplorer`)
+            images=None,                # with `checkpoint`: image files or folders (default: its dataset's)
+            **cfg,                      # overrides of `QUICK_CONFIG` for the runs trained
+           ) -> ExplorerBase:                 # the widgets: a `GlimpseExplorer` or an `ImageExplorer`
     ("`ImageExplorer(checkpoint, images)` with a `checkpoint`; else a `GlimpseExplorer` over the runs of `sweep_dir` "
      "(training a small grid there if it has none; damaged runs left out and named on its status line).")
     if checkpoint is not None: return ImageExplorer(checkpoint, images, index=index)
