@@ -80,7 +80,7 @@ def pgd_adaptive(
     eps: float = 4 / 255,                      # the L∞ budget, in pixel units
     step_size: float = 1 / 255,                # each step's size, in pixel units
     steps: int = 10,                           # the number of steps
-    glimpse: int = 0,                          # the glimpse whose loss is ascended (1-based); 0: the sum over all
+    glimpse: int = 0,                          # the glimpse whose loss is ascended (1-based, -1 the last); 0: all
     generator: torch.Generator | None = None,  # draws the uniform random start (CPU)
 ) -> Tensor:
     "L∞ PGD in pixel space on normalised images `x`; returns attacked *pixel* images. `glimpse` 0: all glimpses' loss."
@@ -92,7 +92,7 @@ def pgd_adaptive(
         for _ in range(steps):
             p_adv.requires_grad_(True)
             logits = pm(p_adv).logits
-            logits = logits if glimpse == 0 else logits[glimpse - 1:glimpse]
+            logits = logits if glimpse == 0 else logits[glimpse - 1 if glimpse > 0 else glimpse][None]
             loss = sum(F.cross_entropy(l, y) for l in logits)
             g, = torch.autograd.grad(loss, p_adv)
             p_adv = (p + (p_adv.detach() + step_size * g.sign() - p).clamp(-eps, eps)).clamp(0, 1).detach()
