@@ -30,9 +30,9 @@ from .losses import mgnet_loss
 from .model import MGNet, MGNetOutput
 
 # %% auto #0
-__all__ = ['param_groups', 'optimiser_schedule', 'LitMGNet', 'device_settings', 'NonFiniteLossError', 'AtomicCheckpointIO',
-           'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt', 'RunInterrupted', 'RunResult', 'make_trainer',
-           'resume_point', 'data_config', 'fit']
+__all__ = ['param_groups', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
+           'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
+           'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
 def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
@@ -61,8 +61,43 @@ def optimiser_schedule(model: nn.Module, c: MGNetConfig, total: int) -> dict:
     else: sched = S.MultiStepLR(opt, milestones=[e * per_epoch for e in c.schedule])
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "name": "learning_rate"}}
 
+# %% ../nbs/06_train.ipynb #aed76102
+class NonFiniteGuard:
+    "Stop a run at a non-finite loss or weights, naming the last good checkpoint; never save such weights."
+    def _non_finite(self, what: str):
+        cb = self.trainer.checkpoint_callback
+        last = Path(cb.dirpath) / "last.ckpt" if cb is not None and cb.dirpath else None
+        last = last if last is not None and last.is_file() else None
+        raise NonFiniteLossError(f"{what} at step {self.global_step} (epoch {self.current_epoch}); "
+                                 f"stopped. Last good checkpoint: {last or 'none saved yet'}")
+
+    def on_save_checkpoint(self, checkpoint):
+        # a step can leave weights non-finite while its loss was finite (an overflowing gradient): never save them
+        bad = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            self._non_finite(f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}), not saved,")
+        checkpoint["mgnet_version"] = package_version()
+
+# %% ../nbs/06_train.ipynb #3f8954e6
+class Validation:
+    "Validation loss and accuracy after every glimpse, logged per epoch (`val/acc` is the last glimpse's)."
+    def validation_step(self, batch, batch_idx):
+        if batch is None: return None
+        x, y = batch
+        out = self.model(x)
+        self.log("val/loss", mgnet_loss(out, y, self.cfg, self.model, x).loss, on_epoch=True, sync_dist=True,
+                 batch_size=len(y))
+        for logits, acc in zip(out.logits, self.val_acc): acc.update(logits, y)
+
+    def on_validation_epoch_end(self):
+        accs = [acc.compute() for acc in self.val_acc]
+        for acc in self.val_acc: acc.reset()
+        # torchmetrics has summed over processes already; sync_dist averages equal values (and keeps Lightning quiet)
+        self.log_dict({f"val/acc_{t + 1}": a for t, a in enumerate(accs)}, prog_bar=True, sync_dist=True)
+        self.log("val/acc", accs[-1], sync_dist=True)
+
 # %% ../nbs/06_train.ipynb #e9cd5936
-class LitMGNet(L.LightningModule):
+class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
     "Lightning wrapper: loss, metrics, optimiser and schedule of an MGNet run."
     def __init__(self, cfg: MGNetConfig | dict):
         super().__init__()
@@ -91,13 +126,6 @@ class LitMGNet(L.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=len(y))
         return parts.loss
 
-    def _non_finite(self, what: str):
-        cb = self.trainer.checkpoint_callback
-        last = Path(cb.dirpath) / "last.ckpt" if cb is not None and cb.dirpath else None
-        last = last if last is not None and last.is_file() else None
-        raise NonFiniteLossError(f"{what} at step {self.global_step} (epoch {self.current_epoch}); "
-                                 f"stopped. Last good checkpoint: {last or 'none saved yet'}")
-
     def on_after_backward(self):
         ge = self.model.ge
         if ge is None: return
@@ -106,30 +134,8 @@ class LitMGNet(L.LightningModule):
             logs.update({f"grad/{name}_{t}": v for t, v in d.items()})
         self.log_dict(logs, on_step=True, on_epoch=False)
 
-    def validation_step(self, batch, batch_idx):
-        if batch is None: return None
-        x, y = batch
-        out = self.model(x)
-        self.log("val/loss", mgnet_loss(out, y, self.cfg, self.model, x).loss, on_epoch=True, sync_dist=True,
-                 batch_size=len(y))
-        for logits, acc in zip(out.logits, self.val_acc): acc.update(logits, y)
-
-    def on_validation_epoch_end(self):
-        accs = [acc.compute() for acc in self.val_acc]
-        for acc in self.val_acc: acc.reset()
-        # torchmetrics has summed over processes already; sync_dist averages equal values (and keeps Lightning quiet)
-        self.log_dict({f"val/acc_{t + 1}": a for t, a in enumerate(accs)}, prog_bar=True, sync_dist=True)
-        self.log("val/acc", accs[-1], sync_dist=True)
-
     def configure_optimizers(self):
         return optimiser_schedule(self.model, self.cfg, int(self.trainer.estimated_stepping_batches))
-
-    def on_save_checkpoint(self, checkpoint):
-        # a step can leave weights non-finite while its loss was finite (an overflowing gradient): never save them
-        bad = [k for k, v in checkpoint["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if bad:
-            self._non_finite(f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}), not saved,")
-        checkpoint["mgnet_version"] = package_version()
 
 # %% ../nbs/06_train.ipynb #a8db9344
 def device_settings(cfg: MGNetConfig) -> dict:
