@@ -23,7 +23,7 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import BadImageError, MGNetData
 from .figures import figure_png
-from .localisation import glimpse_iou, object_boxes
+from .localisation import object_boxes, params_iou
 from .notebooks import default_sweep_dir
 from .predict import class_names, find_images, predict, prediction_figure, read_image
 from .runs import load_runs, run_sweep
@@ -129,7 +129,8 @@ def _figure(self: ExplorerBase) -> Figure:
         x, shown, label, source = self.item(i)
         p = predict(self.model, [x], topk=self.topk, crops=True, classes=self.classes)[0]
         box = self.object_box(i)
-        iou = None if box is None else glimpse_iou(self.model, x[None], box[None])[:, 0].tolist()
+        params = torch.tensor([g.params for g in p.glimpses])[:, None]         # (T, 1, 3): where predict looked
+        iou = None if box is None else params_iou(params, box[None], x.shape[-1])[:, 0].tolist()
         self._pic = {key: (dataclasses.replace(p, source=source), shown, label, iou)}
     p, shown, label, _ = self._pic[key]
     n = min(self.glimpses.value, len(p.glimpses))

@@ -15,8 +15,8 @@ from .evaluation import device_of, eval_mode, run_batches
 from .geometry import box_area, box_iou, params_to_pixel_box
 
 # %% auto #0
-__all__ = ['glimpse_boxes', 'box_centre', 'box_cover', 'object_boxes', 'localisation_stats', 'glimpse_iou', 'model_glimpses',
-           'dataset_localisation', 'summarise_runs']
+__all__ = ['glimpse_boxes', 'box_centre', 'box_cover', 'object_boxes', 'localisation_stats', 'params_iou', 'glimpse_iou',
+           'model_glimpses', 'dataset_localisation', 'summarise_runs']
 
 # %% ../nbs/17_localisation.ipynb #8872ab41
 def glimpse_boxes(glimpses: Tensor, size: int) -> Tensor:
@@ -53,11 +53,15 @@ def localisation_stats(glimpses: Tensor, boxes: Tensor, size: int) -> dict:
             "centred_iou": box_iou(centred, ob).mean(1).tolist(),
             "glimpse_sigma": glimpses[:, :, 0].float().mean(1).tolist(), "images": int(boxes.size(0))}
 
+def params_iou(glimpses: Tensor, boxes: Tensor, size: int) -> Tensor:
+    "Per-image IoU `(T, B)` of glimpses `(T, B, 3)` on a `size × size` image with object `boxes` `(B, 4)`."
+    gb = glimpse_boxes(glimpses.float(), size)
+    return box_iou(gb, boxes.to(gb).expand_as(gb))
+
 def glimpse_iou(model, x: Tensor, boxes: Tensor) -> Tensor:
     "Per-image IoU `(T, B)` of `model`'s glimpses on the normalised images `x` with their object `boxes` `(B, 4)`."
     with eval_mode([model]): g = model(x.to(device_of(model))).glimpses.cpu()
-    gb = glimpse_boxes(g.float(), x.size(-1))
-    return box_iou(gb, boxes.to(gb).expand_as(gb))
+    return params_iou(g, boxes, x.size(-1))
 
 # %% ../nbs/17_localisation.ipynb #a370d64f
 def model_glimpses(model, loader, progress: bool = False) -> Tensor:
