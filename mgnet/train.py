@@ -291,8 +291,9 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
         model = load_checkpoint(best).to(lit.device)
         acc = evaluate(model, data.val_dataloader(shard=False), progress=progress, desc="best checkpoint")
         loc = dataset_localisation(model, data.val_ds)
-        if last is not None and last != best:    # the best is chosen on the validation data: report the last beside it
-            last_acc = evaluate(load_checkpoint(last).to(lit.device), data.val_dataloader(shard=False),
-                                progress=progress, desc="last checkpoint")
-    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc,
-                     last_acc if last != best else acc)
+        if last is not None:                     # the best is chosen on the validation data: report the last beside it
+            final = load_checkpoint(last).to(lit.device)
+            same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), final.state_dict().values()))
+            last_acc = acc if same else evaluate(final, data.val_dataloader(shard=False), progress=progress,
+                                                 desc="last checkpoint")
+    return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc, last_acc)
