@@ -93,7 +93,7 @@ class ExplorerBase:
     "Image and glimpse sliders, an upload button for your images, a status line and the picture; one model at a time."
     def _build(self, rows: list, index: int, T: int, width: int, topk: int):
         import ipywidgets as W
-        self.uploads, self.topk, self.width, self._pic = [], topk, width, {}
+        self.uploads, self.topk, self.width, self._pic, self._boxes = [], topk, width, {}, {}
         n = self.n_items
         self.image = W.IntSlider(value=min(index, max(n - 1, 0)), min=0, max=max(n - 1, 0), description="image",
                                  continuous_update=False, layout=W.Layout(width="420px"))
@@ -144,9 +144,8 @@ def _object_box(self: ExplorerBase, i: int) -> torch.Tensor | None:
     "The pixel box of image `i`'s object, where its dataset knows it (digits and MNIST-family canvases); else `None`."
     ds = self.own_dataset() if i < self.n_own else None
     if ds is None: return None
-    cache = self.__dict__.setdefault("_boxes", {})
-    if id(ds) not in cache: cache[id(ds)] = object_boxes(ds)
-    return None if cache[id(ds)] is None else cache[id(ds)][i]
+    if id(ds) not in self._boxes: self._boxes[id(ds)] = object_boxes(ds)     # read once per dataset
+    return None if self._boxes[id(ds)] is None else self._boxes[id(ds)][i]
 
 def _iou_note(self: ExplorerBase) -> str:
     "The status line's localisation: IoU of each glimpse shown with the object's box, where it is known."
