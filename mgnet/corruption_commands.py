@@ -53,7 +53,8 @@ def corrupt_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_seed", type=int, default=0,
                    help="canvas datasets: the --seed the models were trained with (val split, placements)")
     p.add_argument("--img_size", type=int,
-                   help="canvas datasets: the canvas side the models were trained with (default: the dataset's)")
+                   help="the image side the models were trained with: canvas datasets' canvas, folder datasets' "
+                        "crop (resize the shorter side to 256/224 of it, centre-crop; default: the dataset's)")
     p.add_argument("--limit", type=int, help="at most this many images per class")
     p.add_argument("--no_clean", action="store_true", help="do not write the uncorrupted copy OUT_DIR/clean")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process)")

@@ -192,7 +192,7 @@ def _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir=None,
         d.update(translate=spec.translate if translate is None else translate, data_seed=data_seed)
         if spec.files: d["train_dir"] = str(Path(train_dir).resolve())
     else: d["val_dir"] = str(Path(val_dir).resolve())
-    d.update(image_size=(img_size if spec.kind == "canvas" else None) or spec.img_size, channels=spec.in_chans)
+    d.update(image_size=img_size or spec.img_size, channels=spec.in_chans)
     return d
 
 _SETTING_FLAG = {"dataset": "dataset", "seed": "seed", "translate": "translate", "data_seed": "data_seed",
@@ -246,12 +246,13 @@ def generate_corruptions(out_dir,                                   # the tree t
                          workers: int = 0,                           # worker processes (0: write in this process)
                          progress: bool = True,                      # show a progress bar
                          train_dir=None,                             # MNIST-format datasets: the folder of their files
-                         img_size: int | None = None,                # canvas datasets: the canvas side
+                         img_size: int | None = None,                # the image side: a canvas's, or a folder image's crop
                         ) -> dict:
     "Write the corrupted copies of a dataset's validation images under `out_dir`; returns counts written and kept."
     corruptions, severities = _check_selection(corruptions, severities)
     if limit is not None and limit < 1: raise ConfigError("limit", f"must be at least 1, got {limit}")
     if workers < 0: raise ConfigError("workers", f"must be 0 or more, got {workers}")
+    if img_size is not None and img_size < 8: raise ConfigError("img_size", f"must be at least 8 px, got {img_size}")
     spec = _spec(dataset)
     if translate is not None and not 0 <= translate <= 1:
         raise ConfigError("translate", f"must be in [0, 1], got {translate}")
@@ -276,7 +277,7 @@ def generate_corruptions(out_dir,                                   # the tree t
         from importlib.metadata import version
         write_json({**settings, "mgnet_version": package_version(),
                               "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}, meta)
-    _write_all(out, plan, seed, spec.img_size, workers,
+    _write_all(out, plan, seed, settings["image_size"], workers,
                tqdm(total=todo, desc="corrupt", unit="img", disable=not progress))
     n_all = len(items) * len(wanted)
     return {"written": todo, "kept": n_all - todo, "images": len(items), "classes": len(classes)}

@@ -157,6 +157,16 @@ def test_imagefolder_source(tmp_path):
     assert len(files) == 12 and Path("fog/3/dog/img 1.png") in files and Path("clean/cat/img 0.png") in files
     with Image.open(tmp_path / "out/fog/3/dog/img 1.png") as im:
         assert (im.mode, im.size) == ("RGB", (224, 224))
+    # at the models' own size: --img_size crops folder images to it, and a tree keeps one size
+    r = corrupt(tmp_path / "small", "--dataset", "imagenet", "--val_dir", src, "--corruptions", "fog",
+                "--severities", 3, "--img_size", 96)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in ("clean/cat/img 0.png", "fog/3/dog/img 1.png"):
+        with Image.open(tmp_path / "small" / f) as im: assert im.size == (96, 96)
+    r = in_process(corrupt_main, tmp_path / "small", "--dataset", "imagenet", "--val_dir", src, "--corruptions",
+                   "contrast", "--severities", 3)
+    one_line_error(r, "mgnet-corrupt", "--img_size")
+    assert not (tmp_path / "small" / "contrast").exists()
     # refuses to write inside the source
     r = in_process(corrupt_main, src / "cat" / "c", "--dataset", "imagenet", "--val_dir", src, "--corruptions", "fog")
     one_line_error(r, "mgnet-corrupt", "inside the source")
@@ -170,7 +180,7 @@ def test_corrupt_invalid_input(tmp_path):
     for args, culprit in [(["--severities", "6"], "--severities"), (["--dataset", "imagenet"], "--val_dir"),
                           (["--dataset", "imagenet", "--val_dir", "/no/such/dir"], "/no/such/dir"),
                           (["--limit", "0"], "--limit"), (["--translate", "2"], "--translate"),
-                          (["--workers", "-1"], "--workers")]:
+                          (["--workers", "-1"], "--workers"), (["--img_size", "4"], "--img_size")]:
         one_line_error(in_process(corrupt_main, tmp_path / "out", *args), "mgnet-corrupt", culprit)
     assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
     r = in_process(corrupt_main, tmp_path, "--limit", 1)       # a folder it did not make, not empty
