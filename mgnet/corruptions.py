@@ -246,7 +246,7 @@ def generate_corruptions(out_dir,                                   # the tree t
                          workers: int = 0,                           # worker processes (0: write in this process)
                          progress: bool = True,                      # show a progress bar
                          train_dir=None,                             # MNIST-format datasets: the folder of their files
-                         img_size: int | None = None,                # the image side: a canvas's, or a folder image's crop
+                         img_size: int | None = None,                # the image side (canvas, or folder images' crop)
                         ) -> dict:
     "Write the corrupted copies of a dataset's validation images under `out_dir`; returns counts written and kept."
     corruptions, severities = _check_selection(corruptions, severities)

@@ -27,7 +27,7 @@ __all__ = ['DIGIT_SIZE', 'CANVAS_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MNIST_
            'canvas_stats', 'read_idx', 'idx_files', 'imagenet_transform', 'class_folders', 'BadImageError',
            'skip_none_collate', 'open_image', 'SafeImageFolder', 'image_transform', 'eval_region', 'image_tree',
            'image_folder', 'channel_stats', 'DataInfo', 'data_info', 'canvas_datasets', 'folder_datasets',
-           'ShardSampler', 'MGNetData']
+           'ShardSampler', 'FirstItems', 'first_batches', 'MGNetData']
 
 # %% ../nbs/05_data.ipynb #b0ad1552
 DIGIT_SIZE, CANVAS_SIZE = DATASETS["digits"].object_size, DATASETS["digits"].img_size
@@ -401,6 +401,23 @@ class ShardSampler(torch.utils.data.Sampler):
     def __iter__(self): return iter(self.idx)
     def __len__(self): return len(self.idx)
 
+# %% ../nbs/05_data.ipynb #e8966e86
+class FirstItems(torch.utils.data.Subset):
+    "The first `n` items of dataset `ds`, keeping its object boxes and skipped files."
+    def __init__(self, ds: Dataset, n: int): super().__init__(ds, range(n))
+    def object_boxes(self) -> Tensor:
+        f = getattr(self.dataset, "object_boxes", None)
+        if f is None: raise ValueError(f"{type(self.dataset).__name__} has no object boxes")
+        return torch.as_tensor(f())[:len(self)]
+    @property
+    def bad_files(self) -> set: return getattr(self.dataset, "bad_files", set())
+
+def first_batches(ds: Dataset, limit: float, batch_size: int) -> Dataset:
+    "The head of `ds` that `limit` keeps: a fraction (<= 1) of its batches, at least one, or a number (> 1) of them."
+    batches = math.ceil(len(ds) / batch_size)
+    keep = min(batches, int(limit) if limit > 1 else max(1, int(batches * limit)))
+    return ds if keep == batches else FirstItems(ds, keep * batch_size)
+
 # %% ../nbs/05_data.ipynb #c3198f1e
 class MGNetData(L.LightningDataModule):
     "Train/val data loaders for a config."
@@ -409,6 +426,7 @@ class MGNetData(L.LightningDataModule):
         self.cfg = cfg.resolved()
         self.info = data_info(self.cfg, need_train=not self.cfg.test)
         self.train_ds, self.val_ds = self._datasets()     # now, so bad data fails before anything is written
+        if self.cfg.test: self.val_ds = first_batches(self.val_ds, self.cfg.limit_val, self.cfg.batch_size)
 
     def _datasets(self):
         return BUILDERS[self.cfg.spec.kind](self.cfg)
@@ -425,7 +443,8 @@ class MGNetData(L.LightningDataModule):
 
     def _loader(self, ds, train: bool, shard: bool = True) -> DataLoader:
         w = self.cfg.workers
-        extra = dict(collate_fn=skip_none_collate) if isinstance(ds, SafeImageFolder) and ds.skip_bad else {}
+        base = ds.dataset if isinstance(ds, FirstItems) else ds
+        extra = dict(collate_fn=skip_none_collate) if isinstance(base, SafeImageFolder) and base.skip_bad else {}
         world = self.trainer.world_size if self.trainer is not None and shard else 1
         if world > 1:   # DDP: training shards are shuffled per epoch; validation shards are disjoint, not padded
             rank = self.trainer.global_rank

@@ -60,6 +60,14 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
     assert t2.returncode == 0, t2.stderr[-3000:]
     assert json.loads((tmp_path / "t2.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"][:2])
 
+    # --limit_val keeps the first batches for --test too, as in training's validation
+    t3 = mgnet_cmd("--test", "--checkpoint", ckpt, "--limit_val", 2, "--batch_size", 50, "--results", "t3.json",
+                   cwd=tmp_path)
+    assert t3.returncode == 0, t3.stderr[-3000:]
+    r3 = json.loads((tmp_path / "t3.json").read_text())
+    assert r3["localisation"]["images"] == 100
+    assert all(round(a * 100, 6) == round(a * 100) for a in r3["clean_acc"])     # counts out of 100 images
+
     # the checkpoint loads in Python as the trained configuration
     m = mgnet.load_checkpoint(ckpt)
     assert (m.cfg.n_iter, m.cfg.alpha, m.cfg.s, m.training) == (3, 0.6, 0.02, False)
