@@ -1,8 +1,11 @@
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BIN = Path(sys.executable).parent
@@ -23,3 +26,20 @@ def mgnet_cmd():
 def snapshot(root):
     """Path → (size, mtime) of every file under root, to show nothing was changed."""
     return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in Path(root).rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def fashion_mnist_files(tmp_path):
+    """The folder of the Fashion-MNIST files: the real ones Debian's dataset-fashion-mnist ships (CI installs it), or,
+    without it, 20 random images per split written in the same MNIST format under torchvision's layout."""
+    real = Path("/usr/share/datasets/fashion-mnist")
+    if (real / "t10k-images-idx3-ubyte.gz").is_file(): return real
+    files = tmp_path / "fm"
+    (files / "FashionMNIST" / "raw").mkdir(parents=True)
+    for split in ("train", "t10k"):
+        for kind, arr in (("images-idx3", np.random.default_rng(0).integers(0, 255, (20, 28, 28), dtype=np.uint8)),
+                          ("labels-idx1", np.arange(20, dtype=np.uint8) % 10)):
+            with gzip.open(files / "FashionMNIST" / "raw" / f"{split}-{kind}-ubyte.gz", "wb") as f:
+                f.write(struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+                        + arr.tobytes())
+    return files

@@ -384,23 +384,12 @@ def test_imagenet100c_links(tmp_path):
     assert snapshot(src) == before
 
 
-def test_mnist_family_tree(tmp_path):
+def test_mnist_family_tree(tmp_path, fashion_mnist_files):
     """A canvas dataset read from MNIST-format files (real Fashion-MNIST here, or tiny files written in that format):
     `mgnet-corrupt` writes its test canvases, `mgnet-corruptions` evaluates a Fashion-MNIST checkpoint on them, and the
     clean copy is the model's own validation canvases."""
     from mgnet.data import MGNetData
-    files = Path("/usr/share/datasets/fashion-mnist")
-    if not (files / "t10k-images-idx3-ubyte.gz").is_file():
-        import gzip
-        import struct
-        files = tmp_path / "fm"
-        (files / "FashionMNIST" / "raw").mkdir(parents=True)
-        for split in ("train", "t10k"):
-            for kind, arr in (("images-idx3", np.random.default_rng(0).integers(0, 255, (20, 28, 28), dtype=np.uint8)),
-                              ("labels-idx1", np.arange(20, dtype=np.uint8) % 10)):
-                with gzip.open(files / "FashionMNIST" / "raw" / f"{split}-{kind}-ubyte.gz", "wb") as f:
-                    f.write(struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-                            + arr.tobytes())
+    files = fashion_mnist_files
     out = tmp_path / "fm-c"
     r = in_process(corrupt_main, out, "--dataset", "fashion-mnist", "--train_dir", files, "--img_size", 56,
                    "--corruptions", "fog", "contrast", "--severities", 2, "--limit", 2)

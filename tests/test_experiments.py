@@ -129,6 +129,29 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     assert snapshot(out) == before
 
 
+def test_mgnet_benchmark_on_mnist_format_files(tmp_path, fashion_mnist_files):
+    """The main job on a researcher's own MNIST-format files (Fashion-MNIST): both models, the per-seed table and the
+    corruption section on that dataset's own canvases, at the chosen canvas size."""
+    out = tmp_path / "bench"
+    p = run_mgnet("--out", out, "-p", "dataset", "fashion-mnist", "-p", "train_dir", fashion_mnist_files,
+                  "-p", "img_size", "56", "-p", "scale", "2", "-p", "epochs", "1", "-p", "limit_train", "2",
+                  "-p", "limit_val", "2", "-p", "n_iter", "2", "-p", "batch_size", "16", "-p", "pgd_images", "0",
+                  "-p", "corruptions", "['fog']", "-p", "severities", "[1]", "-p", "corruption_images", "1",
+                  "-p", "gallery", "1", "-p", "seeds", "[0]", "-p", "anywhere_translate", "None",
+                  command="mgnet-benchmark", timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads((out / "results.json").read_text())
+    oc = r["object_centric"]
+    assert oc["mgnet"]["config"]["dataset"] == "fashion-mnist" and oc["mgnet"]["config"]["img_size"] == 56
+    assert len(r["seeds"]) == 1 and len(r["seeds"][0]["mgnet"]["glimpse_iou"]) == 2
+    fog = oc["corruptions"]["results"]["MGNet"]["corruption_acc"]["fog"]["1"]
+    assert len(fog) == 2 and all(0 <= a <= 1 for a in fog)
+    tree = json.loads((out / "object_centric" / "corruptions" / "corruption_tree.json").read_text())
+    assert (tree["dataset"], tree["image_size"]) == ("fashion-mnist", 56)
+    assert len(list((out / "object_centric" / "corruptions" / "fog" / "1").rglob("*.png"))) == 10
+    assert "anywhere" not in r or not r["anywhere"]
+
+
 @pytest.mark.parametrize("args, culprit", [
     (["-p", "nosuch", "1"], "-p nosuch:"),
     (["-p", "alpha", "1.5"], "-p alpha:"),
