@@ -127,6 +127,14 @@ class PlacedObjects(Dataset):
         b = content_boxes(self.objects)
         return b + torch.stack([self.corners[1], self.corners[0]] * 2, 1).float()
 
+    def placed_anew(self, copies: int, seed: int) -> "PlacedObjects":
+        "The same validation objects at `copies` new placements each, drawn from `seed` (not this set's own seed)."
+        if self.train: raise ValueError("training placements are redrawn every draw already")
+        if seed == self.seed: raise ValueError(f"seed {seed} is this set's own: its placements would repeat")
+        if copies < 1: raise ValueError(f"copies must be at least 1, got {copies}")
+        return PlacedObjects(self.objects.repeat(copies, 1, 1), self.labels.repeat(copies), False, self.translate,
+                             seed, self.canvas, self.mean, self.std, self.gaussian)
+
 # %% ../nbs/05_data.ipynb #3e465761
 class TranslatedDigits(PlacedObjects):
     "scikit-learn digits on a canvas (64 px by default), split into train and validation by `seed`."

@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['accuracy_gflops_figure', 'check_run_checkpoint', 'checkout_root', 'config_from', 'curves_figure', 'DamagedRunError',
-           'default_sweep_dir', 'draw_glimpses', 'ExperimentError', 'export_html', 'figure_png', 'gallery_figure',
-           'GLIMPSE_COLORS', 'glimpse_pictures', 'load_run', 'load_runs', 'notebook_dirs', 'notebook_parameters',
-           'notebook_path', 'point_name', 'read_curves', 'RESULTS', 'reusable_run', 'run_notebook', 'run_sweep',
-           'seed_entry', 'seeds_table', 'show', 'sweep_heatmaps', 'sweep_points', 'sweep_table', 'train_run',
-           'train_runs']
+           'default_sweep_dir', 'draw_glimpses', 'ExperimentError', 'export_html', 'figure_png', 'final_accuracy',
+           'gallery_figure', 'GLIMPSE_COLORS', 'glimpse_pictures', 'load_run', 'load_runs', 'notebook_dirs',
+           'notebook_parameters', 'notebook_path', 'point_name', 'read_curves', 'RESULTS', 'reusable_run',
+           'run_notebook', 'run_sweep', 'seed_entry', 'seeds_table', 'show', 'sweep_heatmaps', 'sweep_points',
+           'sweep_table', 'train_run', 'train_runs']
 
 # %% ../nbs/13_experiments.ipynb #bac77d52
 from mgnet.figures import (
@@ -38,6 +38,7 @@ from mgnet.runs import (
     DamagedRunError,
     check_run_checkpoint,
     config_from,
+    final_accuracy,
     load_run,
     load_runs,
     point_name,
@@ -54,7 +55,7 @@ from mgnet.runs import (
 # %% ../nbs/13_experiments.ipynb #22f56eff
 _all_ = ["accuracy_gflops_figure", "check_run_checkpoint", "checkout_root", "config_from", "curves_figure",
          "DamagedRunError", "default_sweep_dir", "draw_glimpses", "ExperimentError", "export_html", "figure_png",
-         "gallery_figure", "GLIMPSE_COLORS", "glimpse_pictures", "load_run", "load_runs", "notebook_dirs",
-         "notebook_parameters", "notebook_path", "point_name", "read_curves", "RESULTS", "reusable_run",
-         "run_notebook", "run_sweep", "seed_entry", "seeds_table", "show", "sweep_heatmaps", "sweep_points",
-         "sweep_table", "train_run", "train_runs"]
+         "final_accuracy", "gallery_figure", "GLIMPSE_COLORS", "glimpse_pictures", "load_run", "load_runs",
+         "notebook_dirs", "notebook_parameters", "notebook_path", "point_name", "read_curves", "RESULTS",
+         "reusable_run", "run_notebook", "run_sweep", "seed_entry", "seeds_table", "show", "sweep_heatmaps",
+         "sweep_points", "sweep_table", "train_run", "train_runs"]

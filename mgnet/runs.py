@@ -16,19 +16,20 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from .config import ConfigError, MGNetConfig, MGNetError
 from .data import data_info
-from .evaluation import text_table
+from .evaluation import evaluate, text_table
 from .files import package_version, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .train import fit
 
 # %% auto #0
 __all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
-           'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'seed_entry',
-           'seeds_table']
+           'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'final_accuracy',
+           'seed_entry', 'seeds_table']
 
 # %% ../nbs/13a_runs.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -249,30 +250,53 @@ def sweep_table(runs: list[dict]) -> str:
                       align="r" * (T + 5))
 
 # %% ../nbs/13a_runs.ipynb #f29edb3b
-def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict) -> dict:
-    "One seed of a comparison: `{seed, mgnet: {clean_acc, gflops, glimpse_iou}, baseline: {clean_acc, gflops}}`."
+def final_accuracy(run: dict, ds, batch_size: int = 256) -> list[float]:
+    ("Accuracy after each glimpse on `ds` of a run's final model: its last epoch's `last.ckpt` (beside the best "
+     "checkpoint), which no validation score chose.")
+    path = Path(run["checkpoint"]).with_name("last.ckpt")
+    check_run_checkpoint(run.get("run_dir", path.parent), path)
+    return evaluate(load_checkpoint(path), DataLoader(ds, batch_size=batch_size), progress=False)
+
+def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict,
+               fresh: dict | None = None) -> dict:  # `{"images", "mgnet", "baseline"}`: `final_accuracy` on other data
+    ("One seed of a comparison: `{seed, mgnet: {clean_acc, gflops, glimpse_iou}, baseline: {clean_acc, gflops}}`, "
+     "with `fresh_acc` in both and `fresh_images` where `fresh` is given.")
     loc = mgnet_run.get("localisation") or {}
-    return {"seed": seed,
-            "mgnet": {"clean_acc": mgnet_run["clean_acc"], "gflops": mgnet_run["gflops"],
-                      "glimpse_iou": loc.get("glimpse_iou"), "centred_iou": loc.get("centred_iou"),
-                      "centre_distance_px": loc.get("centre_distance_px"),
-                      "still_distance_px": loc.get("still_distance_px")},
-            "baseline": {"clean_acc": baseline_run["clean_acc"], "gflops": baseline_run["gflops"]}}
+    e = {"seed": seed,
+         "mgnet": {"clean_acc": mgnet_run["clean_acc"], "gflops": mgnet_run["gflops"],
+                   "glimpse_iou": loc.get("glimpse_iou"), "centred_iou": loc.get("centred_iou"),
+                   "centre_distance_px": loc.get("centre_distance_px"),
+                   "still_distance_px": loc.get("still_distance_px")},
+         "baseline": {"clean_acc": baseline_run["clean_acc"], "gflops": baseline_run["gflops"]}}
+    if fresh is not None:
+        e["fresh_images"] = fresh["images"]
+        e["mgnet"]["fresh_acc"], e["baseline"]["fresh_acc"] = fresh["mgnet"], fresh["baseline"]
+    return e
 
 def _mean_std(v: Sequence[float]) -> str:
     return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.4f}"
 
-def seeds_table(seeds: list[dict]) -> str:
-    "Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, GFLOPs, and IoU per glimpse."
-    m = [s["mgnet"]["clean_acc"][-1] for s in seeds]; b = [s["baseline"]["clean_acc"][-1] for s in seeds]
+def _compare(seeds: list[dict], key: str) -> tuple[str, int]:
+    "The per-seed table of `key` (last glimpse) for MGNet, the baseline and their difference; seeds at or above."
+    m = [s["mgnet"][key][-1] for s in seeds]; b = [s["baseline"][key][-1] for s in seeds]
     d = [x - y for x, y in zip(m, b)]
     rows = [["MGNet, last glimpse", *(f"{a:.4f}" for a in m), _mean_std(m)],
             ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
             ["MGNet - baseline", *(f"{x:+.4f}" for x in d), _mean_std(d)]]
-    lines = [text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"])]
+    return text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"]), sum(x >= y for x, y in zip(m, b))
+
+def seeds_table(seeds: list[dict]) -> str:
+    ("Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std and GFLOPs — the best epochs', "
+     "then the final models' on fresh data where `seed_entry` kept it — and IoU per glimpse.")
+    table, n = _compare(seeds, "clean_acc")
     ratio = seeds[0]["mgnet"]["gflops"][-1] / seeds[0]["baseline"]["gflops"][-1]
-    lines.append(f"MGNet at or above the baseline in {sum(x >= y for x, y in zip(m, b))} of {len(seeds)} seeds, "
-                 f"at {ratio:.0%} of its GFLOPs")
+    fresh = all("fresh_acc" in s["mgnet"] for s in seeds)
+    lines = [table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds, at {ratio:.0%} of its GFLOPs"
+                    + (" (best epochs, chosen on these very images)" if fresh else "")]
+    if fresh:
+        table, n = _compare(seeds, "fresh_acc")
+        lines += [f"final models (last epoch) on {seeds[0]['fresh_images']} fresh images, chosen on none of them:",
+                  table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds"]
     ious = [s["mgnet"]["glimpse_iou"] for s in seeds if s["mgnet"].get("glimpse_iou")]
     if ious:
         lines.append("glimpse IoU with the object, per glimpse (mean over seeds): "

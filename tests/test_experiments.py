@@ -113,6 +113,10 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
         assert len(e["mgnet"]["clean_acc"]) == 2 and len(e["mgnet"]["glimpse_iou"]) == 2
         assert len(e["baseline"]["clean_acc"]) == 1
         assert 0 < e["mgnet"]["glimpse_iou"][0] < 0.2 and e["mgnet"]["gflops"][-1] < e["baseline"]["gflops"][-1]
+    for e in r["seeds"]:                  # final models on the validation digits placed anew, 10 times each (default)
+        assert e["fresh_images"] == 10 * 359 and len(e["mgnet"]["fresh_acc"]) == 2
+        assert len(e["baseline"]["fresh_acc"]) == 1 and all(0 <= a <= 1 for a in e["mgnet"]["fresh_acc"])
+    assert set(r["seeds_verdict_fresh"]) == set(r["seeds_verdict"])
     assert r["seeds"][0]["mgnet"]["clean_acc"] == oc["mgnet"]["clean_acc"]    # the first seed is the one analysed
     assert oc["mgnet"]["config"]["data_seed"] == 0 and r["seeds"][1]["seed"] == 1
     assert oc["mgnet"]["gflops"][-1] < oc["baseline"]["gflops"][0]          # two half-resolution glimpses
@@ -121,6 +125,7 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     html = (out / "benchmark.html").read_text()
     assert "Benchmark: MGNet against the baseline" in html and "data:image/png;base64" in html
     assert "MGNet accuracy per glimpse" in p.stdout and "2 training seeds" in p.stdout and "mean ± std" in p.stdout
+    assert "final models (last epoch) on 3590 fresh images" in p.stdout
     assert "Executing" in p.stderr                                           # papermill's progress bar
 
     before = snapshot(out)                                                    # refuses to overwrite
@@ -138,12 +143,15 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, fashion_mnist_files):
                   "-p", "limit_val", "2", "-p", "n_iter", "2", "-p", "batch_size", "16", "-p", "pgd_images", "0",
                   "-p", "corruptions", "['fog']", "-p", "severities", "[1]", "-p", "corruption_images", "1",
                   "-p", "gallery", "1", "-p", "seeds", "[0]", "-p", "anywhere_translate", "None",
+                  "-p", "fresh_placements", "1",
                   command="mgnet-benchmark", timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads((out / "results.json").read_text())
     oc = r["object_centric"]
     assert oc["mgnet"]["config"]["dataset"] == "fashion-mnist" and oc["mgnet"]["config"]["img_size"] == 56
     assert len(r["seeds"]) == 1 and len(r["seeds"][0]["mgnet"]["glimpse_iou"]) == 2
+    n_test = 10000 if "datasets" in str(fashion_mnist_files) else 20           # the real test split, or the stand-in's
+    assert r["seeds"][0]["fresh_images"] == n_test and len(r["seeds"][0]["mgnet"]["fresh_acc"]) == 2
     fog = oc["corruptions"]["results"]["MGNet"]["corruption_acc"]["fog"]["1"]
     assert len(fog) == 2 and all(0 <= a <= 1 for a in fog)
     tree = json.loads((out / "object_centric" / "corruptions" / "corruption_tree.json").read_text())
