@@ -55,7 +55,17 @@ def _check_params(src: Path, params: dict) -> None:
         if k in cfg_names:
             try: defaults[k] = ast.literal_eval(v)
             except (ValueError, SyntaxError): pass
-    config_from({**defaults, **{k: v for k, v in params.items() if k in cfg_names}})
+    cfg = {**defaults, **{k: v for k, v in params.items() if k in cfg_names}}
+    config_from(cfg)
+    v = params.get("variant")
+    if v is None: return
+    if not isinstance(v, dict):
+        raise ConfigError("variant", f"a dict of config fields laid over MGNet's, e.g. \"{{'loc_anchor': True}}\"; "
+                                     f"got {v!r}")
+    bad = sorted(set(v) - cfg_names)
+    if bad: raise ConfigError("variant", f"{bad[0]!r} is not an MGNetConfig field")
+    try: config_from({**cfg, **v})
+    except ConfigError as e: raise ConfigError("variant", str(e)) from None
 
 # %% ../nbs/13d_benchmark.ipynb #c598c89d
 def _summary(res: dict) -> str:
@@ -63,6 +73,9 @@ def _summary(res: dict) -> str:
     if res.get("seeds"):
         lines += [f"object-centric digits, {len(res['seeds'])} training seeds on the same images (last glimpse):",
                   seeds_table(res["seeds"]), ""]
+    if res.get("seeds_variant"):
+        lines += [f"the variant ({', '.join(f'{k}={v!r}' for k, v in res['variant'].items())}), "
+                  "against the same baselines:", seeds_table(res["seeds_variant"]), ""]
     for sec in ("object_centric", "anywhere"):
         s = res.get(sec)
         if not s: continue

@@ -14,7 +14,7 @@ NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)
 NOTEBOOK_ONLY = {"out_dir", "images", "gallery", "alphas", "ss", "scales", "pgd_images", "corruptions", "severities",
                  "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image", "parallel_runs",
-                 "torch_threads", "seeds"}
+                 "torch_threads", "seeds", "fresh_placements", "variant"}
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +101,8 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     p = run_mgnet("--out", out, "-p", "epochs", "1", "-p", "limit_train", "2", "-p", "limit_val", "2",
                   "-p", "n_iter", "2", "-p", "batch_size", "16", "-p", "pgd_images", "8", "-p", "step_k", "1",
                   "-p", "corruptions", "['gaussian_noise']", "-p", "severities", "[1]", "-p", "corruption_images", "1",
-                  "-p", "gallery", "2", "-p", "seeds", "[0, 1]", command="mgnet-benchmark", timeout=300)
+                  "-p", "gallery", "2", "-p", "seeds", "[0, 1]",
+                  "-p", "variant", "{'keypoints': 1, 'loc_anchor': True}", command="mgnet-benchmark", timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert {"benchmark.ipynb", "benchmark.html", "results.json"} <= {f.name for f in out.iterdir()}
     r = json.loads((out / "results.json").read_text())
@@ -117,6 +118,11 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
         assert e["fresh_images"] == 10 * 359 and len(e["mgnet"]["fresh_acc"]) == 2
         assert len(e["baseline"]["fresh_acc"]) == 1 and all(0 <= a <= 1 for a in e["mgnet"]["fresh_acc"])
     assert set(r["seeds_verdict_fresh"]) == set(r["seeds_verdict"])
+    assert r["variant"] == {"keypoints": 1, "loc_anchor": True}                # the variant: trained on every seed,
+    for e, v in zip(r["seeds"], r["seeds_variant"]):                         # against the same baselines
+        assert v["seed"] == e["seed"] and v["baseline"] == e["baseline"] and v["fresh_images"] == 10 * 359
+        assert len(v["mgnet"]["fresh_acc"]) == 2 and v["mgnet"]["gflops"] != e["mgnet"]["gflops"]   # keypoint FLOPs
+    assert (out / "object_centric" / "seed1" / "variant" / "results.json").is_file()
     assert r["seeds"][0]["mgnet"]["clean_acc"] == oc["mgnet"]["clean_acc"]    # the first seed is the one analysed
     assert oc["mgnet"]["config"]["data_seed"] == 0 and r["seeds"][1]["seed"] == 1
     assert oc["mgnet"]["gflops"][-1] < oc["baseline"]["gflops"][0]          # two half-resolution glimpses
@@ -126,6 +132,7 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     assert "Benchmark: MGNet against the baseline" in html and "data:image/png;base64" in html
     assert "MGNet accuracy per glimpse" in p.stdout and "2 training seeds" in p.stdout and "mean ± std" in p.stdout
     assert "final models (last epoch) on 3590 fresh images" in p.stdout
+    assert "the variant (keypoints=1, loc_anchor=True), against the same baselines:" in p.stdout
     assert "Executing" in p.stderr                                           # papermill's progress bar
 
     before = snapshot(out)                                                    # refuses to overwrite
@@ -165,6 +172,8 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, fashion_mnist_files):
     (["-p", "alpha", "1.5"], "-p alpha:"),
     (["-p", "epochs", "0"], "-p epochs:"),
     (["-p", "out_dir", "x"], "-p out_dir: is set by --out"),
+    (["-p", "variant", "{'nosuch': 1}"], "-p variant: 'nosuch' is not an MGNetConfig field"),
+    (["-p", "variant", "{'scale_max': 2.0}"], "-p variant: --scale_max"),
     (["--notebook", "nosuch"], "nosuch.ipynb not found; looked in:"),
 ])
 def test_mgnet_benchmark_bad_input(tmp_path, capsys, args, culprit):
