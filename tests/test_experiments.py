@@ -117,7 +117,7 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     for e in r["seeds"]:                  # final models on the validation digits placed anew, 10 times each (default)
         assert e["fresh_images"] == 10 * 359 and len(e["mgnet"]["fresh_acc"]) == 2
         assert len(e["baseline"]["fresh_acc"]) == 1 and all(0 <= a <= 1 for a in e["mgnet"]["fresh_acc"])
-    assert set(r["seeds_verdict_fresh"]) == set(r["seeds_verdict"])
+    assert set(r["seeds_verdict_fresh"]) == set(r["seeds_verdict"]) == set(r["seeds_variant_verdict_fresh"])
     assert r["variant"] == {"keypoints": 1, "loc_anchor": True}                # the variant: trained on every seed,
     for e, v in zip(r["seeds"], r["seeds_variant"]):                         # against the same baselines
         assert v["seed"] == e["seed"] and v["baseline"] == e["baseline"] and v["fresh_images"] == 10 * 359
