@@ -81,9 +81,14 @@ def dataset_localisation(model, ds, batch_size: int = 256) -> dict | None:
 
 # %% ../nbs/17_localisation.ipynb #d19c646d
 def _paired(rs: list[dict], acc: list[float], base_acc: dict) -> str:
-    "'; at or above it in k of n seeds' for the seeds the baseline has too ('' if none)."
+    ("'; at or above it in k of n seeds, mean difference and its 95% interval' for the seeds the baseline has too "
+     "('' if none).")
+    from mgnet.runs import paired_interval  # here: mgnet.runs imports the trainer, which imports this module
     pairs = [(a, base_acc[r["seed"]]) for r, a in zip(rs, acc) if r["seed"] in base_acc]
-    return f"; at or above it in {sum(a >= b for a, b in pairs)} of {len(pairs)} seeds" if pairs else ""
+    if not pairs: return ""
+    mean, lo, hi = paired_interval([a - b for a, b in pairs])
+    return (f"; at or above it in {sum(a >= b for a, b in pairs)} of {len(pairs)} seeds,"
+            f" difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f}")
 
 def summarise_runs(records: list[dict], group: str,
                    key: str = "clean_acc") -> str:  # the accuracy to show: `clean_acc` (best epoch) or `fresh_acc`
@@ -93,18 +98,19 @@ def summarise_runs(records: list[dict], group: str,
     rows = [r for r in records if r["group"] == group and key in r]
     base = next((r for r in rows if r["variant"] == "baseline"), None)
     base_acc = {r["seed"]: r[key][-1] for r in rows if r["variant"] == "baseline"}
-    lines = []
-    for v in dict.fromkeys(r["variant"] for r in rows):
+    lines, variants = [], list(dict.fromkeys(r["variant"] for r in rows))
+    w = max([16] + [len(v) + 1 for v in variants])
+    for v in variants:
         rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"])
         acc = [r[key][-1] for r in rs]
         sd = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
         g = rs[0]["gflops"][-1] / base["gflops"][-1] if base else float("nan")
-        lines.append(f"{v:<16} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc))
+        lines.append(f"{v:<{w}} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc))
                      + f"  mean {np.mean(acc):.4f} ± {sd:.4f}"
                      + ("" if v == "baseline" else f"  ({g:.0%} of the baseline's GFLOPs{_paired(rs, acc, base_acc)})"))
         if len(rs[0]["clean_acc"]) > 1:
             mean = lambda k: np.mean([r["localisation"][k] for r in rs], 0)
-            lines.append(f"{'':<16} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))},"
+            lines.append(f"{'':<{w}} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))},"
                          f" centred {' '.join(f'{x:.2f}' for x in mean('centred_iou'))};"
                          f" distance {' '.join(f'{x:.1f}' for x in mean('centre_distance_px'))} px"
                          f" (still {mean('still_distance_px'):.1f});"

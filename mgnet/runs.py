@@ -29,7 +29,7 @@ from .train import fit
 # %% auto #0
 __all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
            'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'final_accuracy',
-           'seed_entry', 'seeds_table']
+           'seed_entry', 'paired_interval', 'seeds_table']
 
 # %% ../nbs/13a_runs.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -276,27 +276,47 @@ def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict,
 def _mean_std(v: Sequence[float]) -> str:
     return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.4f}"
 
-def _compare(seeds: list[dict], key: str) -> tuple[str, int]:
-    "The per-seed table of `key` (last glimpse) for MGNet, the baseline and their difference; seeds at or above."
+def paired_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    ("Mean of paired differences (one per seed) and its `level` confidence interval (Student's t over the seeds): "
+     "`(mean, low, high)`; a single difference is its own interval.")
+    from scipy.stats import t
+    d = np.asarray(diffs, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2: return mean, mean, mean
+    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return mean, mean - half, mean + half
+
+def _interval_line(d: Sequence[float]) -> str:
+    "Where the mean difference lies, in words, with its 95% interval over seeds."
+    mean, lo, hi = paired_interval(d)
+    where = "above it" if lo > 0 else "below it" if hi < 0 else "level with it (the interval holds 0)"
+    return (f"mean difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f} over {len(d)} seeds "
+            f"(paired t): MGNet {where}")
+
+def _compare(seeds: list[dict], key: str) -> tuple[str, int, str]:
+    ("The per-seed table of `key` (last glimpse) for MGNet, the baseline and their difference; seeds at or above; "
+     "the mean difference's interval.")
     m = [s["mgnet"][key][-1] for s in seeds]; b = [s["baseline"][key][-1] for s in seeds]
     d = [x - y for x, y in zip(m, b)]
     rows = [["MGNet, last glimpse", *(f"{a:.4f}" for a in m), _mean_std(m)],
             ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
             ["MGNet - baseline", *(f"{x:+.4f}" for x in d), _mean_std(d)]]
-    return text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"]), sum(x >= y for x, y in zip(m, b))
+    return (text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"]), sum(x >= y for x, y in zip(m, b)),
+            _interval_line(d))
 
 def seeds_table(seeds: list[dict]) -> str:
-    ("Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std and GFLOPs — the best epochs', "
-     "then the final models' on fresh data where `seed_entry` kept it — and IoU per glimpse.")
-    table, n = _compare(seeds, "clean_acc")
+    ("Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, the mean difference's 95% "
+     "interval and GFLOPs — the best epochs', then the final models' on fresh data where `seed_entry` kept it — and "
+     "IoU per glimpse.")
+    table, n, ci = _compare(seeds, "clean_acc")
     ratio = seeds[0]["mgnet"]["gflops"][-1] / seeds[0]["baseline"]["gflops"][-1]
     fresh = all("fresh_acc" in s["mgnet"] for s in seeds)
     lines = [table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds, at {ratio:.0%} of its GFLOPs"
-                    + (" (best epochs, chosen on these very images)" if fresh else "")]
+                    + (" (best epochs, chosen on these very images)" if fresh else ""), ci]
     if fresh:
-        table, n = _compare(seeds, "fresh_acc")
+        table, n, ci = _compare(seeds, "fresh_acc")
         lines += [f"final models (last epoch) on {seeds[0]['fresh_images']} fresh images, chosen on none of them:",
-                  table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds"]
+                  table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds", ci]
     ious = [s["mgnet"]["glimpse_iou"] for s in seeds if s["mgnet"].get("glimpse_iou")]
     if ious:
         lines.append("glimpse IoU with the object, per glimpse (mean over seeds): "
