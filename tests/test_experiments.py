@@ -118,6 +118,10 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
         assert e["fresh_images"] == 10 * 359 and len(e["mgnet"]["fresh_acc"]) == 2
         assert len(e["baseline"]["fresh_acc"]) == 1 and all(0 <= a <= 1 for a in e["mgnet"]["fresh_acc"])
     assert set(r["seeds_verdict_fresh"]) == set(r["seeds_verdict"]) == set(r["seeds_variant_verdict_fresh"])
+    v, d = r["seeds_verdict_fresh"], [e["mgnet"]["fresh_acc"][-1] - e["baseline"]["fresh_acc"][-1] for e in r["seeds"]]
+    lo, hi = v["difference_interval95"]                                    # the mean per-seed difference, its interval
+    assert v["mean_difference"] == pytest.approx(sum(d) / len(d)) and lo <= v["mean_difference"] <= hi
+    assert (lo < hi) == (d[0] != d[1]) and "95% interval" in p.stdout
     assert r["variant"] == {"keypoints": 1, "loc_anchor": True}                # the variant: trained on every seed,
     for e, v in zip(r["seeds"], r["seeds_variant"]):                         # against the same baselines
         assert v["seed"] == e["seed"] and v["baseline"] == e["baseline"] and v["fresh_images"] == 10 * 359
