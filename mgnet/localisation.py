@@ -87,8 +87,8 @@ def _paired(rs: list[dict], acc: list[float], base_acc: dict) -> str:
     pairs = [(a, base_acc[r["seed"]]) for r, a in zip(rs, acc) if r["seed"] in base_acc]
     if not pairs: return ""
     mean, lo, hi = paired_interval([a - b for a, b in pairs])
-    return (f"; at or above it in {sum(a >= b for a, b in pairs)} of {len(pairs)} seeds,"
-            f" difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f}")
+    return (f"; at or above it in {sum(a >= b for a, b in pairs)} of {len(pairs)} seeds, difference {mean:+.4f}"
+            + (f", 95% interval {lo:+.4f} to {hi:+.4f}" if len(pairs) > 1 else ""))
 
 def summarise_runs(records: list[dict], group: str,
                    key: str = "clean_acc") -> str:  # the accuracy to show: `clean_acc` (best epoch) or `fresh_acc`

@@ -278,17 +278,18 @@ def _mean_std(v: Sequence[float]) -> str:
 
 def paired_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     ("Mean of paired differences (one per seed) and its `level` confidence interval (Student's t over the seeds): "
-     "`(mean, low, high)`; a single difference is its own interval.")
+     "`(mean, low, high)`; one difference has no interval (`low`, `high` NaN).")
     from scipy.stats import t
     d = np.asarray(diffs, dtype=float)
     mean = float(d.mean())
-    if len(d) < 2: return mean, mean, mean
+    if len(d) < 2: return mean, float("nan"), float("nan")
     half = float(t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return mean, mean - half, mean + half
 
 def _interval_line(d: Sequence[float]) -> str:
     "Where the mean difference lies, in words, with its 95% interval over seeds."
     mean, lo, hi = paired_interval(d)
+    if len(d) < 2: return f"mean difference {mean:+.4f} from one seed: no interval to read"
     where = "above it" if lo > 0 else "below it" if hi < 0 else "level with it (the interval holds 0)"
     return (f"mean difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f} over {len(d)} seeds "
             f"(paired t): MGNet {where}")
