@@ -9,13 +9,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['device_of', 'eval_mode', 'Tally', 'run_batches', 'glimpse_hits', 'evaluate_models', 'evaluate', 'text_table',
-           'glimpse_table']
+           'glimpse_table', 'paired_interval']
 
 # %% ../nbs/05c_evaluation.ipynb #4466dbb6
 def device_of(model: nn.Module) -> torch.device:
@@ -132,3 +133,14 @@ def glimpse_table(rows: Mapping[str, Sequence[float]], fmt: str = "{:.4f}", titl
     n = max(len(v) for v in rows.values())
     return text_table([[k, *map(fmt.format, v)] for k, v in rows.items()],
                       [title, *(f"glimpse {i + 1}" for i in range(n))], same_width=True)
+
+# %% ../nbs/05c_evaluation.ipynb #d7495f93
+def paired_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    ("Mean of paired differences (one per seed) and its `level` confidence interval (Student's t over the seeds): "
+     "`(mean, low, high)`; one difference has no interval (`low`, `high` NaN).")
+    from scipy.stats import t
+    d = np.asarray(diffs, dtype=float)
+    mean = float(d.mean())
+    if len(d) < 2: return mean, float("nan"), float("nan")
+    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return mean, mean - half, mean + half

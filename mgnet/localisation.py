@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .evaluation import device_of, eval_mode, run_batches
+from .evaluation import device_of, eval_mode, paired_interval, run_batches
 from .geometry import box_area, box_iou, params_to_pixel_box
 
 # %% auto #0
@@ -83,7 +83,6 @@ def dataset_localisation(model, ds, batch_size: int = 256) -> dict | None:
 def _paired(rs: list[dict], acc: list[float], base_acc: dict) -> str:
     ("'; at or above it in k of n seeds, mean difference and its 95% interval' for the seeds the baseline has too "
      "('' if none).")
-    from mgnet.runs import paired_interval  # here: mgnet.runs imports the trainer, which imports this module
     pairs = [(a, base_acc[r["seed"]]) for r, a in zip(rs, acc) if r["seed"] in base_acc]
     if not pairs: return ""
     mean, lo, hi = paired_interval([a - b for a, b in pairs])

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from .config import ConfigError, MGNetConfig, MGNetError
 from .data import data_info
-from .evaluation import evaluate, text_table
+from .evaluation import evaluate, paired_interval, text_table
 from .files import package_version, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .train import fit
@@ -29,7 +29,7 @@ from .train import fit
 # %% auto #0
 __all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
            'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'final_accuracy',
-           'seed_entry', 'paired_interval', 'seeds_table']
+           'seed_entry', 'seeds_table']
 
 # %% ../nbs/13a_runs.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -275,16 +275,6 @@ def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict,
 
 def _mean_std(v: Sequence[float]) -> str:
     return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.4f}"
-
-def paired_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    ("Mean of paired differences (one per seed) and its `level` confidence interval (Student's t over the seeds): "
-     "`(mean, low, high)`; one difference has no interval (`low`, `high` NaN).")
-    from scipy.stats import t
-    d = np.asarray(diffs, dtype=float)
-    mean = float(d.mean())
-    if len(d) < 2: return mean, float("nan"), float("nan")
-    half = float(t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    return mean, mean - half, mean + half
 
 def _interval_line(d: Sequence[float]) -> str:
     "Where the mean difference lies, in words, with its 95% interval over seeds."
