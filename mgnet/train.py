@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from .model import MGNet, MGNetOutput
 # %% auto #0
 __all__ = ['param_groups', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
            'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
-           'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'fit']
+           'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'late_collapse', 'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
 def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
@@ -266,6 +267,14 @@ def data_config(cfg: MGNetConfig) -> MGNetConfig:
     "The configuration the data is built from: `--data_seed`, where given, in place of `--seed`."
     return cfg if cfg.data_seed is None else cfg.replace(seed=cfg.data_seed)
 
+# %% ../nbs/06_train.ipynb #84709a7e
+def late_collapse(best: Sequence[float], last: Sequence[float] | None, drop: float = 0.05) -> str | None:
+    "A warning when the last epoch's accuracy (last glimpse) is `drop` or more below the best epoch's; else None."
+    if not best or not last or best[-1] - last[-1] < drop: return None
+    return (f"the last epoch's model scores {last[-1]:.4f} where the best epoch's scored {best[-1]:.4f} "
+            "(last glimpse): training fell apart after its best epoch; the best checkpoint is the one kept and "
+            "reported. A lower --learning_rate may keep it from happening")
+
 # %% ../nbs/06_train.ipynb #b194a8bc
 def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
@@ -296,4 +305,5 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
             same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), final.state_dict().values()))
             last_acc = acc if same else evaluate(final, data.val_dataloader(shard=False), progress=progress,
                                                  desc="last checkpoint")
+            if (collapse := late_collapse(acc, last_acc)): warnings.warn(collapse, stacklevel=2)
     return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc, last_acc)
