@@ -29,7 +29,7 @@ from .train import fit
 # %% auto #0
 __all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
            'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'final_accuracy',
-           'seed_entry', 'seeds_table']
+           'seed_entry', 'seeds_verdict', 'seeds_table']
 
 # %% ../nbs/13a_runs.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -276,12 +276,23 @@ def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict,
 def _mean_std(v: Sequence[float]) -> str:
     return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.4f}"
 
-def _interval_line(d: Sequence[float]) -> str:
-    "Where the mean difference lies, in words, with its 95% interval over seeds."
-    mean, lo, hi = paired_interval(d)
-    if len(d) < 2: return f"mean difference {mean:+.4f} from one seed: no interval to read"
+def seeds_verdict(seeds: list[dict], key: str = "clean_acc") -> dict:
+    ("Of the last-glimpse `key` over `seeds` (`seed_entry`s): every seed at or above, both models' mean and std, and "
+     "the mean per-seed difference with its 95% interval (None from one seed).")
+    m = [s["mgnet"][key][-1] for s in seeds]; b = [s["baseline"][key][-1] for s in seeds]
+    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    diff, lo, hi = paired_interval([x - y for x, y in zip(m, b)])
+    return {"every_seed_at_or_above": all(x >= y for x, y in zip(m, b)), "mgnet_mean": float(np.mean(m)),
+            "mgnet_std": sd(m), "baseline_mean": float(np.mean(b)), "baseline_std": sd(b),
+            "mean_difference": diff, "difference_interval95": [lo, hi] if len(seeds) > 1 else None}
+
+def _interval_line(v: dict, n: int) -> str:
+    "Where the mean difference of verdict `v` over `n` seeds lies, in words, with its 95% interval."
+    mean = v["mean_difference"]
+    if v["difference_interval95"] is None: return f"mean difference {mean:+.4f} from one seed: no interval to read"
+    lo, hi = v["difference_interval95"]
     where = "above it" if lo > 0 else "below it" if hi < 0 else "level with it (the interval holds 0)"
-    return (f"mean difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f} over {len(d)} seeds "
+    return (f"mean difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f} over {n} seeds "
             f"(paired t): MGNet {where}")
 
 def _compare(seeds: list[dict], key: str) -> tuple[str, int, str]:
@@ -293,7 +304,7 @@ def _compare(seeds: list[dict], key: str) -> tuple[str, int, str]:
             ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
             ["MGNet - baseline", *(f"{x:+.4f}" for x in d), _mean_std(d)]]
     return (text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"]), sum(x >= y for x, y in zip(m, b)),
-            _interval_line(d))
+            _interval_line(seeds_verdict(seeds, key), len(seeds)))
 
 def seeds_table(seeds: list[dict]) -> str:
     ("Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, the mean difference's 95% "
