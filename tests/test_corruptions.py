@@ -1,18 +1,15 @@
 """The corruption commands end to end: `mgnet-corrupt` writes an ImageNet-C style tree (deterministic, resumable),
 `mgnet-corruptions` evaluates checkpoints on it, `mgnet-imagenet100`/`mgnet-imagenet100c` link class subsets."""
-import contextlib
 import csv
-import io
 import json
 import os
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_mgnet, snapshot
+from conftest import in_process, run_mgnet, snapshot
 from PIL import Image
 
 import mgnet
@@ -38,16 +35,6 @@ def one_line_error(r, prog, culprit):
     assert "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"{prog}: error:") and culprit in last, last
-
-
-def in_process(main, *args):
-    """The console command's function, run in this process (the same code as the installed command, without the
-    seconds each new Python process spends importing torch): a CompletedProcess-like result."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: code = main([str(a) for a in args])
-        except SystemExit as e: code = e.code
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_mgnet, snapshot
+from conftest import in_process, run_mgnet, snapshot
 from PIL import Image
 
 import mgnet
 from mgnet.anytime import early_exit
 from mgnet.attacks import to_pixels
 from mgnet.data import TranslatedDigits, data_info, image_transform
-from mgnet.predict import predict
+from mgnet.predict import predict, predict_main
 
 T = 3
 
@@ -156,7 +156,8 @@ def test_bad_input_one_line_exit_2(tmp_path, trained, digits, case):
     }[case]
     if case == "no cuda" and torch.cuda.is_available(): pytest.skip("there is a CUDA device here")
     before = snapshot(tmp_path)
-    r = predict_cmd(*args, cwd=tmp_path)
+    if case == "missing file": r = predict_cmd(*args, cwd=tmp_path)             # the installed command
+    else: r = in_process(predict_main, *args, cwd=tmp_path)                     # the same code, no new Python
     assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("mgnet predict: error:") and culprit in last, last
