@@ -2,8 +2,10 @@
 import json
 
 import pytest
+from conftest import in_process
 
 import mgnet
+from mgnet.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,8 @@ def test_exit_sweep_threshold_and_budget(ckpt, tmp_path, mgnet_cmd):
     assert "early exit" in r.stdout and "budget" in r.stdout
 
 
-def test_exit_flags_need_test(mgnet_cmd):
-    r = mgnet_cmd("--exit_sweep")
+def test_exit_flags_need_test():
+    r = in_process(main, "--exit_sweep")
     assert r.returncode == 2 and "--exit_sweep" in r.stderr.splitlines()[-1]
-    r = mgnet_cmd("--test", "--checkpoint", "x", "--exit_threshold", 1.5)
+    r = in_process(main, "--test", "--checkpoint", "x", "--exit_threshold", 1.5)
     assert r.returncode == 2 and "--exit_threshold" in r.stderr.splitlines()[-1]

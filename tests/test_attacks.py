@@ -3,9 +3,11 @@ import json
 
 import pytest
 import torch
+from conftest import in_process
 
 import mgnet
 from mgnet.attacks import pgd_adaptive, pgd_paper, robust_accuracy, to_pixels
+from mgnet.cli import main
 from mgnet.data import MGNetData, data_info
 
 
@@ -76,9 +78,9 @@ def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
     assert res["square_beats_pgd"] == (res["square_acc"] < res["pgd_last_acc"]) and 0 <= res["pgd_last_acc"] <= 1
     assert res["attack"] == {"protocol": "adaptive", "eps": 0.1, "step_size": 0.05, "steps": 3, "glimpse": 0}
     assert "under attack" in r.stdout and "Square" in r.stdout
-    bad = mgnet_cmd("--adv")
+    bad = in_process(main, "--adv")
     assert bad.returncode == 2 and "--adv" in bad.stderr.splitlines()[-1]
-    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack_glimpse", 2)
+    bad = in_process(main, "--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack_glimpse", 2)
     assert bad.returncode == 2 and "--attack_glimpse" in bad.stderr.splitlines()[-1]
 
 
@@ -123,9 +125,10 @@ def test_autoattack_per_glimpse(trained):
     assert one["adv_acc"][2] == pytest.approx(r["adv_acc"][2])        # glimpse 3 attacked the same way in both runs
 
 
-def test_cli_autoattack_refuses_square(trained, mgnet_cmd):
-    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack", "--square")
+def test_cli_autoattack_refuses_square(trained):
+    bad = in_process(main, "--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
+                     "--square")
     assert bad.returncode == 2 and "--square" in bad.stderr.splitlines()[-1]
-    bad = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
+    bad = in_process(main, "--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
                     "--aa_iters", 0)
     assert bad.returncode == 2 and "--aa_iters" in bad.stderr.splitlines()[-1]

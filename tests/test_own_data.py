@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import in_process
 from PIL import Image
 
 import mgnet
+from mgnet.cli import main
 from mgnet.config import DATASETS
 from mgnet.data import MGNetData, idx_files, read_idx
 
@@ -85,10 +87,10 @@ def test_imagefolder_at_its_own_size(tmp_path, mgnet_cmd):
     # FLOPs are those of 32 px images: the baseline at 224 px would cost (224/32)^2 = 49x more
     big = mgnet.flops.baseline_gflops(mgnet.MGNetConfig(dataset="imagenet", model="resnet18", num_class=2), 224)
     assert res["baseline_gflops"] < big / 30
-    bad = mgnet_cmd("--dataset", "imagenet", "--train_dir", tmp_path / "train", "--img_size", 4, cwd=tmp_path)
+    bad = in_process(main, "--dataset", "imagenet", "--train_dir", tmp_path / "train", "--img_size", 4, cwd=tmp_path)
     assert bad.returncode == 2 and "--img_size" in bad.stderr.strip().splitlines()[-1]
     empty = tmp_path / "empty"; empty.mkdir()
-    bad = mgnet_cmd("--dataset", "imagenet", "--train_dir", empty, cwd=tmp_path)
+    bad = in_process(main, "--dataset", "imagenet", "--train_dir", empty, cwd=tmp_path)
     assert bad.returncode == 2 and "no class folders" in bad.stderr
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BIN, snapshot
+from conftest import BIN, in_process, snapshot
 from PIL import Image
 
 from mgnet.checkpoint import read_checkpoint
+from mgnet.cli import main
 
 COMMON = ["--dataset", "imagenet", "--model", "resnet18", "--epochs", 1, "--batch_size", 4, "--n_iter", 2,
           "--workers", 0]
@@ -93,13 +94,13 @@ def test_skip_bad_images_counts_them(tmp_path, mgnet_cmd):
     assert "skipped 2 unreadable images" in r.stdout
 
 
-def test_bad_checkpoints(tmp_path, mgnet_cmd):
+def test_bad_checkpoints(tmp_path):
     (tmp_path / "empty.ckpt").write_bytes(b"")
     torch.save({"state_dict": {"model.x": torch.zeros(1000)}}, tmp_path / "whole.ckpt")
     (tmp_path / "truncated.ckpt").write_bytes((tmp_path / "whole.ckpt").read_bytes()[:500])
     before = snapshot(tmp_path)
     for name, what in (("empty.ckpt", "empty"), ("truncated.ckpt", "truncated or corrupt")):
-        r = mgnet_cmd("--test", "--checkpoint", tmp_path / name, cwd=tmp_path)
+        r = in_process(main, "--test", "--checkpoint", tmp_path / name, cwd=tmp_path)
         _expect_clean_failure(tmp_path, r, name, what)
     assert snapshot(tmp_path) == before
 
