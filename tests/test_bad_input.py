@@ -12,7 +12,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import snapshot  # noqa: E402
+from conftest import in_process, snapshot  # noqa: E402
 
 
 def _entry_points() -> dict:
@@ -101,12 +101,11 @@ def places(tmp_path_factory):
 
 
 @pytest.mark.parametrize("command,what,kind,args,culprit", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
-def test_bad_input(command, what, kind, args, culprit, places, capsys):
+def test_bad_input(command, what, kind, args, culprit, places):
     argv = [a.format(**{k: str(v) for k, v in places.items()}) for a in args.split()]
     before = snapshot(places["tmp"])
-    try: code = _main(command)(argv)
-    except SystemExit as e: code = e.code
-    err = capsys.readouterr().err.strip()
+    r = in_process(_main(command), *argv)
+    code, err = r.returncode, r.stderr.strip()
     assert code == 2, (code, err[-2000:])
     assert "Traceback" not in err, err[-2000:]
     last = err.splitlines()[-1] if err else ""
