@@ -14,6 +14,7 @@ from PIL import Image
 
 import mgnet
 from mgnet.cli import main
+from mgnet.corruption_commands import corrupt_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +43,9 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
     assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard log"
     assert "glimpse 3" in r.stdout and "GFLOPs" in r.stdout
 
-    # --test from the run directory: the same best checkpoint, the same validation images, the same accuracies
-    t = mgnet_cmd("--test", "--checkpoint", run_dir, "--results", "test.json", cwd=tmp_path)
+    # --test from the run directory: the same best checkpoint, the same validation images, the same accuracies (this
+    # and the checks below run the command's function in this process: the installed command was run just above)
+    t = in_process(main, "--test", "--checkpoint", run_dir, "--results", "test.json", cwd=tmp_path)
     assert t.returncode == 0, t.stderr[-3000:]
     tres = json.loads((tmp_path / "test.json").read_text())
     assert tres["clean_acc"] == pytest.approx(res["clean_acc"])
@@ -52,17 +54,17 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
     assert Path(tres["checkpoint"]).resolve() == ckpt.resolve()
 
     # the last epoch's checkpoint, reported beside the best: the same numbers as testing last.ckpt
-    t1 = mgnet_cmd("--test", "--checkpoint", ckpt.parent / "last.ckpt", "--results", "t1.json", cwd=tmp_path)
+    t1 = in_process(main, "--test", "--checkpoint", ckpt.parent / "last.ckpt", "--results", "t1.json", cwd=tmp_path)
     assert t1.returncode == 0, t1.stderr[-3000:]
     assert json.loads((tmp_path / "t1.json").read_text())["clean_acc"] == pytest.approx(res["last_acc"])
 
     # fewer glimpses at test time: a prefix of the same predictions
-    t2 = mgnet_cmd("--test", "--checkpoint", ckpt, "--n_iter", 2, "--results", "t2.json", cwd=tmp_path)
+    t2 = in_process(main, "--test", "--checkpoint", ckpt, "--n_iter", 2, "--results", "t2.json", cwd=tmp_path)
     assert t2.returncode == 0, t2.stderr[-3000:]
     assert json.loads((tmp_path / "t2.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"][:2])
 
     # --limit_val keeps the first batches for --test too, as in training's validation
-    t3 = mgnet_cmd("--test", "--checkpoint", ckpt, "--limit_val", 2, "--batch_size", 50, "--results", "t3.json",
+    t3 = in_process(main, "--test", "--checkpoint", ckpt, "--limit_val", 2, "--batch_size", 50, "--results", "t3.json",
                    cwd=tmp_path)
     assert t3.returncode == 0, t3.stderr[-3000:]
     r3 = json.loads((tmp_path / "t3.json").read_text())
@@ -122,23 +124,23 @@ def _image_folder(root, classes, per_class, size=40, seed=0, mode="RGB"):
     return root
 
 
-def test_imagefolder_train_and_test(tmp_path, mgnet_cmd):
+def test_imagefolder_train_and_test(tmp_path):
     train = _image_folder(tmp_path / "data set" / "train", ["cat", "dog"], 4)
     val = _image_folder(tmp_path / "data set" / "val", ["cat", "dog"], 2, seed=1)
-    r = mgnet_cmd("--dataset", "imagenet", "--train_dir", train, "--val_dir", val, "--model", "resnet18", "--epochs", 1,
-                  "--batch_size", 4, "--workers", 0, "--n_iter", 2, "--scale", 2.33, "--log_dir", tmp_path / "logs",
-                  "--results", tmp_path / "r.json", cwd=tmp_path)
+    r = in_process(main, "--dataset", "imagenet", "--train_dir", train, "--val_dir", val, "--model", "resnet18",
+                   "--epochs", 1, "--batch_size", 4, "--workers", 0, "--n_iter", 2, "--scale", 2.33,
+                   "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["config"]["num_class"] == 2 and len(res["clean_acc"]) == 2
     assert "imagenet2/resnet18" in res["run_dir"]
-    t = mgnet_cmd("--dataset", "imagenet", "--val_dir", val, "--test", "--checkpoint", res["checkpoint"],
-                  "--results", tmp_path / "t.json", cwd=tmp_path)
+    t = in_process(main, "--dataset", "imagenet", "--val_dir", val, "--test", "--checkpoint", res["checkpoint"],
+                   "--results", tmp_path / "t.json", cwd=tmp_path)
     assert t.returncode == 0, t.stderr[-3000:]
     assert json.loads((tmp_path / "t.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"])
     # val classes that differ from train's are refused
     other = _image_folder(tmp_path / "other", ["cat", "cow"], 1)
-    bad = mgnet_cmd("--dataset", "imagenet", "--train_dir", train, "--val_dir", other, cwd=tmp_path)
+    bad = in_process(main, "--dataset", "imagenet", "--train_dir", train, "--val_dir", other, cwd=tmp_path)
     assert bad.returncode == 2 and "--val_dir" in bad.stderr and "different class folders" in bad.stderr
 
 
@@ -149,7 +151,7 @@ def _write_idx(path, arr):
         f.write(struct.pack(">HBB", 0, code, len(dims)) + b"".join(struct.pack(">I", d) for d in dims) + arr.tobytes())
 
 
-def test_mnist_from_local_files(tmp_path, mgnet_cmd):
+def test_mnist_from_local_files(tmp_path):
     """A tiny MNIST the test writes in the official idx format, in torchvision's layout (<root>/MNIST/raw/)."""
     raw = tmp_path / "mnist" / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -157,36 +159,37 @@ def test_mnist_from_local_files(tmp_path, mgnet_cmd):
     for split, n in (("train", 32), ("t10k", 16)):
         _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28), dtype=np.uint8))
         _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,), dtype=np.uint8))
-    r = mgnet_cmd("--dataset", "mnist", "--train_dir", tmp_path / "mnist", "--epochs", 1, "--batch_size", 16,
-                  "--workers", 0, "--n_iter", 2, "--scale", 4, "--log_dir", tmp_path / "logs",
-                  "--results", tmp_path / "r.json")
+    r = in_process(main, "--dataset", "mnist", "--train_dir", tmp_path / "mnist", "--epochs", 1, "--batch_size", 16,
+                   "--workers", 0, "--n_iter", 2, "--scale", 4, "--log_dir", tmp_path / "logs",
+                   "--results", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res["clean_acc"]) == 2 and "mnist10/vanilla" in res["run_dir"]
 
 
-def test_mnist_files_missing_clear_error(tmp_path, mgnet_cmd):
+def test_mnist_files_missing_clear_error(tmp_path):
     """Nothing is downloaded: missing files are named, with where to put them, in one line and exit 2."""
-    r = mgnet_cmd("--dataset", "kmnist", "--train_dir", tmp_path / "m", "--epochs", 1, "--log_dir", tmp_path / "l")
+    r = in_process(main, "--dataset", "kmnist", "--train_dir", tmp_path / "m", "--epochs", 1,
+                   "--log_dir", tmp_path / "l")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert "--train_dir" in last and "train-images-idx3-ubyte" in last and "KMNIST/raw" in last
     assert not (tmp_path / "l").exists()
 
 
-def test_digits_test_on_a_corruption_folder(tmp_path, mgnet_cmd):
+def test_digits_test_on_a_corruption_folder(tmp_path):
     """The original's one-corruption-at-a-time evaluation (`--val_dir TREE/<corruption>/<severity>`) works on digits."""
     res = mgnet.fit(mgnet.MGNetConfig(epochs=2, limit_train=10, batch_size=32, learning_rate=0.02, n_iter=2,
                                       log_dir=str(tmp_path / "logs")), progress=False)
-    g = mgnet_cmd(tmp_path / "tree", "--corruptions", "gaussian_noise", "--severities", 5, command="mgnet-corrupt")
+    g = in_process(corrupt_main, tmp_path / "tree", "--corruptions", "gaussian_noise", "--severities", 5)
     assert g.returncode == 0, g.stderr[-2000:]
     accs = {}
     for sub in ("clean", "gaussian_noise/5"):
-        r = mgnet_cmd("--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree" / sub,
-                      "--results", tmp_path / "r.json")
+        r = in_process(main, "--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree" / sub,
+                       "--results", tmp_path / "r.json")
         assert r.returncode == 0, r.stderr[-2000:]
         accs[sub] = json.loads((tmp_path / "r.json").read_text())["clean_acc"]
     assert accs["clean"] == pytest.approx(res.clean_acc, abs=0.01)        # the same images, up to 8-bit rounding
     assert accs["gaussian_noise/5"] != accs["clean"]
-    bad = mgnet_cmd("--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree")
+    bad = in_process(main, "--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree")
     assert bad.returncode == 2 and "--val_dir" in bad.stderr.splitlines()[-1]

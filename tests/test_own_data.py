@@ -24,13 +24,14 @@ def _need_fashion():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 
 
-def test_fashion_mnist_real_files_train_test_export_predict(tmp_path, mgnet_cmd):
-    """Train on a small real subset of Fashion-MNIST at its own canvas size, test, export, predict."""
+def test_fashion_mnist_real_files_train_test_export_predict(tmp_path):
+    """Train on a small real subset of Fashion-MNIST at its own canvas size, test, export, predict (the commands'
+    functions in this process: test_cli and test_predict run the installed commands)."""
     _need_fashion()
     common = ("--dataset", "fashion-mnist", "--train_dir", FASHION, "--img_size", 56, "--scale", 2)
-    r = mgnet_cmd(*common, "--n_iter", 2, "--epochs", 1, "--limit_train", 60, "--batch_size", 32,
-                  "--learning_rate", 3e-3,
-                  "--optimizer", "adam", "--log_dir", "logs", "--results", "r.json", cwd=tmp_path)
+    r = in_process(main, *common, "--n_iter", 2, "--epochs", 1, "--limit_train", 60, "--batch_size", 32,
+                   "--learning_rate", 3e-3, "--optimizer", "adam", "--log_dir", "logs", "--results", "r.json",
+                   cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["config"]["class_names"][9] == "Ankle boot" and res["config"]["img_size"] == 56
@@ -38,31 +39,31 @@ def test_fashion_mnist_real_files_train_test_export_predict(tmp_path, mgnet_cmd)
     assert "fashion-mnist10/vanilla" in res["run_dir"]
 
     # the real 10,000 test images: --test on the checkpoint gives the accuracies training reported
-    t = mgnet_cmd("--test", "--checkpoint", res["checkpoint"], "--results", "t.json", cwd=tmp_path)
+    t = in_process(main, "--test", "--checkpoint", res["checkpoint"], "--results", "t.json", cwd=tmp_path)
     assert t.returncode == 0, t.stderr[-3000:]
     assert json.loads((tmp_path / "t.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"])
 
     # export to a weights folder; --test on the folder gives the same numbers
-    e = mgnet_cmd("export", res["checkpoint"], tmp_path / "weights", cwd=tmp_path)
+    e = in_process(main, "export", res["checkpoint"], tmp_path / "weights", cwd=tmp_path)
     assert e.returncode == 0, e.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["config.json", "model.safetensors"]
-    t2 = mgnet_cmd("--test", "--checkpoint", tmp_path / "weights", "--results", "t2.json", cwd=tmp_path)
+    t2 = in_process(main, "--test", "--checkpoint", tmp_path / "weights", "--results", "t2.json", cwd=tmp_path)
     assert t2.returncode == 0, t2.stderr[-3000:]
     assert json.loads((tmp_path / "t2.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"])
-    again = mgnet_cmd("export", res["checkpoint"], tmp_path / "weights", cwd=tmp_path)
+    again = in_process(main, "export", res["checkpoint"], tmp_path / "weights", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr and "Traceback" not in again.stderr
 
     # predict on real test images written as PNGs, from the weights folder: the class names are Fashion-MNIST's
     imgs = read_idx(idx_files(FASHION, DATASETS["fashion-mnist"], "t10k")[0])[:3].numpy()
     for i, a in enumerate(imgs): Image.fromarray(a).save(tmp_path / f"item{i}.png")
-    p = mgnet_cmd("predict", *[tmp_path / f"item{i}.png" for i in range(3)], "--checkpoint", tmp_path / "weights",
-                  "--json", tmp_path / "p.json", cwd=tmp_path)
+    p = in_process(main, "predict", *[tmp_path / f"item{i}.png" for i in range(3)],
+                   "--checkpoint", tmp_path / "weights", "--json", tmp_path / "p.json", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     names = set(DATASETS["fashion-mnist"].classes)
     assert any(n in p.stdout for n in names)
 
 
-def test_imagefolder_at_its_own_size(tmp_path, mgnet_cmd):
+def test_imagefolder_at_its_own_size(tmp_path):
     """A tree of 40 px images trains and tests at --img_size 32 (not blown up to 224)."""
     rng = np.random.default_rng(0)
     for split, n in (("train", 4), ("val", 2)):
@@ -77,10 +78,10 @@ def test_imagefolder_at_its_own_size(tmp_path, mgnet_cmd):
     dm = MGNetData(cfg)
     assert dm.train_ds[0][0].shape == (3, 32, 32) and dm.val_ds[0][0].shape == (3, 32, 32)
     assert dm.cfg.eval_resize == 37                                    # the paper's 256/224 ratio
-    r = mgnet_cmd("--dataset", "imagenet", "--train_dir", tmp_path / "train", "--val_dir", tmp_path / "val",
-                  "--img_size", 32, "--model", "resnet18", "--scale", 2, "--n_iter", 2, "--epochs", 1,
-                  "--batch_size", 4,
-                  "--workers", 0, "--flop_count", "--log_dir", "logs", "--results", "r.json", cwd=tmp_path)
+    r = in_process(main, "--dataset", "imagenet", "--train_dir", tmp_path / "train", "--val_dir", tmp_path / "val",
+                   "--img_size", 32, "--model", "resnet18", "--scale", 2, "--n_iter", 2, "--epochs", 1,
+                   "--batch_size", 4, "--workers", 0, "--flop_count", "--log_dir", "logs", "--results", "r.json",
+                   cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["config"]["img_size"] == 32 and res["config"]["class_names"] == ["cat", "dog"]
