@@ -73,21 +73,22 @@ def test_bad_image_folders(tmp_path, mgnet_cmd, case):
     (tmp_path / "keep.json").write_text("{}")
     before = snapshot(tmp_path)
     workers = ["--workers", 2] if case == "truncated_workers" else []
-    r = mgnet_cmd(*COMMON, *workers, "--train_dir", train, "--log_dir", tmp_path / "logs",
-                  "--results", tmp_path / "keep.json",
-                  cwd=tmp_path)
+    args = (*COMMON, *workers, "--train_dir", train, "--log_dir", tmp_path / "logs",
+            "--results", tmp_path / "keep.json")
+    # one case through the installed command, the others through its function in this process (no new Python)
+    r = mgnet_cmd(*args, cwd=tmp_path) if case == "truncated_workers" else in_process(main, *args, cwd=tmp_path)
     _expect_clean_failure(tmp_path, r, culprit)
     if not case.startswith(("truncated", "garbage")):       # detected before anything is written
         assert snapshot(tmp_path) == before
     assert (tmp_path / "keep.json").read_text() == "{}"     # the results file was not touched
 
 
-def test_skip_bad_images_counts_them(tmp_path, mgnet_cmd):
+def test_skip_bad_images_counts_them(tmp_path):
     spec = {**GOOD, "dog": GOOD["dog"] + [("t.png", "truncated"), ("g.jpg", "garbage")],
             "cat": GOOD["cat"] + [("notes.txt", "text")]}
     train = _tree(tmp_path / "train", spec)
-    r = mgnet_cmd(*COMMON, "--workers", 2, "--train_dir", train, "--skip_bad_images", "--log_dir", tmp_path / "logs",
-                  "--results", tmp_path / "r.json", cwd=tmp_path)
+    r = in_process(main, *COMMON, "--workers", 2, "--train_dir", train, "--skip_bad_images",
+                   "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["skipped_images"] == 2                        # two distinct files, whatever the epochs and workers
@@ -105,8 +106,8 @@ def test_bad_checkpoints(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-def test_results_in_unwritable_directory(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--epochs", 1, "--results", "/sys/results.json", "--log_dir", tmp_path / "logs", cwd=tmp_path)
+def test_results_in_unwritable_directory(tmp_path):
+    r = in_process(main, "--epochs", 1, "--results", "/sys/results.json", "--log_dir", tmp_path / "logs", cwd=tmp_path)
     _expect_clean_failure(tmp_path, r, "--results", "/sys")
     assert not (tmp_path / "logs").exists()
 
@@ -141,8 +142,9 @@ def _wait_for_epoch(log_dir, epoch, proc, timeout=120):
     raise TimeoutError
 
 
-def test_kill_9_then_resume_matches_uninterrupted(tmp_path, mgnet_cmd):
-    a = mgnet_cmd(*_train_args(tmp_path / "a", 4, ["--results", tmp_path / "a.json"]), cwd=tmp_path)
+def test_kill_9_then_resume_matches_uninterrupted(tmp_path):
+    # the run that is killed is the installed command; the uninterrupted one and the resumption run in this process
+    a = in_process(main, *_train_args(tmp_path / "a", 4, ["--results", tmp_path / "a.json"]), cwd=tmp_path)
     assert a.returncode == 0, a.stderr[-3000:]
     ra = json.loads((tmp_path / "a.json").read_text())
 
@@ -152,7 +154,7 @@ def test_kill_9_then_resume_matches_uninterrupted(tmp_path, mgnet_cmd):
     proc.wait()
     assert read_checkpoint(last)["epoch"] < 3                # it really was cut short
     run_dir = last.parent.parent
-    r = mgnet_cmd("--resume", run_dir, "--results", tmp_path / "b.json", cwd=tmp_path)
+    r = in_process(main, "--resume", run_dir, "--results", tmp_path / "b.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     rb = json.loads((tmp_path / "b.json").read_text())
     assert Path(rb["run_dir"]) == run_dir.resolve()         # continued in the same run directory
@@ -179,8 +181,8 @@ def test_sigterm_saves_and_stops(tmp_path):
 
 def test_same_seed_same_run(tmp_path, mgnet_cmd):
     res = []
-    for d in ("x", "y"):
-        r = mgnet_cmd(*_train_args(tmp_path / d, 2, ["--results", tmp_path / f"{d}.json"]), cwd=tmp_path)
+    for d, run in (("x", mgnet_cmd), ("y", lambda *a, **k: in_process(main, *a, **k))):   # a new process, and this one
+        r = run(*_train_args(tmp_path / d, 2, ["--results", tmp_path / f"{d}.json"]), cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-3000:]
         res.append(json.loads((tmp_path / f"{d}.json").read_text()))
     assert res[0]["clean_acc"] == res[1]["clean_acc"]
@@ -188,10 +190,9 @@ def test_same_seed_same_run(tmp_path, mgnet_cmd):
     assert all(torch.equal(wx[k], wy[k]) for k in wx)
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--epochs", 10, "--limit_train", 3, "--n_iter", 2, "--learning_rate", 3,
-                  "--log_dir", tmp_path / "logs",
-                  cwd=tmp_path)
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    r = in_process(main, "--epochs", 10, "--limit_train", 3, "--n_iter", 2, "--learning_rate", 3,
+                   "--log_dir", tmp_path / "logs", cwd=tmp_path)
     assert r.returncode == 1, r.stderr[-3000:]
     last_line = r.stderr.strip().splitlines()[-1]
     assert ("non-finite loss" in last_line
