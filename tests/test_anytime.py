@@ -15,10 +15,9 @@ def ckpt(tmp_path_factory):
     return mgnet.fit(cfg, progress=False).best_checkpoint
 
 
-def test_exit_sweep_threshold_and_budget(ckpt, tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--test", "--checkpoint", ckpt, "--exit_threshold", 0.9, "--exit_sweep",
-                  "--exit_plot", tmp_path / "curve.png",
-                  "--exit_budget", 0.008, "--results", tmp_path / "r.json")
+def test_exit_sweep_threshold_and_budget(ckpt, tmp_path):
+    r = in_process(main, "--test", "--checkpoint", ckpt, "--exit_threshold", 0.9, "--exit_sweep",
+                   "--exit_plot", tmp_path / "curve.png", "--exit_budget", 0.008, "--results", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     ee = res["early_exit"]

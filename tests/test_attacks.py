@@ -65,10 +65,10 @@ def test_attacking_one_glimpse(trained):
     assert r["attack"]["glimpse"] == 1 and r["adv_acc"][0] < r["clean_acc"][0] - 0.3
 
 
-def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--step_k", 3, "--attack", "adaptive",
-                  "--eps", 0.1, "--step_size", 0.05, "--square", "--square_queries", 30, "--limit_val", 1,
-                  "--results", tmp_path / "adv.json")
+def test_cli_adv_results(trained, tmp_path):
+    r = in_process(main, "--test", "--checkpoint", trained.best_checkpoint, "--adv", "--step_k", 3,
+                   "--attack", "adaptive", "--eps", 0.1, "--step_size", 0.05, "--square", "--square_queries", 30,
+                   "--limit_val", 1, "--results", tmp_path / "adv.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "adv.json").read_text())
     assert len(res["adv_acc"]) == len(res["clean_acc"]) == 3
@@ -84,12 +84,12 @@ def test_cli_adv_results(trained, tmp_path, mgnet_cmd):
     assert bad.returncode == 2 and "--attack_glimpse" in bad.stderr.splitlines()[-1]
 
 
-def test_cli_autoattack(trained, tmp_path, mgnet_cmd):
+def test_cli_autoattack(trained, tmp_path):
     """`mgnet --test --adv --attack autoattack` at tiny budgets: the budgets reach the attack and the report, one
     glimpse attacked, and the baseline's FLOPs still computed (its config drops --attack_glimpse)."""
-    r = mgnet_cmd("--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
-                  "--attack_glimpse", 3,
-                  "--eps", 0.1, "--aa_iters", 1, "--aa_queries", 5, "--results", tmp_path / "aa.json")
+    r = in_process(main, "--test", "--checkpoint", trained.best_checkpoint, "--adv", "--attack", "autoattack",
+                   "--attack_glimpse", 3, "--eps", 0.1, "--aa_iters", 1, "--aa_queries", 5,
+                   "--results", tmp_path / "aa.json")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "aa.json").read_text())
     a = res["attack"]
