@@ -13,22 +13,25 @@ from PIL import Image
 import mgnet
 from mgnet.anytime import early_exit
 from mgnet.attacks import to_pixels
+from mgnet.cli import main
 from mgnet.data import TranslatedDigits, data_info, image_transform
 from mgnet.predict import predict, predict_main
 
 T = 3
 
 
-def predict_cmd(*args, cwd):
-    return run_mgnet("predict", *args, cwd=cwd)
+def predict_cmd(*args, cwd, installed=False):
+    """`mgnet predict` as the installed command, or (by default) its function run in this process: the same code
+    without the seconds a new Python spends importing torch."""
+    return run_mgnet("predict", *args, cwd=cwd) if installed else in_process(predict_main, *args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 3-glimpse digits checkpoint trained in seconds with the `mgnet` command."""
+    """A 3-glimpse digits checkpoint trained in seconds with the `mgnet` command's function."""
     d = tmp_path_factory.mktemp("train")
-    r = run_mgnet("--epochs", 2, "--limit_train", 6, "--n_iter", T, "--optimizer", "adam", "--learning_rate", 0.003,
-                  "--log_dir", "logs", "--results", "train.json", cwd=d)
+    r = in_process(main, "--epochs", 2, "--limit_train", 6, "--n_iter", T, "--optimizer", "adam",
+                   "--learning_rate", 0.003, "--log_dir", "logs", "--results", "train.json", cwd=d)
     assert r.returncode == 0, r.stderr[-3000:]
     return Path(json.loads((d / "train.json").read_text())["checkpoint"])
 
@@ -50,7 +53,7 @@ def digits(tmp_path_factory, trained):
 
 def test_predict_json_csv_pictures(tmp_path, trained, digits):
     r = predict_cmd(digits, "--checkpoint", trained, "--json", "p.json", "--csv", "p.csv", "--draw", "pics", "--gif",
-                    "--topk", 2, cwd=tmp_path)
+                    "--topk", 2, cwd=tmp_path, installed=True)
     assert r.returncode == 0, r.stderr[-3000:]
     files = sorted(digits.glob("*.png"))
     doc = json.loads((tmp_path / "p.json").read_text())
@@ -156,8 +159,7 @@ def test_bad_input_one_line_exit_2(tmp_path, trained, digits, case):
     }[case]
     if case == "no cuda" and torch.cuda.is_available(): pytest.skip("there is a CUDA device here")
     before = snapshot(tmp_path)
-    if case == "missing file": r = predict_cmd(*args, cwd=tmp_path)             # the installed command
-    else: r = in_process(predict_main, *args, cwd=tmp_path)                     # the same code, no new Python
+    r = predict_cmd(*args, cwd=tmp_path, installed=case == "missing file")   # one case through the installed command
     assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("mgnet predict: error:") and culprit in last, last
@@ -180,10 +182,9 @@ def test_folder_model_boxes_through_resize_and_crop(tmp_path):
         d = tmp_path / "tree" / f"class{int(y)}"
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(a.numpy()).convert("RGB").resize((56, 40), Image.BILINEAR).save(d / f"{i:03d}.png")
-    r = run_mgnet("--dataset", "imagenet", "--train_dir", tmp_path / "tree", "--img_size", 32, "--epochs", 1,
-                  "--limit_train", 2,
-                  "--n_iter", 2, "--batch_size", 8, "--workers", 0, "--log_dir", "logs", "--results", "t.json",
-                  cwd=tmp_path)
+    r = in_process(main, "--dataset", "imagenet", "--train_dir", tmp_path / "tree", "--img_size", 32, "--epochs", 1,
+                   "--limit_train", 2, "--n_iter", 2, "--batch_size", 8, "--workers", 0, "--log_dir", "logs",
+                   "--results", "t.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = json.loads((tmp_path / "t.json").read_text())["checkpoint"]
     r = predict_cmd(tmp_path / "tree", "--checkpoint", ckpt, "--json", "p.json", cwd=tmp_path)
