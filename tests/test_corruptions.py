@@ -22,8 +22,10 @@ SEV = ["1", "4"]
 LIMIT = 4                                                              # images per class
 
 
-def corrupt(*args, cwd=None):
-    return run_mgnet(*args, command="mgnet-corrupt", cwd=cwd, timeout=300)
+def corrupt(*args, installed=False):
+    """`mgnet-corrupt` as the installed command, or (by default) its function in this process (the same code without
+    the seconds a new Python spends importing torch)."""
+    return run_mgnet(*args, command="mgnet-corrupt", timeout=300) if installed else in_process(corrupt_main, *args)
 
 
 def pngs(root):
@@ -40,7 +42,7 @@ def one_line_error(r, prog, culprit):
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     out = tmp_path_factory.mktemp("corr") / "digits-c"
-    r = corrupt(out, "--corruptions", *CORR, "--severities", *SEV, "--limit", LIMIT)
+    r = corrupt(out, "--corruptions", *CORR, "--severities", *SEV, "--limit", LIMIT, installed=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{10 * LIMIT * (len(CORR) * len(SEV) + 1)} images written" in r.stdout, r.stdout
     return out
@@ -163,7 +165,7 @@ def test_imagefolder_source(tmp_path):
 def test_corrupt_invalid_input(tmp_path):
     (tmp_path / "keep.txt").write_text("precious")
     before = snapshot(tmp_path)
-    one_line_error(corrupt(tmp_path / "out", "--corruptions", "rain"), "mgnet-corrupt", "--corruptions")   # installed
+    one_line_error(corrupt(tmp_path / "out", "--corruptions", "rain"), "mgnet-corrupt", "--corruptions")
     for args, culprit in [(["--severities", "6"], "--severities"), (["--dataset", "imagenet"], "--val_dir"),
                           (["--dataset", "imagenet", "--val_dir", "/no/such/dir"], "/no/such/dir"),
                           (["--limit", "0"], "--limit"), (["--translate", "2"], "--translate"),
@@ -288,8 +290,7 @@ def test_evaluate_invalid_input(tree, checkpoints, tmp_path):
              (["--corruption_dir", few], "3 class folders"),
              (["--corruption_dir", tree, "--results", tmp_path / "no/such/r.json"], "--results")]
     for k, (args, culprit) in enumerate(cases):
-        if k == 1: r = run_mgnet("--checkpoint", ck, *args, command="mgnet-corruptions", timeout=300)   # installed
-        else: r = in_process(corruptions_main, "--checkpoint", ck, *args)
+        r = in_process(corruptions_main, "--checkpoint", ck, *args)        # test_evaluate_tree runs the installed one
         one_line_error(r, "mgnet-corruptions", culprit)
     assert snapshot(tmp_path) == before
 
@@ -322,7 +323,7 @@ def test_imagenet100_links(tmp_path):
 
     # an existing target: refused without --overwrite; with it the links are remade, the source untouched
     links_before = {p: os.readlink(p) for p in (out / "train").iterdir()}
-    r = run_mgnet(src, out, command="mgnet-imagenet100")
+    r = in_process(imagenet100_main, src, out)
     one_line_error(r, "mgnet-imagenet100", "--overwrite")
     r = in_process(imagenet100_main, src, out, "--overwrite")
     assert r.returncode == 0, r.stderr[-3000:]
