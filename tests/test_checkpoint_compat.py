@@ -8,11 +8,13 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from conftest import in_process
 from PIL import Image
 from reference import reference_forward
 
 import mgnet
 from mgnet.checkpoint import CheckpointError
+from mgnet.cli import main
 
 NUM_CLASS = 5
 
@@ -195,7 +197,7 @@ def test_original_readme_test_command(tmp_path, mgnet_cmd):
     assert res["gflops"][-1] / res["baseline_gflops"] == pytest.approx(0.73, abs=0.02)   # docs/method.md §1 arithmetic
     assert "GFLOPs" in r.stdout and "glimpse 4" in r.stdout
 
-    bad = mgnet_cmd("--train_dir", train, "--val_dir", val, "--dataset", "imagenet", "--num_class", 7, "--test",
-                    "--n_iter", 4, "--model", "resnet18", "--checkpoint", "resnet18_ours", cwd=tmp_path)
+    bad = in_process(main, "--train_dir", train, "--val_dir", val, "--dataset", "imagenet", "--num_class", 7, "--test",
+                     "--n_iter", 4, "--model", "resnet18", "--checkpoint", "resnet18_ours", cwd=tmp_path)
     assert bad.returncode == 2 and "the checkpoint has 5 classes, the model 7" in bad.stderr
     assert "Traceback" not in bad.stderr

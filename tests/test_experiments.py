@@ -3,7 +3,7 @@ import json
 
 import nbformat
 import pytest
-from conftest import run_mgnet, snapshot
+from conftest import in_process, run_mgnet, snapshot
 
 from mgnet.benchmark import benchmark_main
 from mgnet.config import MGNetConfig
@@ -139,23 +139,23 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     assert "the variant (keypoints=1, loc_anchor=True), against the same baselines:" in p.stdout
     assert "Executing" in p.stderr                                           # papermill's progress bar
 
-    before = snapshot(out)                                                    # refuses to overwrite
-    p = run_mgnet("--out", out, "-p", "epochs", "1", command="mgnet-benchmark")
+    before = snapshot(out)                                 # refuses to overwrite (the command's function, in process)
+    p = in_process(benchmark_main, "--out", out, "-p", "epochs", "1")
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "not empty" in p.stderr and "--out" in p.stderr
     assert snapshot(out) == before
 
 
 def test_mgnet_benchmark_on_mnist_format_files(tmp_path, fashion_mnist_files):
     """The main job on a researcher's own MNIST-format files (Fashion-MNIST): both models, the per-seed table and the
-    corruption section on that dataset's own canvases, at the chosen canvas size."""
+    corruption section on that dataset's own canvases, at the chosen canvas size. The command's function runs in this
+    process and trains its two models one after the other (the test above runs the installed command, in parallel)."""
     out = tmp_path / "bench"
-    p = run_mgnet("--out", out, "-p", "dataset", "fashion-mnist", "-p", "train_dir", fashion_mnist_files,
-                  "-p", "img_size", "56", "-p", "scale", "2", "-p", "epochs", "1", "-p", "limit_train", "2",
-                  "-p", "limit_val", "2", "-p", "n_iter", "2", "-p", "batch_size", "16", "-p", "pgd_images", "0",
-                  "-p", "corruptions", "['fog']", "-p", "severities", "[1]", "-p", "corruption_images", "1",
-                  "-p", "gallery", "1", "-p", "seeds", "[0]", "-p", "anywhere_translate", "None",
-                  "-p", "fresh_placements", "1",
-                  command="mgnet-benchmark", timeout=300)
+    p = in_process(benchmark_main, "--out", out, "-p", "dataset", "fashion-mnist", "-p", "train_dir",
+                   fashion_mnist_files, "-p", "img_size", "56", "-p", "scale", "2", "-p", "epochs", "1",
+                   "-p", "limit_train", "2", "-p", "limit_val", "2", "-p", "n_iter", "2", "-p", "batch_size", "16",
+                   "-p", "pgd_images", "0", "-p", "corruptions", "['fog']", "-p", "severities", "[1]",
+                   "-p", "corruption_images", "1", "-p", "gallery", "1", "-p", "seeds", "[0]",
+                   "-p", "anywhere_translate", "None", "-p", "fresh_placements", "1", "-p", "parallel_runs", "1")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads((out / "results.json").read_text())
     oc = r["object_centric"]

@@ -2,7 +2,10 @@
 import json
 from pathlib import Path
 
+from conftest import in_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mgnet.cli import main
 
 
 def _tags(run_dir):
@@ -11,11 +14,12 @@ def _tags(run_dir):
     return set(acc.Tags()["scalars"])
 
 
-def test_all_explorations_on(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--epochs", 1, "--limit_train", 10, "--n_iter", 3, "--ss_coef", 0.1, "--ss_threshold", 5.0,
-                  "--ssl_coef", 0.1, "--ssl_explore", 0.2, "--div_coef", 0.05, "--ge", 2.0, "--ge_final", 0.5,
-                  "--n_iter_coef", 1, 1, 2, "--clip", 0.5, "--dropout", 0.1, "--log_dir", tmp_path / "logs",
-                  "--results", tmp_path / "r.json", cwd=tmp_path)
+def test_all_explorations_on(tmp_path):
+    # the `mgnet` command's function in this process (test_cli runs the installed command)
+    r = in_process(main, "--epochs", 1, "--limit_train", 10, "--n_iter", 3, "--ss_coef", 0.1, "--ss_threshold", 5.0,
+                   "--ssl_coef", 0.1, "--ssl_explore", 0.2, "--div_coef", 0.05, "--ge", 2.0, "--ge_final", 0.5,
+                   "--n_iter_coef", 1, 1, 2, "--clip", 0.5, "--dropout", 0.1, "--log_dir", tmp_path / "logs",
+                   "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     run_dir = Path(res["run_dir"])
@@ -30,9 +34,9 @@ def test_all_explorations_on(tmp_path, mgnet_cmd):
     assert (cfg["n_iter_coef"], cfg["ge_final"], cfg["clip"], cfg["dropout"]) == ([1.0, 1.0, 2.0], 0.5, 0.5, 0.1)
 
 
-def test_step_by_step_and_plain_runs_differ_in_name_and_logs(tmp_path, mgnet_cmd):
-    r = mgnet_cmd("--epochs", 1, "--limit_train", 10, "--n_iter", 2, "--step_by_step", "--log_dir", tmp_path / "logs",
-                  "--results", tmp_path / "r.json", cwd=tmp_path)
+def test_step_by_step_and_plain_runs_differ_in_name_and_logs(tmp_path):
+    r = in_process(main, "--epochs", 1, "--limit_train", 10, "--n_iter", 2, "--step_by_step",
+                   "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = Path(json.loads((tmp_path / "r.json").read_text())["run_dir"])
     assert "sbs" in run_dir.parent.name
