@@ -42,11 +42,9 @@ def snapshot(root):
 
 
 @pytest.fixture
-def fashion_mnist_files(tmp_path):
-    """The folder of the Fashion-MNIST files: the real ones Debian's dataset-fashion-mnist ships (CI installs it), or,
-    without it, 20 random images per split written in the same MNIST format under torchvision's layout."""
-    real = Path("/usr/share/datasets/fashion-mnist")
-    if (real / "t10k-images-idx3-ubyte.gz").is_file(): return real
+def mnist_format_files(tmp_path):
+    """A researcher's own files in the MNIST format, made here: 20 random images per split (two of each of the 10
+    classes) under torchvision's layout for Fashion-MNIST, `<root>/FashionMNIST/raw/`."""
     files = tmp_path / "fm"
     (files / "FashionMNIST" / "raw").mkdir(parents=True)
     for split in ("train", "t10k"):
@@ -56,3 +54,12 @@ def fashion_mnist_files(tmp_path):
                 f.write(struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
                         + arr.tobytes())
     return files
+
+
+@pytest.fixture
+def fashion_mnist_files(request):
+    """The folder of the Fashion-MNIST files: the real ones Debian's dataset-fashion-mnist ships (CI installs it), or,
+    without it, the small stand-in `mnist_format_files` writes."""
+    real = Path("/usr/share/datasets/fashion-mnist")
+    if (real / "t10k-images-idx3-ubyte.gz").is_file(): return real
+    return request.getfixturevalue("mnist_format_files")

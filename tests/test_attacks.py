@@ -111,7 +111,8 @@ def test_autoattack_per_glimpse(trained):
     from mgnet.attacks import PixelModel, full_gradient
     model = mgnet.load_checkpoint(trained.best_checkpoint)
     info = data_info(model.full_cfg)
-    batches = _batches(model.full_cfg, 1)
+    (x, y), = _batches(model.full_cfg, 1)
+    batches = [(x[:16], y[:16])]                       # 16 images: AutoAttack runs once per glimpse, 9 targets each
     kw = dict(progress=False, aa_iters=5, aa_queries=50)
     r = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=0, **kw)
     assert all(a <= c for a, c in zip(r["adv_acc"], r["clean_acc"])) and r["adv_acc"][-1] < r["clean_acc"][-1], r
