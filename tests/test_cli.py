@@ -1,4 +1,5 @@
-"""The installed `mgnet` command, end to end, on the embedded digits and on small datasets the tests make."""
+"""The `mgnet` command end to end, on the embedded digits and on small datasets the tests make: once as the installed
+command, otherwise through its function in this process (conftest's `in_process`, the same code)."""
 import configparser
 import gzip
 import json
