@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -93,7 +94,6 @@ def summarise_runs(records: list[dict], group: str,
                    key: str = "clean_acc") -> str:  # the accuracy to show: `clean_acc` (best epoch) or `fresh_acc`
     ("Per variant of `group`: last-glimpse accuracy (`key`) per seed, mean ± std, IoU, centred IoU and distance per "
      "glimpse, GFLOPs.")
-    import numpy as np
     rows = [r for r in records if r["group"] == group and key in r]
     base = next((r for r in rows if r["variant"] == "baseline"), None)
     base_acc = {r["seed"]: r[key][-1] for r in rows if r["variant"] == "baseline"}
