@@ -112,14 +112,14 @@ def test_autoattack_per_glimpse(trained):
     model = mgnet.load_checkpoint(trained.best_checkpoint)
     info = data_info(model.full_cfg)
     (x, y), = _batches(model.full_cfg, 1)
-    batches = [(x[:16], y[:16])]                       # 16 images: AutoAttack runs once per glimpse, 9 targets each
+    x, y = x[:16], y[:16]                              # 16 images: AutoAttack runs once per glimpse, 9 targets each
+    batches = [(x, y)]
     kw = dict(progress=False, aa_iters=5, aa_queries=50)
     r = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=0, **kw)
     assert all(a <= c for a, c in zip(r["adv_acc"], r["clean_acc"])) and r["adv_acc"][-1] < r["clean_acc"][-1], r
     assert r["attack"]["version"] == "custom budgets" and r["attack"]["targets"] == 9
     zero = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.0, glimpse=3, **kw)
     assert zero["adv_acc"] == pytest.approx(zero["clean_acc"])
-    (x, y), = batches
     one = robust_accuracy(model, batches, info.mean, info.std, "autoattack", 0.05, glimpse=3, **kw)
     pm = PixelModel(model, info.mean, info.std, glimpse=3).eval()
     with full_gradient(model):

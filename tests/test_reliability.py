@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,7 @@ def test_sigterm_saves_and_stops(tmp_path):
 
 def test_same_seed_same_run(tmp_path, mgnet_cmd):
     res = []
-    for d, run in (("x", mgnet_cmd), ("y", lambda *a, **k: in_process(main, *a, **k))):   # a new process, and this one
+    for d, run in (("x", mgnet_cmd), ("y", partial(in_process, main))):     # a new process, and this one
         r = run(*_train_args(tmp_path / d, 2, ["--results", tmp_path / f"{d}.json"]), cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-3000:]
         res.append(json.loads((tmp_path / f"{d}.json").read_text()))
