@@ -262,6 +262,10 @@ class _ModelFlags(_Config):
         "canvas); the localisation head chooses the glimpse's size", group="model")
     anchor_offset: bool = _f(False, "with --loc_anchor: the localisation head also moves the glimpse off the anchor by "
         "a learned offset (measured: the glimpses drifted off the object, see the README)", group="model")
+    anchor_map: str = _f("soft-argmax", "with --loc_anchor: how the anchor is found in the glimpse's brightness: "
+        "'soft-argmax' (its soft arg-max; a large, dim item on a dark canvas pulls it toward the glimpse's centre) or "
+        "'mass' (the centre of mass of the brightness above the glimpse's darkest pixel)", ("soft-argmax", "mass"),
+        "model")
     ge: float | None = _f(None, "dynamic gradient re-scaling: scale the localisation gradient to this times the "
         "classifier's gradient spread", group="model")
     ge_final: float | None = _f(None, "dynamic gradient re-scaling: factor at the end of training (cosine annealing "
@@ -278,7 +282,7 @@ class _ModelFlags(_Config):
 
 # %% ../nbs/00_config.ipynb #a94cfd2b
 def _check_model(c):
-    for name in ("trans_method", "loc_init", "pretrained_weights"): _check_choice(c, name)
+    for name in ("trans_method", "loc_init", "pretrained_weights", "anchor_map"): _check_choice(c, name)
     _check(c.n_iter >= 1, "n_iter", f"must be at least 1, got {c.n_iter}")
     _check(c.scale > 0, "scale", f"must be > 0, got {c.scale}")
     _check(0 < c.scale_min < 1, "scale_min", f"must be in (0, 1), got {c.scale_min}")
@@ -292,6 +296,7 @@ def _check_model(c):
     _check(not c.loc_anchor or c.keypoints >= 1, "loc_anchor",
            "needs --keypoints 1 or more (the glimpse is centred on a keypoint)")
     _check(not c.anchor_offset or c.loc_anchor, "anchor_offset", "only used with --loc_anchor")
+    _check(c.anchor_map == "soft-argmax" or c.loc_anchor, "anchor_map", "only used with --loc_anchor")
     if c.ge is not None: _check(c.ge > 0, "ge", f"must be > 0, got {c.ge}")
     if c.ge_final is not None:
         _check(c.ge is not None, "ge_final", "only used with --ge")
@@ -299,7 +304,7 @@ def _check_model(c):
 
 # %% ../nbs/00_config.ipynb #190cc297
 _SINGLE_GLIMPSE_MODEL = dict(alpha=0.0, s=1.0, ge=None, ge_final=None, loc_init="kaiming", loc_anchor=False,  # one look
-                             anchor_offset=False)
+                             anchor_offset=False, anchor_map="soft-argmax")
 
 @dataclass
 class ModelConfig(_ModelFlags):
@@ -567,7 +572,8 @@ def _run_name(self: MGNetConfig) -> str:
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
              "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
              "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "",
-             ("anchor+off" if c.anchor_offset else "anchor") if c.loc_anchor else "",
+             ("anchor" + ("+off" if c.anchor_offset else "") + ("+mass" if c.anchor_map == "mass" else ""))
+             if c.loc_anchor else "",
              f"ds{c.data_seed}" if c.data_seed is not None else "",
              "pre" if c.pretrained else "", c.tag or ""]
     return "_".join(p for p in parts if p).replace(" ", "")

@@ -21,8 +21,8 @@ from .weights import PretrainedMixin
 
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',
-           'FusionCache', 'FeatureFusion', 'Localisation', 'GlimpseKeypoints', 'Classifier', 'MGNetOutput',
-           'GlimpseSteps', 'ConfigRecord', 'MGNet', 'fold_batchnorm', 'baseline_config']
+           'FusionCache', 'FeatureFusion', 'Localisation', 'mass_weights', 'GlimpseKeypoints', 'Classifier',
+           'MGNetOutput', 'GlimpseSteps', 'ConfigRecord', 'MGNet', 'fold_batchnorm', 'baseline_config']
 
 # %% ../nbs/03_model.ipynb #f2656867
 class VanillaCNN(nn.Module):
@@ -164,6 +164,13 @@ class Localisation(nn.Module):
         return torch.cat([sigma, t], 1)
 
 # %% ../nbs/03_model.ipynb #583fb6fb
+def mass_weights(glimpse: Tensor) -> Tensor:
+    "Weights `(B, 1, g·g)` of a glimpse's pixels: brightness above its darkest pixel, summing to 1 (even if flat)."
+    b = glimpse.mean(1).flatten(1)
+    w = b - b.min(1, keepdim=True).values
+    total = w.sum(1, keepdim=True)
+    return torch.where(total > 0, w / total.clamp_min(1e-12), torch.full_like(w, 1 / w.size(1)))[:, None]
+
 class GlimpseKeypoints(nn.Module):
     "A glimpse `(B, C, g, g)` at `params` → image coordinates `(B, 2K)`: the soft arg-max of `K` learned saliency maps."
     def __init__(self,
@@ -171,9 +178,10 @@ class GlimpseKeypoints(nn.Module):
                  k: int,                     # number of saliency maps (keypoints)
                  hidden: int = 8,            # channels of the small convolutional net
                  brightness: float = 2.0,    # weight of the centre pixel's brightness in every map at the start
-                 fixed_first: bool = False): # map 1 stays the brightness (not learned)
+                 fixed_first: bool = False,  # map 1 stays the brightness (not learned)
+                 mass: bool = False):        # with `fixed_first`: point 1 is the brightness's centre of mass
         super().__init__()
-        self.k, self.brightness, self.fixed_first = k, brightness, fixed_first
+        self.k, self.brightness, self.fixed_first, self.mass = k, brightness, fixed_first, mass
         self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(hidden, k, 3, padding=1))
         with torch.no_grad():                                    # channel 0: the brightness of the centre pixel
@@ -185,6 +193,7 @@ class GlimpseKeypoints(nn.Module):
         if self.fixed_first:                                     # map 1 stays the brightness: not learned, cannot drift
             logits = torch.cat([self.brightness * glimpse.mean(1, keepdim=True), logits[:, 1:]], 1)
         w = logits.flatten(2).softmax(-1)                                                # (B, K, g·g)
+        if self.fixed_first and self.mass: w = torch.cat([mass_weights(glimpse), w[:, 1:]], 1)
         grid = glimpse_grid(params.to(glimpse.dtype), glimpse.size(-1)).flatten(1, 2)   # (B, g·g, 2): x, y per sample
         return torch.bmm(w, grid).flatten(1)                                             # (B, 2K): x1, y1, x2, y2, ...
 
@@ -274,8 +283,8 @@ class MGNet(GlimpseSteps, ConfigRecord, PretrainedMixin, nn.Module):
         self.global_fc = Classifier(dim, cfg.num_class)
         self.glimpse_fc = Classifier(feat_dim + kp, cfg.num_class) if cfg.aux else None
         self.ge = DynamicGradRescaler(cfg.ge, cfg.ge_final) if cfg.ge is not None else None
-        self.keypoints = (GlimpseKeypoints(cfg.in_chans, cfg.keypoints, fixed_first=cfg.loc_anchor)
-                          if cfg.keypoints else None)
+        self.keypoints = (GlimpseKeypoints(cfg.in_chans, cfg.keypoints, fixed_first=cfg.loc_anchor,
+                                           mass=cfg.anchor_map == "mass") if cfg.keypoints else None)
 
     @property
     def n_iter(self) -> int: return self.cfg.n_iter
