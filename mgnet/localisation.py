@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -91,13 +92,16 @@ def _paired(rs: list[dict], acc: list[float], base_acc: dict) -> str:
             + (f", 95% interval {lo:+.4f} to {hi:+.4f}" if len(pairs) > 1 else ""))
 
 def summarise_runs(records: list[dict], group: str,
-                   key: str = "clean_acc") -> str:  # the accuracy to show: `clean_acc` (best epoch) or `fresh_acc`
+                   key: str = "clean_acc",  # the accuracy to show: `clean_acc` (best epoch) or `fresh_acc`
+                   variants: Sequence[str] | None = None) -> str:  # only these (and the baseline); default: all
     ("Per variant of `group`: last-glimpse accuracy (`key`) per seed, mean ± std, IoU, centred IoU and distance per "
      "glimpse, GFLOPs.")
     rows = [r for r in records if r["group"] == group and key in r]
     base = next((r for r in rows if r["variant"] == "baseline"), None)
     base_acc = {r["seed"]: r[key][-1] for r in rows if r["variant"] == "baseline"}
-    lines, variants = [], list(dict.fromkeys(r["variant"] for r in rows))
+    lines = []
+    variants = [v for v in dict.fromkeys(r["variant"] for r in rows)
+                if variants is None or v == "baseline" or v in variants]
     w = max([16] + [len(v) + 1 for v in variants])
     for v in variants:
         rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"])
