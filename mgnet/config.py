@@ -263,8 +263,9 @@ class _ModelFlags(_Config):
     anchor_offset: bool = _f(False, "with --loc_anchor: the localisation head also moves the glimpse off the anchor by "
         "a learned offset (measured: the glimpses drifted off the object, see the README)", group="model")
     anchor_map: str = _f("soft-argmax", "with --loc_anchor: how the anchor is found in the glimpse's brightness: "
-        "'soft-argmax' (its soft arg-max; a large, dim item on a dark canvas pulls it toward the glimpse's centre) or "
-        "'mass' (the centre of mass of the brightness above the glimpse's darkest pixel)", ("soft-argmax", "mass"),
+        "'soft-argmax' (its soft arg-max; around a dim item the dark background pulls it toward the glimpse's "
+        "centre) or 'mass' (the centre of mass of the brightness above the glimpse's darkest pixel)",
+        ("soft-argmax", "mass"),
         "model")
     ge: float | None = _f(None, "dynamic gradient re-scaling: scale the localisation gradient to this times the "
         "classifier's gradient spread", group="model")
