@@ -107,10 +107,11 @@ def summarise_runs(records: list[dict], group: str,
         rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"])
         acc = [r[key][-1] for r in rs]
         sd = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
-        g = rs[0]["gflops"][-1] / base["gflops"][-1] if base else float("nan")
         lines.append(f"{v:<{w}} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc))
                      + f"  mean {np.mean(acc):.4f} ± {sd:.4f}"
-                     + ("" if v == "baseline" else f"  ({g:.0%} of the baseline's GFLOPs{_paired(rs, acc, base_acc)})"))
+                     + ("" if v == "baseline" or base is None else
+                        f"  ({rs[0]['gflops'][-1] / base['gflops'][-1]:.0%} of the baseline's GFLOPs"
+                        f"{_paired(rs, acc, base_acc)})"))
         if len(rs[0]["clean_acc"]) > 1:
             mean = lambda k: np.mean([r["localisation"][k] for r in rs], 0)
             lines.append(f"{'':<{w}} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))},"
