@@ -178,10 +178,12 @@ class GlimpseKeypoints(nn.Module):
                  k: int,                     # number of saliency maps (keypoints)
                  hidden: int = 8,            # channels of the small convolutional net
                  brightness: float = 2.0,    # weight of the centre pixel's brightness in every map at the start
-                 fixed_first: bool = False,  # map 1 stays the brightness (not learned)
-                 mass: bool = False):        # with `fixed_first`: point 1 is the brightness's centre of mass
+                 first: str | None = None):  # map 1 kept as the brightness (not learned), its point the
+                                             # "soft-argmax" or the "mass" (centre of mass); None: learned
         super().__init__()
-        self.k, self.brightness, self.fixed_first, self.mass = k, brightness, fixed_first, mass
+        if first not in (None, "soft-argmax", "mass"):
+            raise ValueError(f"first must be None, 'soft-argmax' or 'mass', got {first!r}")
+        self.k, self.brightness, self.first = k, brightness, first
         self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(hidden, k, 3, padding=1))
         with torch.no_grad():                                    # channel 0: the brightness of the centre pixel
@@ -189,11 +191,12 @@ class GlimpseKeypoints(nn.Module):
             self.conv[2].weight[:, 0].zero_(); self.conv[2].weight[:, 0, 1, 1] = brightness
 
     def forward(self, glimpse: Tensor, params: Tensor) -> Tensor:
-        logits = self.conv(glimpse)
-        if self.fixed_first:                                     # map 1 stays the brightness: not learned, cannot drift
-            logits = torch.cat([self.brightness * glimpse.mean(1, keepdim=True), logits[:, 1:]], 1)
-        w = logits.flatten(2).softmax(-1)                                                # (B, K, g·g)
-        if self.fixed_first and self.mass: w = torch.cat([mass_weights(glimpse), w[:, 1:]], 1)
+        logits = self.conv(glimpse).flatten(2)                                           # (B, K, g·g)
+        if self.first is None: w = logits.softmax(-1)
+        else:                                                    # map 1 stays the brightness: not learned, cannot drift
+            b = mass_weights(glimpse) if self.first == "mass" else \
+                (self.brightness * glimpse.mean(1).flatten(1)[:, None]).softmax(-1)
+            w = torch.cat([b, logits[:, 1:].softmax(-1)], 1)
         grid = glimpse_grid(params.to(glimpse.dtype), glimpse.size(-1)).flatten(1, 2)   # (B, g·g, 2): x, y per sample
         return torch.bmm(w, grid).flatten(1)                                             # (B, 2K): x1, y1, x2, y2, ...
 
@@ -283,8 +286,8 @@ class MGNet(GlimpseSteps, ConfigRecord, PretrainedMixin, nn.Module):
         self.global_fc = Classifier(dim, cfg.num_class)
         self.glimpse_fc = Classifier(feat_dim + kp, cfg.num_class) if cfg.aux else None
         self.ge = DynamicGradRescaler(cfg.ge, cfg.ge_final) if cfg.ge is not None else None
-        self.keypoints = (GlimpseKeypoints(cfg.in_chans, cfg.keypoints, fixed_first=cfg.loc_anchor,
-                                           mass=cfg.anchor_map == "mass") if cfg.keypoints else None)
+        first = cfg.anchor_map if cfg.loc_anchor else None           # the anchor's map is fixed, not learned
+        self.keypoints = GlimpseKeypoints(cfg.in_chans, cfg.keypoints, first=first) if cfg.keypoints else None
 
     @property
     def n_iter(self) -> int: return self.cfg.n_iter
