@@ -100,10 +100,10 @@ def summarise_runs(records: list[dict], group: str,
     base = next((r for r in rows if r["variant"] == "baseline"), None)
     base_acc = {r["seed"]: r[key][-1] for r in rows if r["variant"] == "baseline"}
     lines = []
-    variants = [v for v in dict.fromkeys(r["variant"] for r in rows)
-                if variants is None or v == "baseline" or v in variants]
-    w = max([16] + [len(v) + 1 for v in variants])
-    for v in variants:
+    shown = [v for v in dict.fromkeys(r["variant"] for r in rows)
+             if variants is None or v == "baseline" or v in variants]
+    w = max([16] + [len(v) + 1 for v in shown])
+    for v in shown:
         rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["seed"])
         acc = [r[key][-1] for r in rs]
         sd = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
