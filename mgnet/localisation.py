@@ -97,8 +97,8 @@ def summarise_runs(records: list[dict], group: str,
     ("Per variant of `group`: last-glimpse accuracy (`key`) per seed, mean ± std, IoU, centred IoU and distance per "
      "glimpse, GFLOPs.")
     rows = [r for r in records if r["group"] == group and key in r]
-    base = next((r for r in rows if r["variant"] == "baseline"), None)
-    base_acc = {r["seed"]: r[key][-1] for r in rows if r["variant"] == "baseline"}
+    base_rows = [r for r in rows if r["variant"] == "baseline"]
+    base_acc = {r["seed"]: r[key][-1] for r in base_rows}
     lines = []
     shown = [v for v in dict.fromkeys(r["variant"] for r in rows)
              if variants is None or v == "baseline" or v in variants]
@@ -109,8 +109,8 @@ def summarise_runs(records: list[dict], group: str,
         sd = np.std(acc, ddof=1) if len(acc) > 1 else 0.0
         lines.append(f"{v:<{w}} " + " ".join(f"s{r['seed']} {a:.4f}" for r, a in zip(rs, acc))
                      + f"  mean {np.mean(acc):.4f} ± {sd:.4f}"
-                     + ("" if v == "baseline" or base is None else
-                        f"  ({rs[0]['gflops'][-1] / base['gflops'][-1]:.0%} of the baseline's GFLOPs"
+                     + ("" if v == "baseline" or not base_rows else
+                        f"  ({rs[0]['gflops'][-1] / base_rows[0]['gflops'][-1]:.0%} of the baseline's GFLOPs"
                         f"{_paired(rs, acc, base_acc)})"))
         if len(rs[0]["clean_acc"]) > 1:
             mean = lambda k: np.mean([r["localisation"][k] for r in rs], 0)

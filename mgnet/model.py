@@ -181,8 +181,9 @@ class GlimpseKeypoints(nn.Module):
                  first: str | None = None):  # map 1 kept as the brightness (not learned), its point the
                                              # "soft-argmax" or the "mass" (centre of mass); None: learned
         super().__init__()
-        if first not in (None, "soft-argmax", "mass"):
-            raise ValueError(f"first must be None, 'soft-argmax' or 'mass', got {first!r}")
+        maps = MGNetConfig.__dataclass_fields__["anchor_map"].metadata["choices"]    # the choices of --anchor_map
+        if first is not None and first not in maps:
+            raise ValueError(f"first must be None or one of {', '.join(map(repr, maps))}, got {first!r}")
         self.k, self.brightness, self.first = k, brightness, first
         self.conv = nn.Sequential(nn.Conv2d(in_chans, hidden, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(hidden, k, 3, padding=1))
