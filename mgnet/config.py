@@ -350,8 +350,8 @@ class TrainConfig(_Config):
     compile: bool = _f(False, "torch.compile the backbone", group="training")
     val_per_n: int = _f(1, "validate every n epochs", group="training")
     limit_train: float = _f(1.0, "fraction (<=1) or number (>1) of training batches per epoch", group="training")
-    limit_val: float = _f(1.0, "fraction (<=1) or number (>1) of validation batches (--test too)",
-                          group="training")
+    limit_val: float = _f(1.0, "fraction (<=1) or number (>1) of validation batches per epoch and of --test's; "
+                          "after training, the best and last checkpoints are scored on all of it", group="training")
 
     def _check_fields(self): _check_train(self)
 
