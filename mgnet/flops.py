@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import torch
 from torch import nn
@@ -26,7 +27,9 @@ class _Truncated(nn.Module):
 
 def glimpse_gflops(model: MGNet, img_size: int, n_iter: int | None = None) -> list[float]:
     "fvcore GFLOPs of one `img_size` image after each glimpse, cumulative."
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():   # fvcore.nn scripts its focal loss on import, which torch now deprecates
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     p = next(model.parameters())
     x = torch.zeros(1, model.cfg.in_chans, img_size, img_size, device=p.device, dtype=p.dtype)
