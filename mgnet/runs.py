@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
@@ -42,9 +43,9 @@ def config_from(namespace: dict, **overrides) -> MGNetConfig:
 
 # %% ../nbs/13a_runs.ipynb #ecbc205e
 RESULTS = "results.json"
-_SAME = ("dataset", "model", "n_iter", "scale", "alpha", "s", "epochs", "batch_size", "learning_rate", "translate",
-         "seed", "limit_train", "limit_val", "trans_method", "scale_min", "scale_max", "train_dir", "val_dir",
-         "loc_init", "loc_lr", "coord_channels", "keypoints", "data_seed")
+_HOW_IT_RAN = ("workers", "gpus", "devices", "num_nodes", "compile", "channels_last")   # not what was trained
+_SAME = tuple(f.name for f in fields(MGNetConfig)              # what is trained, on what data, and how
+              if f.metadata.get("group") in ("data", "model", "training") and f.name not in _HOW_IT_RAN)
 
 class DamagedRunError(MGNetError, ValueError):
     ("A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file "
@@ -103,8 +104,11 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     return r
 
 # %% ../nbs/13a_runs.ipynb #adb7c11f
-def _differences(a: dict, b: dict) -> list[str]:
-    return [f"{k}={a.get(k)!r} (asked {b.get(k)!r})" for k in _SAME if a.get(k) != b.get(k)]
+def _differences(done: dict, asked: dict) -> list[str]:
+    "The `_SAME` fields where a run's config differs from the one asked for; a field it predates counts as its default."
+    default, asked = MGNetConfig().to_dict(), json.loads(json.dumps(asked))     # tuples as JSON has them: lists
+    return [f"{k}={done.get(k, default[k])!r} (asked {asked.get(k)!r})" for k in _SAME
+            if done.get(k, default[k]) != asked.get(k)]
 
 def reusable_run(out_dir: str | os.PathLike, cfg: MGNetConfig) -> dict | None:
     ("The finished run of `cfg` in `out_dir` (`skipped` True), or None when it is to be trained: no `results.json` "
