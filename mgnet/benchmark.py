@@ -10,6 +10,7 @@ import ast
 import json
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from .config import ConfigError, MGNetConfig
@@ -18,7 +19,7 @@ from .notebooks import ExperimentError, notebook_parameters, notebook_path, run_
 from .runs import RESULTS, config_from, seeds_table
 
 # %% auto #0
-__all__ = ['parse_value', 'benchmark_parser', 'benchmark_main']
+__all__ = ['BASELINE_RECIPE', 'parse_value', 'benchmark_parser', 'benchmark_main']
 
 # %% ../nbs/13d_benchmark.ipynb #b26cc497
 def parse_value(v: str):
@@ -44,6 +45,21 @@ def benchmark_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/13d_benchmark.ipynb #79c1625f
+BASELINE_RECIPE = tuple(f.name for f in fields(MGNetConfig)       # how a model is trained, but not the seeds (they
+                        if f.metadata.get("group") == "training"      # pair the baseline with MGNet) nor loc_lr
+                        and f.name not in ("seed", "data_seed", "loc_lr")) + ("batch_size",)   # (it has no head)
+
+def _check_laid_over(name: str, fields: dict | None, cfg: dict, allowed: set, over: str, example: str,
+                     allowed_is: str) -> None:
+    "Parameter `name`: None, or a dict of `allowed` config fields that, laid over `cfg`, still make a valid config."
+    if fields is None: return
+    if not isinstance(fields, dict):
+        raise ConfigError(name, f"a dict of config fields laid over {over}, e.g. \"{example}\"; got {fields!r}")
+    bad = sorted(set(fields) - allowed)
+    if bad: raise ConfigError(name, f"{bad[0]!r} is not {allowed_is}")
+    try: config_from({**cfg, **fields})
+    except ConfigError as e: raise ConfigError(name, str(e)) from None
+
 def _check_params(src: Path, params: dict) -> None:
     known = notebook_parameters(src)
     unknown = sorted(set(params) - set(known))
@@ -57,25 +73,23 @@ def _check_params(src: Path, params: dict) -> None:
             except (ValueError, SyntaxError): pass
     cfg = {**defaults, **{k: v for k, v in params.items() if k in cfg_names}}
     config_from(cfg)
-    v = params.get("variant")
-    if v is None: return
-    if not isinstance(v, dict):
-        raise ConfigError("variant", f"a dict of config fields laid over MGNet's, e.g. \"{{'loc_anchor': True}}\"; "
-                                     f"got {v!r}")
-    bad = sorted(set(v) - cfg_names)
-    if bad: raise ConfigError("variant", f"{bad[0]!r} is not an MGNetConfig field")
-    try: config_from({**cfg, **v})
-    except ConfigError as e: raise ConfigError("variant", str(e)) from None
+    _check_laid_over("variant", params.get("variant"), cfg, cfg_names, "MGNet's", "{'loc_anchor': True}",
+                     "an MGNetConfig field")
+    _check_laid_over("baseline_recipe", params.get("baseline_recipe"), cfg, set(BASELINE_RECIPE), "the baseline's",
+                     "{'optimizer': 'adam', 'learning_rate': 0.001}",
+                     f"a field of the training recipe ({', '.join(BASELINE_RECIPE)})")
 
 # %% ../nbs/13d_benchmark.ipynb #c598c89d
 def _summary(res: dict) -> str:
     lines = []
+    fields_of = lambda d: ", ".join(f"{k}={v!r}" for k, v in d.items())
+    if res.get("baseline_recipe"): lines += [f"the baseline's own recipe: {fields_of(res['baseline_recipe'])}", ""]
     if res.get("seeds"):
         lines += [f"object-centric digits, {len(res['seeds'])} training seeds on the same images (last glimpse):",
                   seeds_table(res["seeds"]), ""]
     if res.get("seeds_variant"):
-        lines += [f"the variant ({', '.join(f'{k}={v!r}' for k, v in res['variant'].items())}), "
-                  "against the same baselines:", seeds_table(res["seeds_variant"]), ""]
+        lines += [f"the variant ({fields_of(res['variant'])}), against the same baselines:",
+                  seeds_table(res["seeds_variant"]), ""]
     for sec in ("object_centric", "anywhere"):
         s = res.get(sec)
         if not s: continue

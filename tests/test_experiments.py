@@ -14,7 +14,7 @@ NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)
 NOTEBOOK_ONLY = {"out_dir", "images", "gallery", "alphas", "ss", "scales", "pgd_images", "corruptions", "severities",
                  "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image", "parallel_runs",
-                 "torch_threads", "seeds", "fresh_placements", "variant"}
+                 "torch_threads", "seeds", "fresh_placements", "variant", "baseline_recipe"}
 
 
 @pytest.fixture(autouse=True)
@@ -156,10 +156,16 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
                    "-p", "limit_train", "2", "-p", "limit_val", "2", "-p", "n_iter", "2", "-p", "batch_size", "16",
                    "-p", "pgd_images", "0", "-p", "corruptions", "['fog']", "-p", "severities", "[1]",
                    "-p", "corruption_images", "1", "-p", "gallery", "1", "-p", "seeds", "[0]",
-                   "-p", "anywhere_translate", "None", "-p", "fresh_placements", "1", "-p", "parallel_runs", "1")
+                   "-p", "anywhere_translate", "None", "-p", "fresh_placements", "1", "-p", "parallel_runs", "1",
+                   "-p", "baseline_recipe", "{'optimizer': 'adam', 'learning_rate': 0.001}")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads((out / "results.json").read_text())
     oc = r["object_centric"]
+    b, m = oc["baseline"]["config"], oc["mgnet"]["config"]                  # the baseline's own recipe; MGNet's kept
+    assert (b["optimizer"], b["learning_rate"], m["optimizer"], m["learning_rate"]) == ("adam", 0.001, "sgd", 0.05)
+    assert (b["seed"], b["data_seed"], b["n_iter"]) == (m["seed"], m["data_seed"], 1)
+    assert r["baseline_recipe"] == {"optimizer": "adam", "learning_rate": 0.001}
+    assert "the baseline's own recipe: optimizer='adam', learning_rate=0.001" in p.stdout
     assert oc["mgnet"]["config"]["dataset"] == "fashion-mnist" and oc["mgnet"]["config"]["img_size"] == 56
     assert len(r["seeds"]) == 1 and len(r["seeds"][0]["mgnet"]["glimpse_iou"]) == 2
     assert r["seeds"][0]["fresh_images"] == 20 and len(r["seeds"][0]["mgnet"]["fresh_acc"]) == 2
@@ -178,6 +184,8 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
     (["-p", "out_dir", "x"], "-p out_dir: is set by --out"),
     (["-p", "variant", "{'nosuch': 1}"], "-p variant: 'nosuch' is not an MGNetConfig field"),
     (["-p", "variant", "{'scale_max': 2.0}"], "-p variant: --scale_max"),
+    (["-p", "baseline_recipe", "{'n_iter': 4}"], "-p baseline_recipe: 'n_iter' is not a field of the training recipe"),
+    (["-p", "baseline_recipe", "{'learning_rate': -1}"], "-p baseline_recipe: --learning_rate"),
     (["--notebook", "nosuch"], "nosuch.ipynb not found; looked in:"),
 ])
 def test_mgnet_benchmark_bad_input(tmp_path, capsys, args, culprit):
