@@ -49,15 +49,15 @@ BASELINE_RECIPE = tuple(f.name for f in fields(MGNetConfig)       # how a model 
                         if f.metadata.get("group") == "training"      # pair the baseline with MGNet) nor loc_lr
                         and f.name not in ("seed", "data_seed", "loc_lr")) + ("batch_size",)   # (it has no head)
 
-def _check_laid_over(name: str, fields: dict | None, cfg: dict, allowed: set, over: str, example: str,
+def _check_laid_over(name: str, laid: dict | None, cfg: dict, allowed: set, over: str, example: str,
                      allowed_is: str) -> None:
     "Parameter `name`: None, or a dict of `allowed` config fields that, laid over `cfg`, still make a valid config."
-    if fields is None: return
-    if not isinstance(fields, dict):
-        raise ConfigError(name, f"a dict of config fields laid over {over}, e.g. \"{example}\"; got {fields!r}")
-    bad = sorted(set(fields) - allowed)
+    if laid is None: return
+    if not isinstance(laid, dict):
+        raise ConfigError(name, f"a dict of config fields laid over {over}, e.g. \"{example}\"; got {laid!r}")
+    bad = sorted(set(laid) - allowed)
     if bad: raise ConfigError(name, f"{bad[0]!r} is not {allowed_is}")
-    try: config_from({**cfg, **fields})
+    try: config_from({**cfg, **laid})
     except ConfigError as e: raise ConfigError(name, str(e)) from None
 
 def _check_params(src: Path, params: dict) -> None:
