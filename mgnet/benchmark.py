@@ -10,10 +10,9 @@ import ast
 import json
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
-from .config import ConfigError, MGNetConfig
+from .config import ConfigError, MGNetConfig, TrainConfig
 from .files import check_out_dir, run_command
 from .notebooks import ExperimentError, notebook_parameters, notebook_path, run_notebook
 from .runs import RESULTS, config_from, seeds_table
@@ -45,9 +44,8 @@ def benchmark_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/13d_benchmark.ipynb #79c1625f
-BASELINE_RECIPE = tuple(f.name for f in fields(MGNetConfig)       # how a model is trained, but not the seeds (they
-                        if f.metadata.get("group") == "training"      # pair the baseline with MGNet) nor loc_lr
-                        and f.name not in ("seed", "data_seed", "loc_lr")) + ("batch_size",)   # (it has no head)
+# how a model is trained, and its batch size; not the seeds (they pair the baseline with MGNet) nor loc_lr (no head)
+BASELINE_RECIPE = (*(n for n in TrainConfig.field_names() if n not in ("seed", "data_seed", "loc_lr")), "batch_size")
 
 def _check_laid_over(name: str, laid: dict | None, cfg: dict, allowed: set, over: str, example: str,
                      allowed_is: str) -> None:

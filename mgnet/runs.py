@@ -11,7 +11,6 @@ import os
 import sys
 import time
 import zipfile
-from dataclasses import fields
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint
-from .config import ConfigError, MGNetConfig, MGNetError
+from .config import ConfigError, DataConfig, MGNetConfig, MGNetError, ModelConfig, TrainConfig
 from .data import data_info
 from .evaluation import evaluate, paired_interval, text_table
 from .files import package_version, write_json
@@ -44,8 +43,9 @@ def config_from(namespace: dict, **overrides) -> MGNetConfig:
 # %% ../nbs/13a_runs.ipynb #ecbc205e
 RESULTS = "results.json"
 _HOW_IT_RAN = ("workers", "gpus", "devices", "num_nodes", "compile", "channels_last")   # not what was trained
-_SAME = tuple(f.name for f in fields(MGNetConfig)              # what is trained, on what data, and how
-              if f.metadata.get("group") in ("data", "model", "training") and f.name not in _HOW_IT_RAN)
+# what is trained, on what data and how: the config's data, model and training fields, less how the run was executed
+_SAME = tuple(dict.fromkeys(n for c in (DataConfig, ModelConfig, TrainConfig) for n in c.field_names()
+                            if n in MGNetConfig.__dataclass_fields__ and n not in _HOW_IT_RAN))   # not in_chans
 
 class DamagedRunError(MGNetError, ValueError):
     ("A run folder whose `results.json` or checkpoint is missing, cut short or unreadable; the message names the file "
