@@ -44,8 +44,10 @@ def benchmark_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/13d_benchmark.ipynb #79c1625f
-# how a model is trained, and its batch size; not the seeds (they pair the baseline with MGNet) nor loc_lr (no head)
-BASELINE_RECIPE = (*(n for n in TrainConfig.field_names() if n not in ("seed", "data_seed", "loc_lr")), "batch_size")
+# how a model is trained, and its batch size: not the seeds (they pair the baseline with MGNet), nor the localisation
+# head's learning rate and re-scaler warm-up (the baseline has no head)
+BASELINE_RECIPE = (*(n for n in TrainConfig.field_names() if n not in ("seed", "data_seed", "loc_lr", "s_warmup")),
+                   "batch_size")
 
 def _check_laid_over(name: str, laid: dict | None, cfg: dict, allowed: set, over: str, example: str,
                      allowed_is: str) -> None:

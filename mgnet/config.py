@@ -338,6 +338,8 @@ class TrainConfig(_Config):
     clip: float = _f(0.0, "gradient-norm clipping (0: off)", group="training")
     loc_lr: float = _f(1.0, "learning-rate multiplier of the localisation head's parameters (1: one learning rate for "
         "all, as the original)", group="training")
+    s_warmup: int = _f(0, "epochs over which the localisation head's gradient re-scaling rises linearly from 0 to --s "
+        "(0: --s throughout, as the original)", group="training")
     seed: int = _f(0, "random seed (runs with the same seed on CPU are identical)", group="training")
     data_seed: int | None = _f(None, "seed of the data split and the validation placements (default: --seed); fix it "
         "to compare training seeds on the same images", group="training")
@@ -359,6 +361,7 @@ class TrainConfig(_Config):
 def _check_train(c):
     for name in ("optimizer", "scheduler"): _check_choice(c, name)
     _check(c.loc_lr > 0, "loc_lr", f"must be > 0, got {c.loc_lr}")
+    _check(0 <= c.s_warmup <= c.epochs, "s_warmup", f"must be between 0 and --epochs ({c.epochs}), got {c.s_warmup}")
     _check(c.clip >= 0, "clip", f"must be >= 0, got {c.clip}")
     _check(c.epochs >= 1, "epochs", f"must be at least 1, got {c.epochs}")
     _check(c.learning_rate > 0, "learning_rate", f"must be > 0, got {c.learning_rate}")
@@ -491,7 +494,8 @@ class RunConfig(_Config):
 
 # %% ../nbs/00_config.ipynb #a0ba14c0
 _SINGLE_GLIMPSE = dict(**_SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, n_iter_coef=None,
-                       step_by_step=False, attack_glimpse=0, loc_lr=1.0)   # nothing to localise with one look
+                       step_by_step=False, attack_glimpse=0, loc_lr=1.0,
+                       s_warmup=0)   # nothing to localise with one look
 
 @dataclass
 class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, _ModelFlags, DataConfig):
@@ -572,6 +576,7 @@ def _run_name(self: MGNetConfig) -> str:
              f"div{c.div_coef:g}" if c.div_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
              "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
+             f"sw{c.s_warmup}" if c.s_warmup else "",
              "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "",
              ("anchor" + ("+off" if c.anchor_offset else "") + ("+mass" if c.anchor_map == "mass" else ""))
              if c.loc_anchor else "",

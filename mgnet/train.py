@@ -31,7 +31,7 @@ from .losses import mgnet_loss
 from .model import MGNet, MGNetOutput
 
 # %% auto #0
-__all__ = ['param_groups', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
+__all__ = ['param_groups', 'warmed_s', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
            'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
            'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'late_collapse', 'fit']
 
@@ -43,6 +43,11 @@ def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, fl
     ids = {id(p) for p in head}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * loc_lr}], [lr, lr * loc_lr]
+
+# %% ../nbs/06_train.ipynb #12b67272
+def warmed_s(s: float, warmup_steps: float, step: int) -> float:
+    "The re-scaler's factor at optimiser step `step` of a linear warm-up from 0 to `s` over `warmup_steps` (0: `s`)."
+    return s if warmup_steps <= 0 else s * min(1.0, step / warmup_steps)
 
 # %% ../nbs/06_train.ipynb #ab39a754
 def optimiser_schedule(model: nn.Module, c: MGNetConfig, total: int) -> dict:
@@ -117,6 +122,11 @@ class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
         x, y = batch
         ge = self.model.ge
         if ge is not None: ge.set_progress(self.global_step / max(1, self.trainer.estimated_stepping_batches))
+        if self.cfg.s_warmup:
+            per_epoch = self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
+            s = self.model.loc_network.grad_rescaler.s = warmed_s(self.cfg.s, self.cfg.s_warmup * per_epoch,
+                                                                  self.global_step)
+            self.log("train/s", s, on_step=True, on_epoch=False)
         out = self.model(x)
         parts = mgnet_loss(out, y, self.cfg, self.model, x)
         if not torch.isfinite(parts.loss): self._non_finite(f"non-finite loss ({parts.loss.item()})")
