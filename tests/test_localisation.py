@@ -56,8 +56,8 @@ def test_per_image_iou_and_the_head_learning_rate():
 
 def test_position_aware_options_are_off_by_default_and_change_the_model_when_on():
     cfg = MGNetConfig()
-    assert (cfg.loc_init, cfg.loc_lr, cfg.coord_channels, cfg.keypoints, cfg.loc_anchor, cfg.anchor_map,
-            cfg.data_seed) == ("kaiming", 1.0, False, 0, False, "soft-argmax", None)
+    assert (cfg.loc_init, cfg.loc_lr, cfg.s_warmup, cfg.coord_channels, cfg.keypoints, cfg.loc_anchor, cfg.anchor_map,
+            cfg.data_seed) == ("kaiming", 1.0, 0, False, 0, False, "soft-argmax", None)
     torch.manual_seed(0); a = MGNet(n_iter=2)
     torch.manual_seed(0); b = MGNet(n_iter=2, keypoints=2, coord_channels=True, loc_anchor=True)
     x = torch.randn(2, 1, 64, 64)
