@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, MGNetConfig, TrainConfig
+from .config import _SINGLE_GLIMPSE, ConfigError, MGNetConfig, TrainConfig
 from .files import check_out_dir, run_command
 from .notebooks import ExperimentError, notebook_parameters, notebook_path, run_notebook
 from .runs import RESULTS, config_from, seeds_table
@@ -44,9 +44,9 @@ def benchmark_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/13d_benchmark.ipynb #79c1625f
-# how a model is trained, and its batch size: not the seeds (they pair the baseline with MGNet), nor the localisation
-# head's learning rate and re-scaler warm-up (the baseline has no head)
-BASELINE_RECIPE = (*(n for n in TrainConfig.field_names() if n not in ("seed", "data_seed", "loc_lr", "s_warmup")),
+# how a model is trained, and its batch size: not the seeds (they pair the baseline with MGNet), nor what a one-look
+# run resets (`_SINGLE_GLIMPSE`: the head's learning rate and warm-up, clipping), which the baseline would not keep
+BASELINE_RECIPE = (*(n for n in TrainConfig.field_names() if n not in ("seed", "data_seed", *_SINGLE_GLIMPSE)),
                    "batch_size")
 
 def _check_laid_over(name: str, laid: dict | None, cfg: dict, allowed: set, over: str, example: str,
