@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import typing
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -291,6 +292,9 @@ def _check_model(c):
     _check(c.scale_min < c.scale_max, "scale_min",
            f"must be smaller than --scale_max ({c.scale_min} >= {c.scale_max})")
     _check(0 <= c.alpha <= 1, "alpha", f"must be in [0, 1], got {c.alpha}")
+    if c.alpha == 1 and c.n_iter >= 2:
+        warnings.warn("--alpha 1 gives the fused classifier (the prediction MGNet reports) no loss: it stays "
+                      "untrained; use a value below 1", UserWarning, stacklevel=2)
     _check(0 < c.s <= 1, "s", f"must be in (0, 1], got {c.s}")
     _check(0 <= c.dropout < 1, "dropout", f"must be in [0, 1), got {c.dropout}")
     _check(c.keypoints >= 0, "keypoints", f"must be >= 0, got {c.keypoints}")
