@@ -344,7 +344,8 @@ class TrainConfig(_Config):
         "all, as the original)", group="training")
     s_warmup: int = _f(0, "epochs over which the localisation head's gradient re-scaling rises linearly from 0 to --s "
         "(0: --s throughout, as the original)", group="training")
-    seed: int = _f(0, "random seed (runs with the same seed on CPU are identical)", group="training")
+    seed: int = _f(0, "random seed (on the CPU, runs with the same seed and number of torch threads are "
+        "identical)", group="training")
     data_seed: int | None = _f(None, "seed of the data split and the validation placements (default: --seed); fix it "
         "to compare training seeds on the same images", group="training")
     gpus: str | None = _f(None,
