@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from .config import ConfigError, MGNetConfig, MGNetError
 
@@ -108,9 +109,11 @@ def run_notebook(name_or_path: str | os.PathLike,        # an experiment noteboo
     unknown = sorted(set(params) - set(known))
     if unknown: raise ConfigError(unknown[0],
                                   f"{src.name} has no parameter {unknown[0]!r} (its parameters: {', '.join(known)})")
+    from mgnet.runs import TERMINAL_PROGRESS  # the kernel shows its bars over runs on this terminal
     try:
-        pm.execute_notebook(str(src), str(dest), parameters=params, progress_bar=progress, kernel_name="python3",
-                            cwd=str(cwd) if cwd else None, execution_timeout=timeout, log_output=False)
+        with mock.patch.dict(os.environ, {TERMINAL_PROGRESS: "1"} if progress else {}):
+            pm.execute_notebook(str(src), str(dest), parameters=params, progress_bar=progress, kernel_name="python3",
+                                cwd=str(cwd) if cwd else None, execution_timeout=timeout, log_output=False)
     except pm.PapermillExecutionError:
         if html: export_html(dest)
         raise ExperimentError(f"{src.name} failed in {_error_of(dest)}\n(executed notebook: {dest})",

@@ -27,9 +27,9 @@ from .flops import baseline_gflops, glimpse_gflops
 from .train import fit
 
 # %% auto #0
-__all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
-           'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'final_accuracy',
-           'seed_entry', 'seeds_verdict', 'seeds_table']
+__all__ = ['RESULTS', 'TERMINAL_PROGRESS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run',
+           'train_run', 'runs_bar', 'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table',
+           'final_accuracy', 'seed_entry', 'seeds_verdict', 'seeds_table']
 
 # %% ../nbs/13a_runs.ipynb #2e4952f6
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
@@ -160,6 +160,18 @@ def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None
     if threads: torch.set_num_threads(threads)
     return _train_new(MGNetConfig.from_dict(cfg), out_dir, name)
 
+# %% ../nbs/13a_runs.ipynb #b311184c
+TERMINAL_PROGRESS = "MGNET_TERMINAL_PROGRESS"   # set by `run_notebook` for the kernels it starts
+
+def runs_bar(total: int, done: int, desc: str, progress: bool):
+    "A progress bar over `total` runs, `done` of them done: on the terminal where `TERMINAL_PROGRESS` is set."
+    if progress and os.environ.get(TERMINAL_PROGRESS) and sys.__stderr__ is not None:
+        from tqdm.std import tqdm
+        sys.__stderr__.write("\n")                   # a line of its own, below papermill's bar over the cells
+        return tqdm(total=total, initial=done, desc=desc, unit="run", file=sys.__stderr__)
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, desc=desc, unit="run", disable=not progress)
+
 # %% ../nbs/13a_runs.ipynb #ebc4b8a1
 def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]],  # `(cfg, out_dir, name)` per run
                parallel: int = 1,            # runs at a time (worker processes beyond 1)
@@ -168,11 +180,10 @@ def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]]
                desc: str = "runs",           # the progress bar's label
               ) -> list[dict]:
     "Train `(cfg, out_dir, name)` jobs (see `train_run`), `parallel` at a time, each on `threads` torch threads."
-    from tqdm.auto import tqdm
     for c, _, _ in jobs: c.validate()
     out = [reusable_run(d, c) for c, d, _ in jobs]        # runs done read back first, here; damaged ones named
     todo = [i for i, r in enumerate(out) if r is None]
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=desc, unit="run", disable=not progress)
+    bar = runs_bar(len(jobs), len(jobs) - len(todo), desc, progress)
     try:
         if parallel <= 1 or len(todo) <= 1:
             old = torch.get_num_threads()
