@@ -13,9 +13,12 @@ from unittest import mock
 
 from .config import ConfigError, MGNetConfig, MGNetError
 
+TERMINAL_PROGRESS = "MGNET_TERMINAL_PROGRESS"   # set by `run_notebook`: bars over runs go to the terminal
+
+
 # %% auto #0
-__all__ = ['ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path', 'default_sweep_dir', 'notebook_parameters',
-           'export_html', 'run_notebook']
+__all__ = ['TERMINAL_PROGRESS', 'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path', 'default_sweep_dir',
+           'notebook_parameters', 'export_html', 'run_notebook']
 
 # %% ../nbs/13c_notebooks.ipynb #848a93f8
 class ExperimentError(MGNetError, RuntimeError):
@@ -109,9 +112,8 @@ def run_notebook(name_or_path: str | os.PathLike,        # an experiment noteboo
     unknown = sorted(set(params) - set(known))
     if unknown: raise ConfigError(unknown[0],
                                   f"{src.name} has no parameter {unknown[0]!r} (its parameters: {', '.join(known)})")
-    from mgnet.runs import TERMINAL_PROGRESS  # the kernel shows its bars over runs on this terminal
     try:
-        with mock.patch.dict(os.environ, {TERMINAL_PROGRESS: "1"} if progress else {}):
+        with mock.patch.dict(os.environ, {TERMINAL_PROGRESS: "1"} if progress else {}):  # bars over runs: here
             pm.execute_notebook(str(src), str(dest), parameters=params, progress_bar=progress, kernel_name="python3",
                                 cwd=str(cwd) if cwd else None, execution_timeout=timeout, log_output=False)
     except pm.PapermillExecutionError:

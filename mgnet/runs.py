@@ -24,11 +24,12 @@ from .data import data_info
 from .evaluation import evaluate, paired_interval, text_table
 from .files import package_version, write_json
 from .flops import baseline_gflops, glimpse_gflops
+from .notebooks import TERMINAL_PROGRESS
 from .train import fit
 
 # %% auto #0
-__all__ = ['RESULTS', 'TERMINAL_PROGRESS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run',
-           'train_run', 'runs_bar', 'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table',
+__all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
+           'runs_bar', 'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table',
            'final_accuracy', 'seed_entry', 'seeds_verdict', 'seeds_table']
 
 # %% ../nbs/13a_runs.ipynb #2e4952f6
@@ -161,8 +162,6 @@ def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None
     return _train_new(MGNetConfig.from_dict(cfg), out_dir, name)
 
 # %% ../nbs/13a_runs.ipynb #b311184c
-TERMINAL_PROGRESS = "MGNET_TERMINAL_PROGRESS"   # set by `run_notebook` for the kernels it starts
-
 def runs_bar(total: int, done: int, desc: str, progress: bool):
     "A progress bar over `total` runs, `done` of them done: on the terminal where `TERMINAL_PROGRESS` is set."
     if progress and os.environ.get(TERMINAL_PROGRESS) and sys.__stderr__ is not None:
