@@ -117,6 +117,10 @@ class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
 
     def forward(self, x: Tensor) -> MGNetOutput: return self.model(x)
 
+    def _step_logged(self) -> bool:
+        "Whether the logger writes this training step (one in `log_every_n_steps`; Lightning drops the others)."
+        return getattr(self.trainer._logger_connector, "should_update_logs", True)
+
     def training_step(self, batch, batch_idx):
         if batch is None: return None                     # every image of the batch unreadable (--skip_bad_images)
         x, y = batch
@@ -126,10 +130,11 @@ class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
             per_epoch = self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
             s = self.model.loc_network.grad_rescaler.s = warmed_s(self.cfg.s, self.cfg.s_warmup * per_epoch,
                                                                   self.global_step)
-            self.log("train/s", s, on_step=True, on_epoch=False)
+            if self._step_logged(): self.log("train/s", s, on_step=True, on_epoch=False)
         out = self.model(x)
         parts = mgnet_loss(out, y, self.cfg, self.model, x)
         if not torch.isfinite(parts.loss): self._non_finite(f"non-finite loss ({parts.loss.item()})")
+        if not self._step_logged(): return parts.loss
         acc = (out.logits.detach().argmax(-1) == y).float().mean(1)
         logs = {"train/loss": parts.loss.detach(), **{f"train/{k}": v for k, v in parts.extra.items()}}
         for t in range(len(acc)):
@@ -139,7 +144,7 @@ class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
 
     def on_after_backward(self):
         ge = self.model.ge
-        if ge is None: return
+        if ge is None or not self._step_logged(): return
         logs = {"grad/ge_factor": ge.factor}
         for name, d in (("scale", ge.scales), ("loc_std", ge.loc_std), ("cls_std", ge.cls_std)):
             logs.update({f"grad/{name}_{t}": v for t, v in d.items()})
