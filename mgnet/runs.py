@@ -5,6 +5,7 @@
 # %% ../nbs/13a_runs.ipynb #fc046fed
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -125,13 +126,14 @@ def reusable_run(out_dir: str | os.PathLike, cfg: MGNetConfig) -> dict | None:
     return {**done, "skipped": True}
 
 # %% ../nbs/13a_runs.ipynb #1eb0b7da
-def _train_new(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = None, progress: bool = False) -> dict:
-    "Train `cfg` into `out_dir` and write its `results.json`, whatever the folder holds."
+def _train_new(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = None, progress: bool = False,
+               on_epoch=None) -> dict:
+    "Train `cfg` into `out_dir` and write its `results.json`, whatever the folder holds (`on_epoch`: as `fit`'s)."
     out = Path(out_dir)
     cfg = cfg.resolved()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    res = fit(cfg.replace(log_dir=str(out.resolve() / "logs"), tmp=False), progress=progress)
+    res = fit(cfg.replace(log_dir=str(out.resolve() / "logs"), tmp=False), progress=progress, on_epoch=on_epoch)
     seconds = time.time() - t0
     info = data_info(res.cfg)
     model = load_checkpoint(res.best_checkpoint)
@@ -150,8 +152,8 @@ def train_run(cfg: MGNetConfig, out_dir: str | os.PathLike, name: str | None = N
     return done if done is not None else _train_new(cfg, out_dir, name, progress)
 
 # %% ../nbs/13a_runs.ipynb #79052cdc
-def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None) -> dict:
-    "In a spawned process: train one run, its console output going to `out_dir/train.log`."
+def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None, epochs=None, key=None) -> dict:
+    "In a spawned process: train one run, its console output to `out_dir/train.log`, `key` put on `epochs` per epoch."
     import warnings
     warnings.filterwarnings("ignore")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -159,48 +161,65 @@ def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None
     sys.stdout.flush(); sys.stderr.flush()
     os.dup2(log.fileno(), 1); os.dup2(log.fileno(), 2)
     if threads: torch.set_num_threads(threads)
-    return _train_new(MGNetConfig.from_dict(cfg), out_dir, name)
+    tell = (lambda _: epochs.put(key)) if epochs is not None else None     # the queue of the parent's bar
+    return _train_new(MGNetConfig.from_dict(cfg), out_dir, name, on_epoch=tell)
 
 # %% ../nbs/13a_runs.ipynb #b311184c
-def runs_bar(total: int, done: int, desc: str, progress: bool):
-    "A progress bar over `total` runs, `done` of them done: on the terminal where `TERMINAL_PROGRESS` is set."
+def runs_bar(total: int, done: int, desc: str, progress: bool, unit: str = "epoch"):
+    "A progress bar over `total` units of work, `done` of them done: on the terminal where `TERMINAL_PROGRESS` is set."
     if progress and os.environ.get(TERMINAL_PROGRESS) and sys.__stderr__ is not None:
         from tqdm.std import tqdm
         sys.__stderr__.write("\n")                   # a line of its own, below papermill's bar over the cells
-        return tqdm(total=total, initial=done, desc=desc, unit="run", file=sys.__stderr__)
+        return tqdm(total=total, initial=done, desc=desc, unit=unit, file=sys.__stderr__)
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, desc=desc, unit="run", disable=not progress)
+    return tqdm(total=total, initial=done, desc=desc, unit=unit, disable=not progress)
 
 # %% ../nbs/13a_runs.ipynb #ebc4b8a1
 def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]],  # `(cfg, out_dir, name)` per run
                parallel: int = 1,            # runs at a time (worker processes beyond 1)
                threads: int | None = None,   # torch threads per run (default: torch's own)
-               progress: bool = False,       # a progress bar over the runs
+               progress: bool = False,       # a progress bar over the runs' epochs
                desc: str = "runs",           # the progress bar's label
               ) -> list[dict]:
     "Train `(cfg, out_dir, name)` jobs (see `train_run`), `parallel` at a time, each on `threads` torch threads."
     for c, _, _ in jobs: c.validate()
     out = [reusable_run(d, c) for c, d, _ in jobs]        # runs done read back first, here; damaged ones named
     todo = [i for i, r in enumerate(out) if r is None]
-    bar = runs_bar(len(jobs), len(jobs) - len(todo), desc, progress)
+    epochs = [c.epochs for c, _, _ in jobs]
+    bar = runs_bar(sum(epochs), sum(epochs[i] for i, r in enumerate(out) if r is not None), desc, progress)
+    seen, ended = [0] * len(jobs), [len(jobs) - len(todo)]
+    bar.set_postfix_str(f"{ended[0]}/{len(jobs)} runs")
+    def tick(i):                                          # an epoch of run i ended
+        if seen[i] < epochs[i]: seen[i] += 1; bar.update()
+    def finish(i, r):                                     # run i ended: its bar at its full count
+        out[i] = r; bar.update(epochs[i] - seen[i]); seen[i] = epochs[i]; ended[0] += 1
+        bar.set_postfix_str(f"{ended[0]}/{len(jobs)} runs")
     try:
         if parallel <= 1 or len(todo) <= 1:
             old = torch.get_num_threads()
             if threads: torch.set_num_threads(threads)
             try:
-                for i in todo:
-                    c, d, n = jobs[i]
-                    bar.set_postfix_str(n or Path(d).name)
-                    out[i] = _train_new(c, d, n); bar.update()
+                for i in todo: finish(i, _train_new(*jobs[i], on_epoch=lambda _, i=i: tick(i)))
                 return out
             finally: torch.set_num_threads(old)
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        import queue
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         from mgnet.runs import _train_worker as worker  # by its module's name, which spawned processes import
-        with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context("spawn")) as ex:
-            futs = {ex.submit(worker, jobs[i][0].to_dict(), str(jobs[i][1]), jobs[i][2], threads): i for i in todo}
-            for f in as_completed(futs): out[futs[f]] = f.result(); bar.update()
+        ctx = mp.get_context("spawn")
+        with contextlib.ExitStack() as stack:
+            q = stack.enter_context(ctx.Manager()).Queue() if progress else None    # epochs ended, by run
+            ex = stack.enter_context(ProcessPoolExecutor(min(parallel, len(todo)), mp_context=ctx))
+            futs = {ex.submit(worker, jobs[i][0].to_dict(), str(jobs[i][1]), jobs[i][2], threads, q, i): i
+                    for i in todo}
+            pending = set(futs)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                while q is not None:
+                    try: tick(q.get_nowait())
+                    except queue.Empty: break
+                for f in done: finish(futs[f], f.result())
             return out
     finally: bar.close()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,8 @@ from .model import MGNet, MGNetOutput
 # %% auto #0
 __all__ = ['param_groups', 'warmed_s', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
            'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
-           'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'late_collapse', 'fit']
+           'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'late_collapse', 'EpochHook',
+           'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
 def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
@@ -291,7 +292,15 @@ def late_collapse(best: Sequence[float], last: Sequence[float] | None, drop: flo
             "reported. A lower --learning_rate may keep it from happening")
 
 # %% ../nbs/06_train.ipynb #b194a8bc
-def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResult:
+class EpochHook(Callback):
+    "Calls `fn(epoch)` after every training epoch, on the main process (`fit`'s `on_epoch`)."
+    def __init__(self, fn: Callable[[int], None]): self.fn = fn
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.is_global_zero: self.fn(trainer.current_epoch)
+
+def fit(cfg: MGNetConfig, progress: bool = True,
+        on_epoch: Callable[[int], None] | None = None,   # called with the epoch's index after every training epoch
+        **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
     cfg = cfg.resolved()
     info = data_info(cfg)
@@ -302,6 +311,7 @@ def fit(cfg: MGNetConfig, progress: bool = True, **trainer_overrides) -> RunResu
     if cfg.checkpoint and not ckpt_path: _init_from(lit.model, cfg.checkpoint)
     trainer, ckpt = make_trainer(cfg, run_dir, enable_progress_bar=progress, enable_model_summary=progress,
                                  **trainer_overrides)
+    if on_epoch is not None: trainer.callbacks.append(EpochHook(on_epoch))
     stop = next(c for c in trainer.callbacks if isinstance(c, SaveOnInterrupt))
     try: trainer.fit(lit, data, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
     except (SystemExit, SIGTERMException):             # Lightning exits on Ctrl-C, raises on SIGTERM
