@@ -105,7 +105,7 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
                   "-p", "variant", "{'keypoints': 1, 'loc_anchor': True}", command="mgnet-benchmark", timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert {"benchmark.ipynb", "benchmark.html", "results.json"} <= {f.name for f in out.iterdir()}
-    assert "training: 100%" in p.stderr and "| 8/8 [" in p.stderr      # the bar over the 8 runs' epochs, on the terminal
+    assert "training: 100%" in p.stderr and "| 8/8 [" in p.stderr      # the bar over the 8 runs' epochs
     assert "8/8 runs]" in p.stderr
     r = json.loads((out / "results.json").read_text())
     oc, aw = r["object_centric"], r["anywhere"]
