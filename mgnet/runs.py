@@ -165,14 +165,14 @@ def _train_worker(cfg: dict, out_dir: str, name: str | None, threads: int | None
     return _train_new(MGNetConfig.from_dict(cfg), out_dir, name, on_epoch=tell)
 
 # %% ../nbs/13a_runs.ipynb #b311184c
-def runs_bar(total: int, done: int, desc: str, progress: bool, unit: str = "epoch"):
-    "A progress bar over `total` units of work, `done` of them done: on the terminal where `TERMINAL_PROGRESS` is set."
+def runs_bar(total: int, done: int, desc: str, progress: bool):
+    "A progress bar over `total` epochs, `done` of them done: on the terminal where `TERMINAL_PROGRESS` is set."
     if progress and os.environ.get(TERMINAL_PROGRESS) and sys.__stderr__ is not None:
         from tqdm.std import tqdm
         sys.__stderr__.write("\n")                   # a line of its own, below papermill's bar over the cells
-        return tqdm(total=total, initial=done, desc=desc, unit=unit, file=sys.__stderr__)
+        return tqdm(total=total, initial=done, desc=desc, unit="epoch", file=sys.__stderr__)
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, desc=desc, unit=unit, disable=not progress)
+    return tqdm(total=total, initial=done, desc=desc, unit="epoch", disable=not progress)
 
 # %% ../nbs/13a_runs.ipynb #ebc4b8a1
 def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]],  # `(cfg, out_dir, name)` per run
@@ -187,13 +187,13 @@ def train_runs(jobs: Sequence[tuple[MGNetConfig, str | os.PathLike, str | None]]
     todo = [i for i, r in enumerate(out) if r is None]
     epochs = [c.epochs for c, _, _ in jobs]
     bar = runs_bar(sum(epochs), sum(epochs[i] for i, r in enumerate(out) if r is not None), desc, progress)
-    seen, ended = [0] * len(jobs), [len(jobs) - len(todo)]
-    bar.set_postfix_str(f"{ended[0]}/{len(jobs)} runs")
+    seen = [0] * len(jobs)                                # epochs of each run the bar has counted
+    runs_done = lambda: bar.set_postfix_str(f"{sum(r is not None for r in out)}/{len(jobs)} runs")
+    runs_done()
     def tick(i):                                          # an epoch of run i ended
         if seen[i] < epochs[i]: seen[i] += 1; bar.update()
     def finish(i, r):                                     # run i ended: its bar at its full count
-        out[i] = r; bar.update(epochs[i] - seen[i]); seen[i] = epochs[i]; ended[0] += 1
-        bar.set_postfix_str(f"{ended[0]}/{len(jobs)} runs")
+        out[i] = r; bar.update(epochs[i] - seen[i]); seen[i] = epochs[i]; runs_done()
     try:
         if parallel <= 1 or len(todo) <= 1:
             old = torch.get_num_threads()

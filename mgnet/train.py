@@ -125,17 +125,18 @@ class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
     def training_step(self, batch, batch_idx):
         if batch is None: return None                     # every image of the batch unreadable (--skip_bad_images)
         x, y = batch
+        logged = self._step_logged()
         ge = self.model.ge
         if ge is not None: ge.set_progress(self.global_step / max(1, self.trainer.estimated_stepping_batches))
         if self.cfg.s_warmup:
             per_epoch = self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
             s = self.model.loc_network.grad_rescaler.s = warmed_s(self.cfg.s, self.cfg.s_warmup * per_epoch,
                                                                   self.global_step)
-            if self._step_logged(): self.log("train/s", s, on_step=True, on_epoch=False)
+            if logged: self.log("train/s", s, on_step=True, on_epoch=False)
         out = self.model(x)
         parts = mgnet_loss(out, y, self.cfg, self.model, x)
         if not torch.isfinite(parts.loss): self._non_finite(f"non-finite loss ({parts.loss.item()})")
-        if not self._step_logged(): return parts.loss
+        if not logged: return parts.loss
         acc = (out.logits.detach().argmax(-1) == y).float().mean(1)
         logs = {"train/loss": parts.loss.detach(), **{f"train/{k}": v for k, v in parts.extra.items()}}
         for t in range(len(acc)):
