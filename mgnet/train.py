@@ -5,6 +5,7 @@
 # %% ../nbs/06_train.ipynb #02deefed
 from __future__ import annotations
 
+import logging
 import os
 import random
 import warnings
@@ -33,8 +34,8 @@ from .model import MGNet, MGNetOutput
 # %% auto #0
 __all__ = ['param_groups', 'warmed_s', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
            'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
-           'RunInterrupted', 'RunResult', 'make_trainer', 'resume_point', 'data_config', 'late_collapse', 'EpochHook',
-           'fit']
+           'RunInterrupted', 'RunResult', 'make_trainer', 'epoch_batches', 'log_interval', 'resume_point',
+           'data_config', 'late_collapse', 'EpochHook', 'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
 def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
@@ -265,6 +266,28 @@ def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> 
     kw.update(overrides)
     return L.Trainer(**kw), ckpt
 
+# %% ../nbs/06_train.ipynb #b8d4f2e3
+class _NoCloudLoggerTip(logging.Filter):
+    "Leaves out Lightning's advertisement for its cloud logger (a 'Tip' logged whenever a `Trainer` is made)."
+    def filter(self, record): return "litlogger" not in str(record.msg)
+
+def _quiet_lightning():
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_NoCloudLoggerTip())
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning,
+                            r"lightning\.")   # raised by Lightning's pytree helpers, on torch >= 2.10
+
+_quiet_lightning()
+
+def epoch_batches(data: MGNetData, cfg: MGNetConfig) -> int:
+    "Training batches in an epoch on one process, after `--limit_train`."
+    n, lim = len(data.train_dataloader()), _limit(cfg.limit_train)
+    return min(n, lim) if isinstance(lim, int) else max(1, int(n * lim))
+
+def log_interval(batches: int, every: int = 10) -> int:
+    "Training steps between logged values: `every`, or every step where an epoch has fewer batches."
+    return max(1, min(every, batches))
+
 # %% ../nbs/06_train.ipynb #8623f235
 def _init_from(model: MGNet, path: str) -> None:
     "Start training from the weights of a checkpoint."
@@ -310,8 +333,9 @@ def fit(cfg: MGNetConfig, progress: bool = True,
     data, lit = MGNetData(data_config(cfg)), LitMGNet(cfg)
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)
     if cfg.checkpoint and not ckpt_path: _init_from(lit.model, cfg.checkpoint)
-    trainer, ckpt = make_trainer(cfg, run_dir, enable_progress_bar=progress, enable_model_summary=progress,
-                                 **trainer_overrides)
+    trainer, ckpt = make_trainer(cfg, run_dir, **{"enable_progress_bar": progress, "enable_model_summary": progress,
+                                                  "log_every_n_steps": log_interval(epoch_batches(data, cfg)),
+                                                  **trainer_overrides})
     if on_epoch is not None: trainer.callbacks.append(EpochHook(on_epoch))
     stop = next(c for c in trainer.callbacks if isinstance(c, SaveOnInterrupt))
     try: trainer.fit(lit, data, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
