@@ -241,7 +241,9 @@ class RunResult:
     last_acc: list[float] | None = None   # per-glimpse accuracy of the last epoch's checkpoint, beside the best's
 
 # %% ../nbs/06_train.ipynb #1af87a67
-def _limit(v: float): return int(v) if v > 1 else v
+def _limit(v: float) -> int | float | None:
+    "A `--limit_*` value for Lightning: a count of batches above 1, else a fraction (None for all: no message)."
+    return int(v) if v > 1 else None if v == 1 else v
 
 def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> tuple[L.Trainer, ModelCheckpoint]:
     "A Lightning `Trainer` for `cfg` and its checkpoint callback; `run_dir` continues an existing run's directory."
@@ -281,7 +283,7 @@ _quiet_lightning()
 
 def epoch_batches(data: MGNetData, cfg: MGNetConfig) -> int:
     "Training batches in an epoch on one process, after `--limit_train`."
-    n, lim = len(data.train_dataloader()), _limit(cfg.limit_train)
+    n, lim = len(data.train_dataloader()), _limit(cfg.limit_train) or 1.0
     return min(n, lim) if isinstance(lim, int) else max(1, int(n * lim))
 
 def log_interval(batches: int, every: int = 10) -> int:
