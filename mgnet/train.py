@@ -5,6 +5,7 @@
 # %% ../nbs/06_train.ipynb #02deefed
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -340,7 +341,11 @@ def fit(cfg: MGNetConfig, progress: bool = True,
                                                   **trainer_overrides})
     if on_epoch is not None: trainer.callbacks.append(EpochHook(on_epoch))
     stop = next(c for c in trainer.callbacks if isinstance(c, SaveOnInterrupt))
-    try: trainer.fit(lit, data, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
+    resuming = warnings.catch_warnings() if ckpt_path else contextlib.nullcontext()
+    try:
+        with resuming:   # a resumed run writes on in its own checkpoint folder: Lightning's "not empty" is moot
+            if ckpt_path: warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(lit, data, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
     except (SystemExit, SIGTERMException):             # Lightning exits on Ctrl-C, raises on SIGTERM
         if stop.saved is None: raise
         raise RunInterrupted(stop.signal, stop.saved) from None
