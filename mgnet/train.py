@@ -243,7 +243,7 @@ class RunResult:
 
 # %% ../nbs/06_train.ipynb #1af87a67
 def _limit(v: float) -> int | float | None:
-    "A `--limit_*` value for Lightning: a count of batches above 1, else a fraction (None for all: no message)."
+    "A `--limit_*` value for Lightning: batches above 1, else a fraction; all is None (Lightning then says nothing)."
     return int(v) if v > 1 else None if v == 1 else v
 
 def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -278,7 +278,7 @@ def _quiet_lightning():
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).addFilter(_NoCloudLoggerTip())
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning,
-                            r"lightning\.")   # raised by Lightning's pytree helpers, on torch >= 2.10
+                            r"lightning\.")   # Lightning's own pytree helpers, on torch 2.14
 
 _quiet_lightning()
 
