@@ -26,7 +26,7 @@ from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
 from .model import baseline_config, create_backbone, fold_batchnorm
 from .predict import predict_main
-from .train import fit, resume_point
+from .train import fit, hold_freed_memory, resume_point
 
 # %% auto #0
 __all__ = ['SUBCOMMANDS', 'make_parser', 'run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'export_main', 'main']
@@ -230,6 +230,7 @@ def _train_or_test(given: dict) -> int:
     "Train a configuration, or test a checkpoint with `--test`."
     cfg = MGNetConfig(**given).resolved()
     check_out_file(cfg.results)
+    hold_freed_memory()          # training and testing on the CPU (see the training chapter)
     if cfg.test:
         if not cfg.checkpoint: raise ConfigError("test", "needs --checkpoint FILE_OR_DIR")
         out = run_test(cfg, given)

@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import platform
 import random
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,8 +38,8 @@ from .model import MGNet, MGNetOutput
 # %% auto #0
 __all__ = ['param_groups', 'warmed_s', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
            'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
-           'RunInterrupted', 'RunResult', 'make_trainer', 'epoch_batches', 'log_interval', 'resume_point',
-           'data_config', 'late_collapse', 'EpochHook', 'fit']
+           'RunInterrupted', 'RunResult', 'make_trainer', 'epoch_batches', 'log_interval', 'allocator_chosen_by_user',
+           'hold_freed_memory', 'resume_point', 'data_config', 'late_collapse', 'EpochHook', 'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
 def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
@@ -291,6 +294,28 @@ def log_interval(batches: int, every: int = 10) -> int:
     "Training steps between logged values: `every`, or every step where an epoch has fewer batches."
     return max(1, min(every, batches))
 
+# %% ../nbs/06_train.ipynb #d1e7a0b3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3    # glibc's mallopt parameters (malloc.h)
+_GLIBC_MEMORY_KNOBS = ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max")
+_holding = False
+
+def allocator_chosen_by_user(env: dict | None = None) -> str | None:
+    "The environment variable by which the process's user chose how its memory is allocated, or None."
+    env = os.environ if env is None else env
+    if any(f"glibc.malloc.{k}" in env.get("GLIBC_TUNABLES", "") for k in _GLIBC_MEMORY_KNOBS): return "GLIBC_TUNABLES"
+    if (own := [f"MALLOC_{k.upper()}_" for k in _GLIBC_MEMORY_KNOBS if f"MALLOC_{k.upper()}_" in env]): return own[0]
+    if "malloc" in env.get("LD_PRELOAD", ""): return "LD_PRELOAD"   # tcmalloc, jemalloc, mimalloc
+    return None
+
+def hold_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+    "Let glibc keep freed blocks up to `mmap_threshold` bytes and `trim_threshold` free bytes; whether that holds."
+    global _holding
+    if _holding: return True
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc" or allocator_chosen_by_user(): return False
+    mallopt = ctypes.CDLL(None).mallopt     # the running process's C library
+    _holding = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return _holding
+
 # %% ../nbs/06_train.ipynb #8623f235
 def _init_from(model: MGNet, path: str) -> None:
     "Start training from the weights of a checkpoint."
@@ -330,6 +355,7 @@ def fit(cfg: MGNetConfig, progress: bool = True,
         **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
     cfg = cfg.resolved()
+    hold_freed_memory()
     info = data_info(cfg)
     cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
