@@ -19,6 +19,7 @@ from .files import check_out_file, write_json
 from .flops import glimpse_gflops
 from .losses import mgnet_loss
 from .model import MGNet, baseline_config, fold_batchnorm
+from .train import hold_freed_memory
 
 # %% auto #0
 __all__ = ['SETTINGS', 'backbone_only', 'Stopwatch', 'forward_breakdown', 'bench_setting', 'bench_training', 'bench_data',
@@ -167,7 +168,7 @@ def bench_training(cfg: MGNetConfig,       # MGNet's config; the baseline is `ba
                    repeats: int,            # timed steps per model
                    progress: bool = True,   # show progress bars
                   ) -> dict:
-    "Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline."
+    "Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline, and page faults per step."
     from tqdm.auto import tqdm
     out = {}
     for name, c in (("baseline", baseline_config(cfg)), ("mgnet", cfg)):
@@ -180,9 +181,12 @@ def bench_training(cfg: MGNetConfig,       # MGNet's config; the baseline is `ba
             mgnet_loss(m(x), y, c, m, x).loss.backward()
             opt.step()
         step()
-        ts = [_time(step, dev, 0)
-              for _ in tqdm(range(repeats), desc=f"training {name}", disable=not progress, leave=False)]
-        out[name] = {"images_per_s": _stats([B / t for t in ts])}
+        ts, fs = [], []
+        for _ in tqdm(range(repeats), desc=f"training {name}", disable=not progress, leave=False):
+            n = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            ts.append(_time(step, dev, 0))
+            fs.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - n)
+        out[name] = {"images_per_s": _stats([B / t for t in ts]), "page_faults_per_step": _stats(fs)}
     return out
 
 # %% ../nbs/15_bench.ipynb #edb20227
@@ -219,6 +223,8 @@ def report(r: dict) -> str:
              f"of which the glimpse sampler {pct(r['sampler_share'])} %")
     if "training" in r:
         L.append("training images/s: " + ", ".join(f"{k} {_fmt(v['images_per_s'])}" for k, v in r["training"].items()))
+        L.append("page faults per training step (memory mapped in anew): " + ", ".join(
+            f"{k} {_fmt(v['page_faults_per_step'], '{:.0f}')}" for k, v in r["training"].items()))
     if "data" in r:
         ms = {k: 1000 * v if k != "runs" else v for k, v in r["data"]["seconds_per_batch"].items()}
         L.append(f"data: {_fmt(ms, '{:.2f}')} ms "
@@ -250,6 +256,7 @@ def bench_main(argv: list[str] | None = None) -> int:
         if dev.type == "cuda" and not torch.cuda.is_available(): p.error(f"--device {a.device}: CUDA is not available")
     try: check_out_file(a.json, "json")        # before minutes of timing, not after
     except ConfigError as e: p.error(str(e))
+    hold_freed_memory()      # as fit trains (the training chapter)
     out = []
     for s in a.settings:
         r = bench_setting(s, a.repeats, a.batch_size, a.device, tuple(a.variants), not a.no_train)

@@ -295,25 +295,26 @@ def log_interval(batches: int, every: int = 10) -> int:
     return max(1, min(every, batches))
 
 # %% ../nbs/06_train.ipynb #d1e7a0b3
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3    # glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4    # glibc's mallopt parameters (malloc.h)
 _GLIBC_MEMORY_KNOBS = ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max")
 _holding = False
 
 def allocator_chosen_by_user(env: dict | None = None) -> str | None:
     "The environment variable by which the process's user chose how its memory is allocated, or None."
     env = os.environ if env is None else env
+    if env.get("MGNET_HOLD_MEMORY", "1") == "0": return "MGNET_HOLD_MEMORY"
     if any(f"glibc.malloc.{k}" in env.get("GLIBC_TUNABLES", "") for k in _GLIBC_MEMORY_KNOBS): return "GLIBC_TUNABLES"
     if (own := [f"MALLOC_{k.upper()}_" for k in _GLIBC_MEMORY_KNOBS if f"MALLOC_{k.upper()}_" in env]): return own[0]
     if "malloc" in env.get("LD_PRELOAD", ""): return "LD_PRELOAD"   # tcmalloc, jemalloc, mimalloc
     return None
 
-def hold_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
-    "Let glibc keep freed blocks up to `mmap_threshold` bytes and `trim_threshold` free bytes; whether that holds."
+def hold_freed_memory(trim_threshold: int = 1 << 30) -> bool:
+    "Let glibc serve all memory from its heap and keep up to `trim_threshold` bytes of it free; whether that holds."
     global _holding
     if _holding: return True
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc" or allocator_chosen_by_user(): return False
     mallopt = ctypes.CDLL(None).mallopt     # the running process's C library
-    _holding = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    _holding = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
     return _holding
 
 # %% ../nbs/06_train.ipynb #8623f235

@@ -20,8 +20,9 @@ def test_bench_digits(tmp_path, mgnet_cmd):
     assert 0 < res["outside_backbone_share"]["median"] < 1
     assert all(0 < s <= o for s, o in zip(res["sampler_share"].values(), res["outside_backbone_share"].values()))
     assert res["training"]["mgnet"]["images_per_s"]["median"] > 0 and res["data"]["seconds_per_batch"]["median"] > 0
+    assert all(v["page_faults_per_step"]["runs"] == 2 for v in res["training"].values())
     for text in ("wall ratio", "FLOP ratio", "time outside the backbone", "training images/s", "peak memory",
-                 "contiguous", "bf16", "of which the glimpse sampler"):
+                 "contiguous", "bf16", "of which the glimpse sampler", "page faults per training step"):
         assert text in r.stdout, text
 
 
