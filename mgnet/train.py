@@ -304,7 +304,7 @@ def allocator_chosen_by_user(env: dict | None = None) -> str | None:
     env = os.environ if env is None else env
     if env.get("MGNET_HOLD_MEMORY", "1") == "0": return "MGNET_HOLD_MEMORY"
     if any(f"glibc.malloc.{k}" in env.get("GLIBC_TUNABLES", "") for k in _GLIBC_MEMORY_KNOBS): return "GLIBC_TUNABLES"
-    if (own := [f"MALLOC_{k.upper()}_" for k in _GLIBC_MEMORY_KNOBS if f"MALLOC_{k.upper()}_" in env]): return own[0]
+    if (own := next((v for v in (f"MALLOC_{k.upper()}_" for k in _GLIBC_MEMORY_KNOBS) if v in env), None)): return own
     if "malloc" in env.get("LD_PRELOAD", ""): return "LD_PRELOAD"   # tcmalloc, jemalloc, mimalloc
     return None
 
