@@ -11,7 +11,19 @@ import torch.nn.functional as F
 import torchvision
 
 
+def _vanilla(W):
+    """The original's small CNN for digits, in its own order: convolution, ReLU, then 2x2 max-pooling."""
+    def f(x):
+        for i, pad in ((1, 0), (2, 2), (3, 1)):
+            x = F.max_pool2d(F.relu(F.conv2d(x, W[f"conv{i}.weight"], W[f"conv{i}.bias"], padding=pad)), 2)
+        x = F.relu(F.conv2d(x, W["conv4.weight"], W["conv4.bias"], padding=1))
+        return x.mean((2, 3))
+    return f
+
+
 def _backbone(name, sd, in_chans):
+    if name == "vanilla":
+        return _vanilla({k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")})
     if name != "resnet18":
         raise NotImplementedError(name)
     m = torchvision.models.resnet18()

@@ -40,18 +40,25 @@ def _fake_lightning():
     return mods, AttributeDict, ModelCheckpoint
 
 
-def original_weights(n_iter=3, alpha=0.6, trans_method="tight-crop", seed=0):
+def original_weights(n_iter=3, alpha=0.6, trans_method="tight-crop", seed=0, model="resnet18"):
     """Random weights with the original's key names (built without mgnet), glimpses pushed off-centre."""
     torch.manual_seed(seed)
-    import torchvision
-    bb = torchvision.models.resnet18()
-    sd = OrderedDict((f"backbone.{k}", v) for k, v in bb.state_dict().items() if not k.startswith("fc."))
-    for k, v in sd.items():
-        if k.endswith("running_var"):
-            v.uniform_(0.5, 1.5)
-        elif k.endswith("running_mean") or k.endswith("bias"):
-            v.normal_(0, 0.1)
-    E = 512 + 3
+    if model == "vanilla":    # the original's digits CNN: 1 channel in, 128 features out
+        D = 128
+        sd = OrderedDict()
+        for i, (cin, cout, k) in enumerate([(1, 16, 5), (16, 32, 5), (32, 64, 3), (64, 128, 3)], 1):
+            sd[f"backbone.conv{i}.weight"] = torch.randn(cout, cin, k, k) * (2 / (cin * k * k)) ** 0.5
+            sd[f"backbone.conv{i}.bias"] = torch.randn(cout) * 0.1
+    else:
+        import torchvision
+        bb, D = torchvision.models.resnet18(), 512
+        sd = OrderedDict((f"backbone.{k}", v) for k, v in bb.state_dict().items() if not k.startswith("fc."))
+        for k, v in sd.items():
+            if k.endswith("running_var"):
+                v.uniform_(0.5, 1.5)
+            elif k.endswith("running_mean") or k.endswith("bias"):
+                v.normal_(0, 0.1)
+    E = D + 3
     sd["feat_fusion.mha.in_proj_weight"] = torch.randn(3 * E, E) * (2 / E) ** 0.5
     sd["feat_fusion.mha.in_proj_bias"] = torch.randn(3 * E) * 0.1
     sd["feat_fusion.mha.out_proj.weight"] = torch.randn(E, E) * (2 / E) ** 0.5
@@ -63,13 +70,15 @@ def original_weights(n_iter=3, alpha=0.6, trans_method="tight-crop", seed=0):
     sd["global_fc.fc.weight"] = torch.randn(NUM_CLASS, E) * 0.1
     sd["global_fc.fc.bias"] = torch.randn(NUM_CLASS) * 0.1
     if alpha > 0:
-        sd["glimpse_fc.fc.weight"] = torch.randn(NUM_CLASS, 512) * 0.1
+        sd["glimpse_fc.fc.weight"] = torch.randn(NUM_CLASS, D) * 0.1
         sd["glimpse_fc.fc.bias"] = torch.randn(NUM_CLASS) * 0.1
-    hp = dict(dataset="imagenet", num_class=NUM_CLASS, model="resnet18", n_iter=n_iter, scale=2.33, alpha=alpha,
+    hp = dict(dataset="imagenet", num_class=NUM_CLASS, model=model, n_iter=n_iter, scale=2.33, alpha=alpha,
               s=0.02, scale_min=0.2, scale_max=0.5, trans_method=trans_method, dropout=0.0, no_detach=False,
               no_spatial_clue=False, pretrained=False, gpus="0,1,2,3", world_size=4, batch_size=64, aux=alpha > 0,
               scale_range=0.3, trans_range=1.6, trans_min=-0.8, n_iter_coef=[1] * n_iter, ge=None, ge_final=None,
               log_dir="logs/imagenet100/resnet18", train_dir="/data/train", val_dir="/data/val")
+    if model == "vanilla":
+        hp.update(dataset="mnist", scale=2.0, log_dir="logs/mnist/vanilla", train_dir=None, val_dir=None)
     return sd, hp
 
 
@@ -117,6 +126,23 @@ def test_original_checkpoint_same_function(tmp_path, hparams_kind, legacy, trans
     torch.testing.assert_close(out.glimpses, ref_glimpses, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.logits, ref_logits, atol=1e-4, rtol=1e-4)
     # The glimpses really moved: the comparison covers localisation, not only the first look
+    assert (out.glimpses[1:, :, 0] < 0.5).all() and out.glimpses[1:, :, 1:].abs().max() > 0.05
+
+
+def test_original_vanilla_checkpoint_same_function(tmp_path):
+    """The original's digits CNN (ReLU, then pooling) and mgnet's (pooling, then ReLU) give the same model."""
+    sd, hp = original_weights(n_iter=4, model="vanilla")
+    save_original(tmp_path / "best.ckpt", sd, hp)
+    model = mgnet.load_checkpoint(tmp_path / "best.ckpt")
+    assert (model.cfg.model, model.cfg.in_chans, model.cfg.n_iter) == ("vanilla", 1, 4)
+    torch.manual_seed(1)
+    x = torch.zeros(4, 1, 64, 64)
+    x[:, :, 8:40, 20:52] = torch.rand(4, 1, 32, 32)        # an object on an empty canvas, off-centre
+    with torch.no_grad():
+        out = model(x)
+        ref_logits, ref_glimpses = reference_forward({f"model.{k}": v for k, v in sd.items()}, hp, x)
+    torch.testing.assert_close(out.glimpses, ref_glimpses, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.logits, ref_logits, atol=1e-4, rtol=1e-4)
     assert (out.glimpses[1:, :, 0] < 0.5).all() and out.glimpses[1:, :, 1:].abs().max() > 0.05
 
 
