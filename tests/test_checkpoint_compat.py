@@ -106,6 +106,18 @@ def save_original(path, sd, hp, hparams_kind="namespace", legacy=False):
     assert "pytorch_lightning" not in sys.modules or saved["pytorch_lightning"] is not None
 
 
+def assert_reference_function(model, sd, hp, x):
+    """`model` on `x` gives the reference's glimpses and logits from the original weights `sd`; its output."""
+    with torch.no_grad():
+        out = model(x)
+        ref_logits, ref_glimpses = reference_forward({f"model.{k}": v for k, v in sd.items()}, hp, x)
+    torch.testing.assert_close(out.glimpses, ref_glimpses, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.logits, ref_logits, atol=1e-4, rtol=1e-4)
+    # The glimpses really moved: the comparison covers localisation, not only the first look
+    assert (out.glimpses[1:, :, 0] < 0.5).all() and out.glimpses[1:, :, 1:].abs().max() > 0.05
+    return out
+
+
 @pytest.mark.parametrize("hparams_kind,legacy,trans_method", [
     ("namespace", False, "tight-crop"), ("attributedict", False, "tight-crop"), ("attributedict", True, "tight-crop"),
     ("namespace", True, "center-invariant"), ("namespace", False, "naive")])
@@ -118,15 +130,8 @@ def test_original_checkpoint_same_function(tmp_path, hparams_kind, legacy, trans
             model.cfg.num_class) \
         == (3, 2.33, 0.6, 0.02, trans_method, NUM_CLASS)
     torch.manual_seed(1)
-    x = torch.randn(4, 3, 112, 112)
-    with torch.no_grad():
-        out = model(x)
-        ref_logits, ref_glimpses = reference_forward({f"model.{k}": v for k, v in sd.items()}, hp, x)
+    out = assert_reference_function(model, sd, hp, torch.randn(4, 3, 112, 112))
     assert out.logits.shape == (3, 4, NUM_CLASS) and out.aux_logits.shape == (2, 4, NUM_CLASS)
-    torch.testing.assert_close(out.glimpses, ref_glimpses, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.logits, ref_logits, atol=1e-4, rtol=1e-4)
-    # The glimpses really moved: the comparison covers localisation, not only the first look
-    assert (out.glimpses[1:, :, 0] < 0.5).all() and out.glimpses[1:, :, 1:].abs().max() > 0.05
 
 
 def test_original_vanilla_checkpoint_same_function(tmp_path):
@@ -138,12 +143,7 @@ def test_original_vanilla_checkpoint_same_function(tmp_path):
     torch.manual_seed(1)
     x = torch.zeros(4, 1, 64, 64)
     x[:, :, 8:40, 20:52] = torch.rand(4, 1, 32, 32)        # an object on an empty canvas, off-centre
-    with torch.no_grad():
-        out = model(x)
-        ref_logits, ref_glimpses = reference_forward({f"model.{k}": v for k, v in sd.items()}, hp, x)
-    torch.testing.assert_close(out.glimpses, ref_glimpses, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.logits, ref_logits, atol=1e-4, rtol=1e-4)
-    assert (out.glimpses[1:, :, 0] < 0.5).all() and out.glimpses[1:, :, 1:].abs().max() > 0.05
+    assert_reference_function(model, sd, hp, x)
 
 
 def test_original_checkpoint_without_aux_and_missing_options(tmp_path):
