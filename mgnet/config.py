@@ -405,6 +405,9 @@ class LossConfig(_Config):
         "inside the image", group="explorations")
     div_coef: float = _f(0.0, "diversity loss: weight of the mean IoU between the boxes of glimpses 2..n (n_iter >= 3)",
                          group="explorations")
+    centre_coef: float = _f(0.0, "centring loss: weight of the squared distance from the centres of glimpses 2..n to "
+        "the centre of mass of the image's brightness (objects on a dark canvas; a training loss: the model's function "
+        "stays the paper's)", group="explorations")
     n_iter_coef: list[float] | None = _f(None,
         "per-glimpse loss weights, one per glimpse (normalised to sum 1; default: equal)", group="explorations")
     step_by_step: bool = _f(False, "weight a glimpse's loss only where the loss improved glimpse by glimpse (the last "
@@ -417,6 +420,7 @@ class LossConfig(_Config):
         _check(c.ssl_coef >= 0, "ssl_coef", f"must be >= 0, got {c.ssl_coef}")
         _check(0 <= c.ssl_explore <= 1, "ssl_explore", f"must be in [0, 1], got {c.ssl_explore}")
         _check(c.div_coef >= 0, "div_coef", f"must be >= 0, got {c.div_coef}")
+        _check(c.centre_coef >= 0, "centre_coef", f"must be >= 0, got {c.centre_coef}")
         if c.n_iter_coef is not None:
             _check(all(w >= 0 for w in c.n_iter_coef) and sum(c.n_iter_coef) > 0, "n_iter_coef",
                    f"weights must be >= 0 and not all 0, got {c.n_iter_coef}")
@@ -498,8 +502,8 @@ class RunConfig(_Config):
                              group="run")
 
 # %% ../nbs/00_config.ipynb #a0ba14c0
-_SINGLE_GLIMPSE = dict(**_SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, n_iter_coef=None,
-                       step_by_step=False, attack_glimpse=0, loc_lr=1.0,
+_SINGLE_GLIMPSE = dict(**_SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, centre_coef=0.0,
+                       n_iter_coef=None, step_by_step=False, attack_glimpse=0, loc_lr=1.0,
                        s_warmup=0)   # nothing to localise with one look
 
 @dataclass
@@ -579,6 +583,7 @@ def _run_name(self: MGNetConfig) -> str:
              f"ss{c.ss_coef:g}-{c.ss_threshold:g}" if c.ss_coef else "",
              f"ssl{c.ssl_coef:g}-{c.ssl_explore:g}" if c.ssl_coef else "",
              f"div{c.div_coef:g}" if c.div_coef else "",
+             f"ctr{c.centre_coef:g}" if c.centre_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
              "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
              f"sw{c.s_warmup}" if c.s_warmup else "",

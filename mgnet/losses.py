@@ -14,11 +14,11 @@ from torch import Tensor
 
 from .config import MGNetConfig
 from .geometry import box_iou, params_to_box
-from .model import MGNet, MGNetOutput
+from .model import MGNet, MGNetOutput, mass_weights
 
 # %% auto #0
-__all__ = ['ce_matrix', 'glimpse_weights', 'small_scale_loss', 'jitter_glimpse', 'ssl_loss', 'diversity_loss', 'LossParts',
-           'mgnet_loss']
+__all__ = ['ce_matrix', 'glimpse_weights', 'small_scale_loss', 'jitter_glimpse', 'ssl_loss', 'diversity_loss',
+           'brightness_centre', 'centring_loss', 'LossParts', 'mgnet_loss']
 
 # %% ../nbs/05b_losses.ipynb #200bc532
 def ce_matrix(logits: Tensor, labels: Tensor) -> Tensor:
@@ -86,6 +86,18 @@ def diversity_loss(glimpses: Tensor) -> Tensor:
     if not pairs: return glimpses.sum() * 0
     return torch.stack([box_iou(boxes[i], boxes[j]).mean() for i, j in pairs]).mean()
 
+# %% ../nbs/05b_losses.ipynb #6c05eba7
+def brightness_centre(x: Tensor) -> Tensor:
+    "Centre of mass `(B, 2)` of each image's brightness above its darkest pixel, as glimpse coordinates `(x, y)`."
+    B, _, H, W = x.shape
+    w = mass_weights(x).view(B, H, W)
+    xs, ys = (torch.linspace(-1, 1, n, dtype=x.dtype, device=x.device) for n in (W, H))
+    return torch.stack([(w.sum(1) * xs).sum(-1), (w.sum(2) * ys).sum(-1)], -1)
+
+def centring_loss(glimpses: Tensor, x: Tensor) -> Tensor:
+    "Mean squared distance from the centres of glimpses 2..n `(T, B, 3)` to the brightness centres of the images `x`."
+    return (glimpses[1:, :, 1:] - brightness_centre(x)).pow(2).sum(-1).mean()
+
 # %% ../nbs/05b_losses.ipynb #ca2e4e5b
 class LossParts(NamedTuple):
     "The total loss and its parts."
@@ -98,7 +110,7 @@ def mgnet_loss(out: MGNetOutput,              # the model's output
                labels: Tensor,                # the labels of the images
                cfg: MGNetConfig,              # the loss coefficients and the explorations that are on
                model: MGNet | None = None,    # the model: needed with --ssl_coef; exploration terms off in eval mode
-               x: Tensor | None = None,       # the images (needed with --ssl_coef)
+               x: Tensor | None = None,       # the images (needed with --ssl_coef and --centre_coef)
               ) -> LossParts:
     "The MGNet training loss for `cfg` (docs/method.md §1 plus the explorations that are on)."
     ce = ce_matrix(out.logits, labels)
@@ -123,4 +135,8 @@ def mgnet_loss(out: MGNetOutput,              # the model's output
     if training and cfg.div_coef > 0:
         extra["div"] = diversity_loss(out.glimpses)
         loss = loss + cfg.div_coef * extra["div"]
+    if training and cfg.centre_coef > 0:
+        if x is None: raise ValueError("--centre_coef needs the images: mgnet_loss(out, y, cfg, model, x)")
+        extra["centre"] = centring_loss(out.glimpses, x)
+        loss = loss + cfg.centre_coef * extra["centre"]
     return LossParts(loss, ce.detach().mean(1), aux, {k: v.detach() for k, v in extra.items()})

@@ -1,4 +1,5 @@
-"""The original's exploration options, end to end: flags reach the training, show in TensorBoard and the run name."""
+"""The exploration options (the original's, and the centring loss), end to end: flags reach the training, show in
+TensorBoard and the run name."""
 import json
 from pathlib import Path
 
@@ -17,18 +18,18 @@ def _tags(run_dir):
 def test_all_explorations_on(tmp_path):
     # the `mgnet` command's function in this process (test_cli runs the installed command)
     r = in_process(main, "--epochs", 1, "--limit_train", 10, "--n_iter", 3, "--ss_coef", 0.1, "--ss_threshold", 5.0,
-                   "--ssl_coef", 0.1, "--ssl_explore", 0.2, "--div_coef", 0.05, "--ge", 2.0, "--ge_final", 0.5,
-                   "--n_iter_coef", 1, 1, 2, "--clip", 0.5, "--dropout", 0.1, "--log_dir", tmp_path / "logs",
-                   "--results", tmp_path / "r.json", cwd=tmp_path)
+                   "--ssl_coef", 0.1, "--ssl_explore", 0.2, "--div_coef", 0.05, "--centre_coef", 10, "--ge", 2.0,
+                   "--ge_final", 0.5, "--n_iter_coef", 1, 1, 2, "--clip", 0.5, "--dropout", 0.1,
+                   "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "r.json").read_text())
     run_dir = Path(res["run_dir"])
     name = run_dir.parent.name
-    for part in ("clip0.5", "w1-1-2", "ge2", "to0.5", "ss0.1-5", "ssl0.1-0.2", "div0.05", "drop0.1"):
+    for part in ("clip0.5", "w1-1-2", "ge2", "to0.5", "ss0.1-5", "ssl0.1-0.2", "div0.05", "ctr10", "drop0.1"):
         assert part in name, (part, name)
     tags = _tags(run_dir)
-    for tag in ("train/ss", "train/ss_ratio", "train/ssl", "train/ssl_ratio", "train/div", "grad/ge_factor",
-                "grad/scale_1", "grad/scale_2", "grad/cls_std_3"):
+    for tag in ("train/ss", "train/ss_ratio", "train/ssl", "train/ssl_ratio", "train/div", "train/centre",
+                "grad/ge_factor", "grad/scale_1", "grad/scale_2", "grad/cls_std_3"):
         assert tag in tags, (tag, sorted(tags))
     cfg = res["config"]
     assert (cfg["n_iter_coef"], cfg["ge_final"], cfg["clip"], cfg["dropout"]) == ([1.0, 1.0, 2.0], 0.5, 0.5, 0.1)
