@@ -96,6 +96,7 @@ def brightness_centre(x: Tensor) -> Tensor:
 
 def centring_loss(glimpses: Tensor, x: Tensor) -> Tensor:
     "Mean squared distance from the centres of glimpses 2..n `(T, B, 3)` to the brightness centres of the images `x`."
+    if glimpses.size(0) < 2: return glimpses.sum() * 0                     # one glimpse: nothing to place
     return (glimpses[1:, :, 1:] - brightness_centre(x)).pow(2).sum(-1).mean()
 
 # %% ../nbs/05b_losses.ipynb #ca2e4e5b
