@@ -186,6 +186,12 @@ class DataConfig(_Config):
     class_names: list[str] | None = _f(None, "class names in label order (default: the dataset's, or the tree's class "
         "folders; saved with the model)", group="data")
     gaussian: float = _f(0.0, "mnist: Gaussian noise intensity added to the images", group="data")
+    clutter: int = _f(0, "canvas datasets: scatter this many pieces of other images of the same data over each canvas "
+        "(cluttered canvases; the object's box stays known)", group="data")
+    clutter_size: float = _f(0.25, "canvas datasets: side of a clutter or tile piece, as a fraction of the object's",
+                             group="data")
+    background: str = _f("none", "canvas datasets: what lies under the object: none (an empty canvas), tiles (tiled "
+        "with pieces of other images), blur (tiled with other images, blurred)", ("none", "tiles", "blur"), "data")
     skip_bad_images: bool = _f(False,
         "skip unreadable images (counted and reported) instead of stopping with the file's name", group="data")
     workers: int | None = _f(None, "data-loading worker processes (default: 0 for digits, 4 otherwise)", group="data")
@@ -205,6 +211,14 @@ class DataConfig(_Config):
     def _check_fields(self): _check_data(self)
 
 # %% ../nbs/00_config.ipynb #ef92f362
+def _check_clutter(c):
+    "Clutter and backgrounds: canvas datasets only."
+    _check_choice(c, "background")
+    _check(c.clutter >= 0, "clutter", f"must be >= 0, got {c.clutter}")
+    _check(0 < c.clutter_size <= 1, "clutter_size", f"must be in (0, 1], got {c.clutter_size}")
+    for name, on in (("clutter", c.clutter > 0), ("background", c.background != "none")):
+        _check(not on or c.spec.kind == "canvas", name, f"only for canvas datasets, not {c.dataset}")
+
 def _check_data(c):
     _check_choice(c, "dataset")
     spec = c.spec
@@ -225,6 +239,7 @@ def _check_data(c):
                    f"needs one value per channel ({spec.in_chans} for {c.dataset}), got {len(v)}")
     if c.std is not None: _check(all(s > 0 for s in c.std), "std", f"must be > 0, got {c.std}")
     _check(c.gaussian >= 0, "gaussian", f"must be >= 0, got {c.gaussian}")
+    _check_clutter(c)
     if c.batch_size is not None: _check(c.batch_size >= 1, "batch_size", f"must be at least 1, got {c.batch_size}")
     if c.workers is not None: _check(c.workers >= 0, "workers", f"must be >= 0, got {c.workers}")
     if c.num_class is not None: _check(c.num_class >= 2, "num_class", f"must be at least 2, got {c.num_class}")
@@ -408,6 +423,10 @@ class LossConfig(_Config):
     centre_coef: float = _f(0.0, "centring loss: weight of the squared distance from the centres of glimpses 2..n to "
         "the centre of mass of the image's brightness (objects on a dark canvas; a training loss: the model's function "
         "stays the paper's)", group="explorations")
+    evidence_coef: float = _f(0.0, "evidence centring loss: weight of the squared distance from the centres of "
+        "glimpses 2..n to where the first glimpse finds evidence for the true class (gradient x input of its "
+        "log-probability; no brightness prior, no positions; a training loss: the model stays the paper's)",
+        group="explorations")
     n_iter_coef: list[float] | None = _f(None,
         "per-glimpse loss weights, one per glimpse (normalised to sum 1; default: equal)", group="explorations")
     step_by_step: bool = _f(False, "weight a glimpse's loss only where the loss improved glimpse by glimpse (the last "
@@ -421,6 +440,7 @@ class LossConfig(_Config):
         _check(0 <= c.ssl_explore <= 1, "ssl_explore", f"must be in [0, 1], got {c.ssl_explore}")
         _check(c.div_coef >= 0, "div_coef", f"must be >= 0, got {c.div_coef}")
         _check(c.centre_coef >= 0, "centre_coef", f"must be >= 0, got {c.centre_coef}")
+        _check(c.evidence_coef >= 0, "evidence_coef", f"must be >= 0, got {c.evidence_coef}")
         if c.n_iter_coef is not None:
             _check(all(w >= 0 for w in c.n_iter_coef) and sum(c.n_iter_coef) > 0, "n_iter_coef",
                    f"weights must be >= 0 and not all 0, got {c.n_iter_coef}")
@@ -503,6 +523,7 @@ class RunConfig(_Config):
 
 # %% ../nbs/00_config.ipynb #a0ba14c0
 _SINGLE_GLIMPSE = dict(**_SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, centre_coef=0.0,
+                       evidence_coef=0.0,
                        n_iter_coef=None, step_by_step=False, attack_glimpse=0, loc_lr=1.0,
                        s_warmup=0)   # nothing to localise with one look
 
@@ -575,6 +596,7 @@ def _run_name(self: MGNetConfig) -> str:
              f"aux{c.alpha:g}" if c.aux else "",
              f"drop{c.dropout:g}" if c.dropout else "",
              f"tr{c.translate:g}" if c.translate is not None else "",
+             f"cl{c.clutter}" if c.clutter else "", f"bg-{c.background}" if c.background != "none" else "",
              f"px{c.img_size}" if c.img_size not in (None, c.spec.img_size) else "",
              f"w{'-'.join(f'{w:g}' for w in c.n_iter_coef)}" if c.n_iter_coef else "",
              "sbs" if c.step_by_step else "",
@@ -583,7 +605,7 @@ def _run_name(self: MGNetConfig) -> str:
              f"ss{c.ss_coef:g}-{c.ss_threshold:g}" if c.ss_coef else "",
              f"ssl{c.ssl_coef:g}-{c.ssl_explore:g}" if c.ssl_coef else "",
              f"div{c.div_coef:g}" if c.div_coef else "",
-             f"ctr{c.centre_coef:g}" if c.centre_coef else "",
+             f"ctr{c.centre_coef:g}" if c.centre_coef else "", f"evd{c.evidence_coef:g}" if c.evidence_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
              "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
              f"sw{c.s_warmup}" if c.s_warmup else "",

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .clutter import Clutter, ClutterLayer
 from .config import DATASETS, ConfigError, DatasetSpec, MGNetConfig, MGNetError
 
 # %% auto #0
@@ -98,12 +99,14 @@ class PlacedObjects(Dataset):
                  canvas: int = CANVAS_SIZE,     # side of the square canvas, in pixels
                  mean: float = 0.0,             # normalisation: `(x - mean) / std`
                  std: float = 1.0,              # normalisation: `(x - mean) / std`
-                 gaussian: float = 0.0):        # std of added Gaussian noise (the original's `--gaussian`)
+                 gaussian: float = 0.0,         # std of added Gaussian noise (the original's `--gaussian`)
+                 clutter: Clutter | None = None):  # pieces of other images, a background (`mgnet.clutter`)
         d = objects.size(-1)
         if canvas < d: raise ConfigError("img_size", f"a canvas of {canvas} px cannot hold {d} px objects")
         self.objects, self.labels, self.train, self.translate = objects, labels, train, translate
         self.canvas, self.room, self.mean, self.std = canvas, canvas - d, mean, std
         self.gaussian, self.seed = gaussian, seed
+        self.clutter = ClutterLayer(clutter, objects, canvas, train, seed) if clutter else None
         if not train:
             self.corners = draw_offsets(len(labels), translate, self.room, torch.Generator().manual_seed(seed + 1))
 
@@ -115,6 +118,7 @@ class PlacedObjects(Dataset):
         top, left = (draw_offsets(len(idx), self.translate, self.room) if self.train
                      else (self.corners[0][idx], self.corners[1][idx]))
         x = place(self.objects[idx], top, left, self.canvas)
+        if self.clutter is not None: x = self.clutter(x, idx)
         if self.gaussian > 0: x = _add_noise(x, self.gaussian, None if self.train else self.seed * 1_000_003 + idx)
         return list(zip((x - self.mean) / self.std, self.labels[idx]))
 
@@ -133,7 +137,8 @@ class PlacedObjects(Dataset):
         if seed == self.seed: raise ValueError(f"seed {seed} is this set's own: its placements would repeat")
         if copies < 1: raise ValueError(f"copies must be at least 1, got {copies}")
         return PlacedObjects(self.objects.repeat(copies, 1, 1), self.labels.repeat(copies), False, self.translate,
-                             seed, self.canvas, self.mean, self.std, self.gaussian)
+                             seed, self.canvas, self.mean, self.std, self.gaussian,
+                             self.clutter.clutter if self.clutter else None)
 
 # %% ../nbs/05_data.ipynb #3e465761
 class TranslatedDigits(PlacedObjects):
@@ -145,12 +150,14 @@ class TranslatedDigits(PlacedObjects):
                  val_fraction: float = 0.2,     # share of the digits kept for validation
                  canvas: int = CANVAS_SIZE,     # side of the square canvas, in pixels
                  mean: float | None = None,     # normalisation mean (default: the digits' canvas statistics)
-                 std: float | None = None):     # normalisation std (default: the digits' canvas statistics)
+                 std: float | None = None,      # normalisation std (default: the digits' canvas statistics)
+                 clutter: Clutter | None = None):  # pieces of other digits, a background (`mgnet.clutter`)
         imgs, labels = digit_images()
         idx = digits_split(len(imgs), val_fraction, seed)[0 if train else 1]
         spec = DATASETS["digits"]
         super().__init__(imgs[idx], labels[idx], train, translate, seed, canvas,
-                         spec.mean[0] if mean is None else mean, spec.std[0] if std is None else std)
+                         spec.mean[0] if mean is None else mean, spec.std[0] if std is None else std,
+                         clutter=clutter)
 
 def canvas_stats(objects: Tensor, canvas: int) -> tuple[float, float]:
     "Mean and std of the pixels of `canvas`-px images each holding one of `objects` on an empty background."
@@ -380,7 +387,8 @@ def data_info(cfg: MGNetConfig, need_train: bool = True) -> DataInfo:
 def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of a canvas dataset."
     seed = c.seed if c.data_seed is None else c.data_seed       # --data_seed: the same images, whatever the seed
-    kw = dict(translate=c.translate, seed=seed, canvas=c.img_size, mean=c.mean[0], std=c.std[0])
+    kw = dict(translate=c.translate, seed=seed, canvas=c.img_size, mean=c.mean[0], std=c.std[0],
+              clutter=Clutter(c.clutter, c.clutter_size, c.background))
     if c.spec.files:
         def split(name, root, flag):
             imgs, labels = idx_files(root, c.spec, name, flag)

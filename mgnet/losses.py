@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import MGNetConfig
-from .geometry import box_iou, params_to_box
+from .geometry import box_iou, identity_params, params_to_box
 from .model import MGNet, MGNetOutput, mass_weights
 
 # %% auto #0
 __all__ = ['ce_matrix', 'glimpse_weights', 'small_scale_loss', 'jitter_glimpse', 'ssl_loss', 'diversity_loss',
-           'brightness_centre', 'centring_loss', 'LossParts', 'mgnet_loss']
+           'brightness_centre', 'centring_loss', 'evidence_centre', 'LossParts', 'mgnet_loss']
 
 # %% ../nbs/05b_losses.ipynb #200bc532
 def ce_matrix(logits: Tensor, labels: Tensor) -> Tensor:
@@ -94,10 +94,29 @@ def brightness_centre(x: Tensor) -> Tensor:
     xs, ys = (torch.linspace(-1, 1, n, dtype=x.dtype, device=x.device) for n in (W, H))
     return torch.stack([(w.sum(1) * xs).sum(-1), (w.sum(2) * ys).sum(-1)], -1)
 
-def centring_loss(glimpses: Tensor, x: Tensor) -> Tensor:
-    "Mean squared distance from the centres of glimpses 2..n `(T, B, 3)` to the brightness centres of the images `x`."
+def centring_loss(glimpses: Tensor, x: Tensor, target: Tensor | None = None) -> Tensor:
+    ("Mean squared distance from the centres of glimpses 2..n `(T, B, 3)` to `target` `(B, 2)` (default: the "
+     "brightness centres of the images `x`).")
     if glimpses.size(0) < 2: return glimpses.sum() * 0                     # one glimpse: nothing to place
-    return (glimpses[1:, :, 1:] - brightness_centre(x)).pow(2).sum(-1).mean()
+    return (glimpses[1:, :, 1:] - (brightness_centre(x) if target is None else target)).pow(2).sum(-1).mean()
+
+# %% ../nbs/05b_losses.ipynb #e71d0c02
+def evidence_centre(model: MGNet, x: Tensor, labels: Tensor) -> Tensor:
+    ("Centre `(B, 2)` (glimpse coordinates `(x, y)`) of the first glimpse's evidence for `labels`: the centre of mass "
+     "of the positive part of gradient × (pixel − darkest pixel) of its log-probability; no gradient, buffers kept.")
+    a = identity_params(x.size(0), x)
+    C, saved = x.size(1), [b.detach().clone() for b in model.buffers()]
+    with torch.enable_grad():
+        g = model.glimpse_gen(x.detach(), a).requires_grad_()
+        h = model.backbone(g)
+        if model.keypoints is not None: h = torch.cat([h, model.keypoints(g[:, :C], a)], -1)
+        logp = model.global_fc(model.feat_fusion.step(model.token(h, a))[0]).log_softmax(-1)
+        grad, = torch.autograd.grad(logp.gather(1, labels[:, None]).sum(), g)
+    with torch.no_grad():
+        for b, s in zip(model.buffers(), saved): b.copy_(s)
+        px = g[:, :C].detach()
+        sal = (grad[:, :C] * (px - px.amin((2, 3), keepdim=True))).sum(1).clamp(min=0)      # (B, g, g)
+        return brightness_centre(sal[:, None])
 
 # %% ../nbs/05b_losses.ipynb #ca2e4e5b
 class LossParts(NamedTuple):
@@ -140,4 +159,9 @@ def mgnet_loss(out: MGNetOutput,              # the model's output
         if x is None: raise ValueError("--centre_coef needs the images: mgnet_loss(out, y, cfg, model, x)")
         extra["centre"] = centring_loss(out.glimpses, x)
         loss = loss + cfg.centre_coef * extra["centre"]
+    if training and cfg.evidence_coef > 0:
+        if model is None or x is None:
+            raise ValueError("--evidence_coef needs the model and the images: mgnet_loss(out, y, cfg, model, x)")
+        extra["evidence"] = centring_loss(out.glimpses, x, evidence_centre(model, x, labels))
+        loss = loss + cfg.evidence_coef * extra["evidence"]
     return LossParts(loss, ce.detach().mean(1), aux, {k: v.detach() for k, v in extra.items()})

@@ -1,0 +1,74 @@
+"""Cluttered and textured canvases keep the object's box and are seeded; the evidence centring loss trains (CPU, s)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import in_process
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mgnet import MGNet, MGNetConfig
+from mgnet.cli import main
+from mgnet.data import canvas_datasets
+from mgnet.losses import mgnet_loss
+
+
+def _raw(ds, i):
+    return ds[i][0] * ds.std + ds.mean
+
+
+@pytest.mark.parametrize("kw", [dict(clutter=6), dict(clutter=2, background="blur"), dict(background="tiles")])
+def test_clutter_keeps_the_box_and_the_object_and_is_seeded(kw):
+    c = MGNetConfig(translate=1.0, data_seed=0, **kw).resolved()
+    train, val = canvas_datasets(c)
+    plain = canvas_datasets(c.replace(clutter=0, background="none"))[1]
+    assert torch.equal(val.object_boxes(), plain.object_boxes())           # the boxes are the empty canvas's
+    for i in (0, 7):
+        a, b = _raw(val, i), _raw(plain, i)
+        assert (a >= b - 1e-5).all() and (a > b + 0.05).sum() > 10        # the object whole, more laid around it
+        assert torch.equal(val[i][0], canvas_datasets(c)[1][i][0])        # validation: fixed by the seed
+    assert not torch.equal(val[0][0], canvas_datasets(c.replace(data_seed=1))[1][0][0])
+    assert not torch.equal(train[0][0], train[0][0])                      # training: drawn afresh
+    fresh = val.placed_anew(1, seed=5)
+    assert not torch.equal(fresh[0][0], val[0][0]) and fresh.object_boxes().shape == (len(val), 4)
+
+
+def test_clutter_on_mnist_format_files(mnist_format_files):
+    c = MGNetConfig(dataset="fashion-mnist", train_dir=str(mnist_format_files), clutter=4,
+                    background="blur").resolved()
+    _, val = canvas_datasets(c)
+    x = _raw(val, 3)
+    assert x.shape == (1, 112, 112) and (x > 0.05).float().mean() > 0.5   # a background under the whole canvas
+    assert val.object_boxes().shape == (20, 4)
+
+
+def test_evidence_loss_moves_the_head_and_leaves_the_model_the_papers():
+    torch.manual_seed(0)
+    c = MGNetConfig(translate=1.0, clutter=8, n_iter=3, scale=4.0, loc_init="zero", evidence_coef=1000.0).resolved()
+    train, _ = canvas_datasets(c)
+    model = MGNet(c)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    w0 = model.loc_network.fc.weight.detach().clone()
+    for step in range(3):
+        x, y = map(torch.stack, zip(*train.__getitems__(list(range(step * 32, step * 32 + 32)))))
+        parts = mgnet_loss(model(x), y, c, model, x)
+        assert torch.isfinite(parts.loss) and parts.extra["evidence"] > 0
+        opt.zero_grad(); parts.loss.backward(); opt.step()
+    assert not torch.equal(model.loc_network.fc.weight, w0)                # the head learned where to look
+    assert c.model_config() == c.replace(evidence_coef=0.0).model_config()
+    with pytest.raises(ValueError, match="evidence_coef"): mgnet_loss(model(x), y, c, None, x)
+
+
+def test_clutter_and_evidence_flags_end_to_end(tmp_path):
+    r = in_process(main, "--epochs", 1, "--limit_train", 4, "--limit_val", 2, "--n_iter", 2, "--translate", 1.0,
+                   "--clutter", 4, "--background", "blur", "--evidence_coef", 100,
+                   "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "r.json").read_text())
+    run_dir = Path(res["run_dir"])
+    for part in ("cl4", "bg-blur", "evd100"): assert part in run_dir.parent.name
+    acc = EventAccumulator(str(run_dir)); acc.Reload()
+    assert "train/evidence" in acc.Tags()["scalars"]
+    assert (res["config"]["clutter"], res["config"]["background"]) == (4, "blur")
+    bad = in_process(main, "--clutter", -2, cwd=tmp_path)
+    assert bad.returncode != 0 and "--clutter" in bad.stderr
