@@ -8,12 +8,42 @@ __all__ = []
 # %% ../nbs/index.ipynb #22164b99
 __version__ = "0.1.0"
 
-from .checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
-from .config import ConfigError, MGNetConfig, ModelConfig
-from .data import MGNetData, TranslatedDigits, data_info
-from .evaluation import evaluate
-from .flops import glimpse_gflops
-from .losses import mgnet_loss
-from .model import MGNet, MGNetOutput, baseline_config, create_backbone
-from .predict import predict
-from .train import LitMGNet, fit
+import importlib
+import typing
+
+# the top-level names, each imported from its module on first use (PEP 562), so that `import mgnet` (and with it every
+# `mgnet` command) starts without loading Lightning and the rest before anything is asked
+_LAZY = {
+    "checkpoint": ("CheckpointError", "export_weights", "load_checkpoint", "save_checkpoint"),
+    "config": ("ConfigError", "MGNetConfig", "ModelConfig"),
+    "data": ("MGNetData", "TranslatedDigits", "data_info"),
+    "evaluation": ("evaluate",), "flops": ("glimpse_gflops",), "losses": ("mgnet_loss",),
+    "model": ("MGNet", "MGNetOutput", "baseline_config", "create_backbone"),
+    "predict": ("predict",), "recipes": ("get_recipe", "recipes"), "train": ("LitMGNet", "fit"),
+}
+_HOME = {name: mod for mod, names in _LAZY.items() for name in names}
+
+def __getattr__(name: str):
+    "A top-level name, or a submodule (`mgnet.data`, ...), imported when first asked for."
+    if name in _HOME: value = getattr(importlib.import_module(f"mgnet.{_HOME[name]}"), name)
+    else:
+        try: value = importlib.import_module(f"mgnet.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"mgnet.{name}": raise
+            raise AttributeError(f"module 'mgnet' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+def __dir__() -> list[str]: return sorted({*globals(), *_HOME})
+
+if typing.TYPE_CHECKING:   # for type checkers and editors: the same names, imported eagerly
+    from mgnet.checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
+    from mgnet.config import ConfigError, MGNetConfig, ModelConfig
+    from mgnet.data import MGNetData, TranslatedDigits, data_info
+    from mgnet.evaluation import evaluate
+    from mgnet.flops import glimpse_gflops
+    from mgnet.losses import mgnet_loss
+    from mgnet.model import MGNet, MGNetOutput, baseline_config, create_backbone
+    from mgnet.predict import predict
+    from mgnet.recipes import get_recipe, recipes
+    from mgnet.train import LitMGNet, fit

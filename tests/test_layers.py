@@ -6,13 +6,14 @@ PKG = Path(__file__).resolve().parents[1] / "mgnet"
 
 # bottom to top; a module may import modules of its own layer or below (never in a cycle)
 LAYERS = [
-    {"config", "files"},                                                  # hyperparameters, safe writes, version
+    {"config", "files", "recipes"},                                       # hyperparameters, safe writes, recipes
     {"geometry", "layers", "weights", "data", "imagenet100"},                 # maths, weight folders, datasets
     {"model"},
     {"checkpoint", "losses", "flops", "evaluation", "localisation"},       # evaluation loop, tables, glimpse places
     {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # make, read, score
     {"runs", "figures", "notebooks", "experiments", "predict", "bench"},  # runs, pictures, notebooks, benchmarks
-    {"cli", "explorer", "benchmark", "corruption_commands"},              # the commands and the explorer
+    {"commands", "explorer", "benchmark", "corruption_commands"},         # the commands and the explorer
+    {"cli"},                                                              # `mgnet VERB`: loads a verb when it runs
 ]
 LAYER = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 
@@ -63,10 +64,19 @@ def test_no_import_cycle():
 
 
 def test_no_mgnet_import_inside_functions():
-    # the one exception: runs names its own worker by module path, so that spawned processes can import it
+    # the exceptions: runs names its own worker by module path, so that spawned processes can import it; the package's
+    # __init__ names its lazy top-level names for type checkers only (under TYPE_CHECKING)
     hidden = [f"{p.stem}.py:{line} imports {n}" for p in PKG.glob("*.py") for n, line in _imports(p)[1]
-              if not (p.stem == "runs" and n == "runs")]
+              if not (p.stem == "runs" and n == "runs") and p.stem != "__init__"]
     assert not hidden, "imports inside functions:\n" + "\n".join(hidden)
+
+
+def test_verbs_load_modules_below_the_command():
+    """`mgnet VERB` loads the verb's module by name when it runs (mgnet.cli.VERBS, like console scripts): those modules
+    are part of the layers, below the command or in it."""
+    from mgnet.cli import VERBS
+    mods = {target.split(":")[0].removeprefix("mgnet.") for target, _ in VERBS.values()}
+    assert all(LAYER[m] <= LAYER["cli"] for m in mods), sorted(mods)
 
 
 def test_the_checker_catches_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
