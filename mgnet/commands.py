@@ -5,25 +5,23 @@
 # %% ../nbs/08b_commands.ipynb #81d9c01f
 from __future__ import annotations
 
-import argparse
-
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from .anytime import early_exit, exit_curve, exit_stats, glimpse_probs, plot_exit_curve, threshold_for_budget
 from .attacks import robust_accuracy
-from .checkpoint import checkpoint_config, export_weights, load_checkpoint, read_checkpoint
+from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import MGNetData, data_info
 from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
-from .files import check_out_file, run_command, write_json
+from .files import check_out_file, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
 from .model import baseline_config, create_backbone, fold_batchnorm
 from .train import fit, hold_freed_memory, resume_point
 
 # %% auto #0
-__all__ = ['run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'train_or_test', 'export_main']
+__all__ = ['run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'train_or_test']
 
 # %% ../nbs/08b_commands.ipynb #a009d9c8
 def _device(cfg: MGNetConfig) -> torch.device:
@@ -211,16 +209,3 @@ def train_or_test(given: dict) -> int:
     if cfg.results and out:
         print(f"results written to {write_json(out, cfg.results)}")
     return 0
-
-# %% ../nbs/08b_commands.ipynb #6c0d9e5b
-def export_main(argv: list[str] | None = None) -> int:
-    "`mgnet export CKPT DIR`: a checkpoint as a weights folder."
-    p = argparse.ArgumentParser(prog="mgnet export",
-        description="Convert a checkpoint into a weights folder (config.json + model.safetensors).")
-    p.add_argument("checkpoint", help="checkpoint file, or a directory holding one (this project's or the original's)")
-    p.add_argument("out_dir", help="folder to write config.json and model.safetensors into")
-    p.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
-    a = p.parse_args(argv)
-    return run_command(p.prog,
-        lambda: print(f"weights folder written to {export_weights(a.checkpoint, a.out_dir, overwrite=a.force)}"))
-

@@ -194,3 +194,81 @@ def test_digits_test_on_a_corruption_folder(tmp_path):
     assert accs["gaussian_noise/5"] != accs["clean"]
     bad = in_process(main, "--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree")
     assert bad.returncode == 2 and "--val_dir" in bad.stderr.splitlines()[-1]
+
+
+def test_verbs_each_with_its_own_flags():
+    r = in_process(main, "--help")
+    assert r.returncode == 0
+    for verb in ("train", "test", "predict", "export", "recipes", "benchmark", "speed", "corrupt", "corruptions",
+                 "imagenet100", "imagenet100c"):
+        assert f"\n  {verb} " in r.stdout, verb
+    train, test = in_process(main, "train", "--help").stdout, in_process(main, "test", "--help").stdout
+    assert "--recipe" in train and "--print_config" in train and "digits: digits-benchmark" in train
+    assert "--adv" not in train and "--exit_sweep" not in train          # evaluation flags are test's
+    assert "--adv" in test and "--exit_sweep" in test and "--epochs" not in test and "--recipe" not in test
+    bad = in_process(main, "train", "--adv")
+    assert bad.returncode == 2 and "--adv" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_recipes_listed_one_line_each():
+    from mgnet.recipes import recipes
+    r = in_process(main, "recipes")
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == len(recipes())
+    one = in_process(main, "recipes", "paper-resnet50")
+    assert one.returncode == 0 and "model: resnet50" in one.stdout and "scale: 2.33" in one.stdout
+
+
+def test_recipe_records_give_the_measured_result():
+    """Each recipe's result is what its records say: the mean and spread of the named metric over its seeds."""
+    import statistics
+
+    from mgnet.recipes import recipes
+    rows = [json.loads(line) for line in (ROOT / "docs" / "localisation-grid.jsonl").read_text().splitlines()]
+    checked = 0
+    for r in recipes().values():
+        rec = r.measured.get("records")
+        if not rec: continue
+        vals = [x[rec["metric"]][-1] for x in rows if x["group"] == rec["group"] and x["variant"] == rec["variant"]]
+        assert len(vals) == r.measured["seeds"], r.name
+        assert (round(statistics.mean(vals), 4), round(statistics.stdev(vals), 4)) == \
+            (r.measured["mean"], r.measured["std"]), r.name
+        assert f"{r.measured['mean']:.4f} ± {r.measured['std']:.4f}" in r.result, r.name
+        cfg = r.to_config().resolved()          # the records' own settings are the recipe's
+        one = next(x for x in rows if x["group"] == rec["group"] and x["variant"] == rec["variant"])
+        for k, v in one["config"].items():
+            if k in ("seed", "train_dir", "log_dir", "limit_train", "limit_val") or k not in r.config: continue
+            assert getattr(cfg, k) == v, (r.name, k, getattr(cfg, k), v)
+        checked += 1
+    assert checked >= 6
+
+
+def test_train_from_recipe_print_config_and_replay(tmp_path):
+    """`--print_config` writes the full settings; `--config` replays them and the run trains exactly those."""
+    p = in_process(main, "train", "--recipe", "digits-paper", "--epochs", 1, "--limit_train", 2, "--limit_val", 1,
+                   "--log_dir", tmp_path / "logs", "--print_config")
+    assert p.returncode == 0, p.stderr
+    (tmp_path / "run.yaml").write_text(p.stdout)
+    r = in_process(main, "train", "--config", tmp_path / "run.yaml", "--seed", 4, "--results", tmp_path / "r.json",
+                   cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = json.loads((tmp_path / "r.json").read_text())["config"]
+    assert (cfg["scale"], cfg["loc_init"], cfg["learning_rate"], cfg["epochs"], cfg["centre_coef"], cfg["seed"]) == \
+        (4.0, "zero", 0.05, 1, 0.0, 4)
+    assert "recipe digits-paper" in r.stderr
+
+
+def test_old_console_scripts_say_their_new_spelling():
+    import mgnet.cli as cli
+    for old, verb in (("bench", "speed"), ("benchmark", "benchmark"), ("corrupt", "corrupt"),
+                      ("corruptions", "corruptions"), ("imagenet100", "imagenet100"),
+                      ("imagenet100c", "imagenet100c")):
+        r = in_process(getattr(cli, f"{old}_alias"), "--help")
+        assert r.returncode == 0 and r.stderr.splitlines()[0] == \
+            f"mgnet-{old} is now `mgnet {verb}` (the old name stays one release)", r.stderr
+        assert f"usage: mgnet {verb}" in r.stdout or "usage:" in r.stdout
+
+
+def test_docs_show_the_current_recipes():
+    from mgnet.recipes import recipes_markdown
+    text = (ROOT / "docs" / "recipes.md").read_text()
+    assert recipes_markdown() in text, "stale docs/recipes.md: regenerate its table with mgnet.recipes.recipes_markdown"
