@@ -7,7 +7,7 @@ PKG = Path(__file__).resolve().parents[1] / "mgnet"
 # bottom to top; a module may import modules of its own layer or below (never in a cycle)
 LAYERS = [
     {"config", "files", "recipes"},                                       # hyperparameters, safe writes, recipes
-    {"geometry", "layers", "weights", "data", "imagenet100"},                 # maths, weight folders, datasets
+    {"geometry", "layers", "weights", "clutter", "data", "imagenet100"},      # maths, weight folders, datasets
     {"model"},
     {"checkpoint", "losses", "flops", "evaluation", "localisation"},       # evaluation loop, tables, glimpse places
     {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # make, read, score
