@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import pickle
 import re
@@ -18,16 +19,13 @@ from torch import nn
 from .config import ORIGINAL_DEFAULTS, MGNetConfig, MGNetError, ModelConfig
 from .files import atomic_write, package_version
 from .model import MGNet
-from .weights import is_weights_dir, read_weights_dir
+from .weights import CheckpointError, check_state_dict, is_weights_dir, read_weights_dir
 
 # %% auto #0
-__all__ = ['CKPT_SUFFIXES', 'CheckpointError', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'load_checkpoint',
-           'atomic_torch_save', 'save_checkpoint', 'export_weights']
+__all__ = ['CKPT_SUFFIXES', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'load_checkpoint', 'atomic_torch_save',
+           'save_checkpoint', 'export_weights']
 
 # %% ../nbs/04_checkpoint.ipynb #bf68424e
-class CheckpointError(MGNetError, ValueError):
-    "A checkpoint that cannot be read, or does not fit the model."
-
 class _Inert:
     "Stand-in for any other Lightning class named in a checkpoint (e.g. callback classes used as dict keys)."
     def __init__(self, *args, **kwargs): pass
@@ -126,23 +124,30 @@ def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) ->
 def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path]:
     "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder."
     if is_weights_dir(path):
-        try: d, sd = read_weights_dir(path, map_location)
-        except ValueError as e: raise CheckpointError(str(e)) from None
-        return MGNet.config_from_dict(d), sd, Path(path)
+        d, sd = read_weights_dir(path, map_location)
+        return _stored_config(MGNet.config_from_dict, d, Path(path) / "config.json"), sd, Path(path)
     file = find_checkpoint(path)
     ckpt = read_checkpoint(file, map_location)
     if not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"{file}: no 'state_dict' inside (found: {', '.join(map(str, ckpt)) or 'nothing'})")
     sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     if not sd: raise CheckpointError(f"{file}: its state_dict has no 'model.' weights")
-    return checkpoint_config(ckpt), sd, file
+    return _stored_config(checkpoint_config, ckpt, file), sd, file
+
+def _stored_config(read, stored, file: Path):
+    "`read(stored)`, the configuration a file holds; one `CheckpointError` naming the file when it is malformed."
+    try: return read(stored)
+    except MGNetError as e: raise CheckpointError(f"{file}: its stored configuration is invalid: {e}") from None
+    except Exception as e: raise CheckpointError(f"{file}: its stored configuration is malformed ({e})") from None
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
     ("The `MGNet` stored at `path` (a checkpoint file, a directory holding one, or a weights folder), in eval mode. "
      "`overrides` change config fields.")
     cfg, sd, file = _read(path, map_location)
     model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
-    _fit_report(model, sd, str(file))
+    check_state_dict({k: v for k, v in sd.items() if not isinstance(v, torch.Tensor)}, {}, file)  # tensors only
+    _fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
+    check_state_dict(sd, model, file)       # then dtypes and values
     model.load_state_dict(sd)
     model.checkpoint_path = file
     names = model.full_cfg.class_names if model.full_cfg else None
@@ -151,8 +156,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) ->
 
 # %% ../nbs/04_checkpoint.ipynb #0ab24c80
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    "`torch.save` to a temporary file beside `path`, then rename it into place."
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    "`torch.save` to a temporary file beside `path`, then rename it into place (a full disk: one `StorageError`)."
+    buf = io.BytesIO()
+    torch.save(obj, buf)       # in memory first: a failed write is then Python's OSError, not torch's "enforce fail"
+    return atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 def save_checkpoint(model: MGNet, path: str | os.PathLike) -> Path:
     "Save `model` with its config in this project's checkpoint layout."

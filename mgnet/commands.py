@@ -5,20 +5,23 @@
 # %% ../nbs/08b_commands.ipynb #81d9c01f
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from .anytime import early_exit, exit_curve, exit_stats, glimpse_probs, plot_exit_curve, threshold_for_budget
 from .attacks import robust_accuracy
-from .checkpoint import checkpoint_config, load_checkpoint, read_checkpoint
+from .checkpoint import load_checkpoint
 from .config import ConfigError, MGNetConfig
 from .data import MGNetData, data_info
 from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
-from .files import check_out_file, write_json
+from .files import atomic_write, check_out_file, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
 from .model import baseline_config, create_backbone, fold_batchnorm
-from .train import fit, hold_freed_memory, resume_point
+from .resume import resume_config
+from .train import fit, hold_freed_memory
 
 # %% auto #0
 __all__ = ['run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'train_or_test']
@@ -117,7 +120,8 @@ def run_anytime(cfg: MGNetConfig,  # the resolved config (`exit_threshold`, `exi
             fig = plot_exit_curve(curve, {"MGNet, fixed glimpses": (gflops, acc)},
                                   f"{cfg.dataset}: --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g}")
             fig.axes[0].axvline(base, color="gray", ls=":", label="baseline GFLOPs"); fig.axes[0].legend()
-            fig.savefig(cfg.exit_plot, dpi=120, bbox_inches="tight")
+            fmt = Path(cfg.exit_plot).suffix[1:] or "png"
+            atomic_write(cfg.exit_plot, lambda f: fig.savefig(f, format=fmt, dpi=120, bbox_inches="tight"))
             print(f"plot written to {cfg.exit_plot}")
     if cfg.exit_budget is not None:
         held, rest = torch.arange(len(labels)) % 2 == 0, torch.arange(len(labels)) % 2 == 1
@@ -196,13 +200,13 @@ def train_or_test(given: dict) -> int:
     "Train a configuration, or test a checkpoint with `--test`; `given`: the settings given (flags, recipe, file)."
     cfg = MGNetConfig(**given).resolved()
     check_out_file(cfg.results)
+    check_out_file(cfg.exit_plot, "exit_plot")
     hold_freed_memory()          # training and testing on the CPU (see the training chapter)
     if cfg.test:
         if not cfg.checkpoint: raise ConfigError("test", "needs --checkpoint FILE_OR_DIR")
         out = run_test(cfg, given)
     else:
-        if cfg.resume:   # the interrupted run's configuration, with the flags given on top
-            cfg = checkpoint_config(read_checkpoint(resume_point(cfg.resume)[0])).replace(**given).resolved()
+        if cfg.resume: cfg = resume_config(given)   # the run's configuration, the flags given on top; its own outputs
         data_info(cfg)
         check_glimpse_size(cfg)
         out = run_train(cfg)

@@ -5,31 +5,53 @@
 # %% ../nbs/00b_files.ipynb #36cd1d77
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from .config import ConfigError, MGNetError
 
 # %% auto #0
-__all__ = ['atomic_write', 'write_json', 'check_out_file', 'check_out_dir', 'package_version', 'run_command']
+__all__ = ['StorageError', 'storage_error', 'atomic_write', 'write_json', 'atomic_dir', 'check_out_file', 'check_out_dir',
+           'package_version', 'run_command']
 
 # %% ../nbs/00b_files.ipynb #68be833a
+class StorageError(MGNetError, OSError):
+    "Writing failed (full, read-only or forbidden storage): one line naming the path and what to do (exit status 1)."
+    exit_status = 1
+
+_ADVICE = {errno.ENOSPC: "the storage is full: free some space or write elsewhere",
+           errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+           errno.EROFS: "the storage is read-only: write elsewhere",
+           errno.EACCES: "no permission to write there: write elsewhere or change the folder's permissions",
+           errno.EPERM: "no permission to write there: write elsewhere or change the folder's permissions"}
+
+def storage_error(e: OSError, path: str | os.PathLike | None = None) -> StorageError:
+    "`e` (an `OSError` from writing `path`) as a `StorageError`: the path, what went wrong, what to do."
+    if isinstance(e, StorageError): return e
+    where = path if path is not None else e.filename
+    what = _ADVICE.get(e.errno, "check the storage and try again")
+    return StorageError(f"{where}: cannot write ({e.strerror or e}); {what}")
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str = "wb") -> Path:
     "Call `write(file)` on a temporary file beside `path`, then rename it into place (nothing half-written is left)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, mode) as f: write(f)
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600 files: give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError): raise storage_error(e, path) from None
         raise
     return path
 
@@ -39,8 +61,38 @@ def _umask() -> int:
     return m
 
 def write_json(obj, path: str | os.PathLike) -> Path:
-    "Write `obj` as JSON to a temporary file beside `path`, then rename it into place."
-    return atomic_write(path, lambda f: json.dump(obj, f, indent=2, default=str), "w")
+    "Write `obj` as JSON to a temporary file beside `path`, then rename it into place (NaN and infinities as null)."
+    return atomic_write(path, lambda f: f.write(json.dumps(_json_safe(obj), indent=2, default=str,
+                                                           allow_nan=False)), "w")
+
+def _json_safe(o):
+    "`o` with every non-finite float as None: bare NaN is not JSON, and other readers refuse it."
+    if isinstance(o, float): return o if o == o and o not in (float("inf"), float("-inf")) else None
+    if isinstance(o, dict): return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_json_safe(v) for v in o]
+    return o
+
+# %% ../nbs/00b_files.ipynb #ea6efe92
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    "A temporary folder beside `path` to fill; moved into place if the block ends without error, else removed."
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e: raise storage_error(e, path) from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.is_dir() and not any(path.iterdir()): path.rmdir()
+        if not path.exists(): os.replace(tmp, path)          # a new folder: one rename, all or nothing
+        else:
+            new = sorted(tmp.iterdir(), key=lambda f: f.stat().st_mtime_ns)
+            for f in new:                                    # nothing old of these names is left to pair with new
+                if (path / f.name).is_file(): (path / f.name).unlink()
+            for f in new: os.replace(f, path / f.name)
+    except OSError as e: raise storage_error(e, path) from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 # %% ../nbs/00b_files.ipynb #d1f13811
 def check_out_file(path: str | None, flag: str = "results") -> None:
@@ -68,8 +120,13 @@ def package_version() -> str:
 
 # %% ../nbs/00b_files.ipynb #aaf262c2
 def run_command(prog: str, body: Callable[[], int | None]) -> int:
-    "Run a console command's `body`; an `MGNetError` becomes `PROG: error: MESSAGE` on stderr and its `exit_status`."
+    ("Run a console command's `body`; an `MGNetError` becomes `PROG: error: MESSAGE` on stderr and its `exit_status`, "
+     "as does a failed write (an `OSError` naming a file: full, read-only or forbidden storage).")
     try: return body() or 0
     except MGNetError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_status
+    except OSError as e:
+        if e.filename is None or e.errno not in _ADVICE: raise
+        print(f"{prog}: error: {storage_error(e)}", file=sys.stderr)
+        return StorageError.exit_status

@@ -10,7 +10,6 @@ import ctypes
 import logging
 import os
 import platform
-import random
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -21,25 +20,33 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from .checkpoint import _fit_report, atomic_torch_save, find_checkpoint, load_checkpoint, read_checkpoint
-from .config import MGNetConfig, MGNetError
+from .checkpoint import _fit_report, load_checkpoint
+from .config import MGNetConfig
 from .data import MGNetData, data_info
 from .evaluation import evaluate
-from .files import package_version
+from .files import check_out_dir, package_version
 from .localisation import dataset_localisation
 from .losses import mgnet_loss
 from .model import MGNet, MGNetOutput
+from mgnet.resume import (
+    AtomicCheckpointIO,
+    NonFiniteLossError,
+    RNGState,
+    RunInterrupted,
+    SaveOnInterrupt,
+    check_resume,
+    crashed,
+    resume_point,
+)
 
 # %% auto #0
 __all__ = ['param_groups', 'warmed_s', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
-           'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt',
-           'RunInterrupted', 'RunResult', 'make_trainer', 'epoch_batches', 'log_interval', 'allocator_chosen_by_user',
-           'hold_freed_memory', 'resume_point', 'data_config', 'late_collapse', 'EpochHook', 'fit']
+           'RunResult', 'make_trainer', 'epoch_batches', 'log_interval', 'allocator_chosen_by_user',
+           'hold_freed_memory', 'data_config', 'late_collapse', 'EpochHook', 'fit']
 
 # %% ../nbs/06_train.ipynb #efea432c
 def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
@@ -172,66 +179,7 @@ def device_settings(cfg: MGNetConfig) -> dict:
         n, kw = len(ids), dict(accelerator="gpu", devices=ids)
     return dict(kw, num_nodes=cfg.num_nodes, strategy="ddp" if n * cfg.num_nodes > 1 else "auto")
 
-# %% ../nbs/06_train.ipynb #5b2994d0
-class NonFiniteLossError(MGNetError, RuntimeError):
-    "The training loss, or the weights about to be checkpointed, became NaN or infinite (exit status 1: a failed run)."
-    exit_status = 1
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    "Lightning checkpoint I/O that writes to a temporary file and renames it into place."
-    def save_checkpoint(self, checkpoint, path, storage_options=None):
-        atomic_torch_save(checkpoint, path)
-
-def rng_state() -> dict:
-    "The state of Python's, NumPy's and torch's (CPU and CUDA) generators, as tensors and plain values."
-    import numpy as np
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    st = {"torch": torch.get_rng_state(),
-          "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss],
-          "python": random.getstate()}
-    if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-def set_rng_state(st: dict) -> None:
-    "Restore what `rng_state` captured."
-    import numpy as np
-    torch.set_rng_state(st["torch"])
-    kind, keys, pos, has_gauss, gauss = st["numpy"]
-    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in st["python"]))
-    if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
-
-class RNGState(Callback):
-    "Save the generators' state in every checkpoint and restore it when a run resumes."
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint): checkpoint["mgnet_rng"] = rng_state()
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
-        if "mgnet_rng" in checkpoint: set_rng_state(checkpoint["mgnet_rng"])
-
-# %% ../nbs/06_train.ipynb #b8c61abb
-class SaveOnInterrupt(Callback):
-    "On SIGINT or SIGTERM, save `last.ckpt` in the run's checkpoint directory and say how to resume."
-    def __init__(self, ckpt: ModelCheckpoint):
-        self.ckpt, self.saved, self.signal = ckpt, None, None
-    def on_exception(self, trainer, pl_module, exception):
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)): return
-        self.signal = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
-        path = Path(self.ckpt.dirpath) / "last.ckpt"
-        trainer.save_checkpoint(path)
-        self.saved = path
-        if trainer.is_global_zero:
-            print(f"\n{self.signal}: stopped at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                  f"saved {path}.\n"
-                  f"Continue with: mgnet --resume {path.parent.parent}", flush=True)
-
 # %% ../nbs/06_train.ipynb #938e4659
-class RunInterrupted(MGNetError, RuntimeError):
-    "Training stopped by SIGINT or SIGTERM after saving `checkpoint` (exit status 130 or 143, as the shell's)."
-    def __init__(self, signal: str, checkpoint: Path):
-        self.signal, self.checkpoint = signal, checkpoint
-        self.exit_status = 130 if signal == "SIGINT" else 143
-        super().__init__(f"{signal}: training stopped, state saved to {checkpoint}; "
-                         f"continue with --resume {checkpoint.parent.parent}")
-
 @dataclass
 class RunResult:
     "What a training run produced."
@@ -260,8 +208,9 @@ def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> 
     ckpt_dir = Path(logger.log_dir) / "checkpoints"
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor="val/acc", mode="max",
                            auto_insert_metric_name=False)
-    # the latest state after every validation, whether or not it is the best (Lightning's save_last only follows saves)
-    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    # the latest state after every training epoch, validated or not: the last epoch is saved whatever --val_per_n
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
+                             save_on_train_epoch_end=True)
     dev = device_settings(cfg)
     kw = dict(max_epochs=cfg.epochs, logger=logger, plugins=[AtomicCheckpointIO()],
               callbacks=[ckpt, latest, LearningRateMonitor(logging_interval="step"), RNGState(), SaveOnInterrupt(ckpt)],
@@ -324,14 +273,6 @@ def _init_from(model: MGNet, path: str) -> None:
     _fit_report(model, init.state_dict(), str(init.checkpoint_path))
     model.load_state_dict(init.state_dict())
 
-def resume_point(path: str | os.PathLike) -> tuple[Path, Path | None]:
-    "The checkpoint to resume from (`last.ckpt` preferred in a directory) and its run directory, checked safe to read."
-    p = Path(path)
-    last = [f for f in (p / "checkpoints" / "last.ckpt", p / "last.ckpt") if f.is_file()] if p.is_dir() else []
-    file = last[0] if last else find_checkpoint(p)
-    read_checkpoint(file)
-    return file, (file.parent.parent if file.parent.name == "checkpoints" else None)
-
 def data_config(cfg: MGNetConfig) -> MGNetConfig:
     "The configuration the data is built from: `--data_seed`, where given, in place of `--seed`."
     return cfg if cfg.data_seed is None else cfg.replace(seed=cfg.data_seed)
@@ -362,6 +303,8 @@ def fit(cfg: MGNetConfig, progress: bool = True,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data, lit = MGNetData(data_config(cfg)), LitMGNet(cfg)
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)
+    if ckpt_path: check_resume(cfg, ckpt_path, lit.model)
+    check_out_dir(run_dir or Path("/tmp" if cfg.tmp else ".") / cfg.log_dir, "log_dir")   # before any work
     if cfg.checkpoint and not ckpt_path: _init_from(lit.model, cfg.checkpoint)
     trainer, ckpt = make_trainer(cfg, run_dir, **{"enable_progress_bar": progress, "enable_model_summary": progress,
                                                   "log_every_n_steps": log_interval(epoch_batches(data, cfg)),
@@ -376,6 +319,10 @@ def fit(cfg: MGNetConfig, progress: bool = True,
     except (SystemExit, SIGTERMException):             # Lightning exits on Ctrl-C, raises on SIGTERM
         if stop.saved is None: raise
         raise RunInterrupted(stop.signal, stop.saved) from None
+    except NonFiniteLossError: raise                   # names the last good checkpoint itself
+    except Exception as e:                             # a crash: say where the state is and how to continue
+        if (told := crashed(e, stop.saved)) is e: raise
+        raise told from None
     last = Path(ckpt.dirpath) / "last.ckpt"
     last = last.resolve() if last.is_file() else None
     best = Path(ckpt.best_model_path).resolve() if ckpt.best_model_path else last

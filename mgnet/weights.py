@@ -8,19 +8,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from .files import atomic_write, package_version
+from .config import MGNetError
+from .files import atomic_dir, package_version
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'is_weights_dir', 'read_weights_dir', 'PretrainedMixin']
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'CheckpointError', 'is_weights_dir', 'read_weights_dir', 'check_state_dict',
+           'PretrainedMixin']
 
 # %% ../nbs/02b_weights.ipynb #3356ff53
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+class CheckpointError(MGNetError, ValueError):
+    "A checkpoint or weights folder that cannot be read, or whose weights do not fit the model or are damaged."
 
 def is_weights_dir(path: str | os.PathLike) -> bool:
     "Does `path` hold a weights folder (`config.json` and `model.safetensors`)?"
@@ -28,16 +33,43 @@ def is_weights_dir(path: str | os.PathLike) -> bool:
     return (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
 
 def read_weights_dir(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    "The config dict and the state dict of a weights folder (`ValueError` naming the file when one is unreadable)."
+    "The config dict and the state dict of a weights folder (`CheckpointError` naming the file when one is unreadable)."
     p = Path(path)
     try: cfg = json.loads((p / CONFIG_NAME).read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{p / CONFIG_NAME}: not a readable JSON config ({e})") from None
+        raise CheckpointError(f"{p / CONFIG_NAME}: not a readable JSON config ({e})") from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"{p / CONFIG_NAME}: expected a JSON object, found {type(cfg).__name__}")
+        raise CheckpointError(f"{p / CONFIG_NAME}: expected a JSON object, found {type(cfg).__name__}")
     try: sd = load_file(p / WEIGHTS_NAME, device=str(device))
-    except Exception as e: raise ValueError(f"{p / WEIGHTS_NAME}: not a readable safetensors file ({e})") from None
+    except Exception as e: raise CheckpointError(f"{p / WEIGHTS_NAME}: not a readable safetensors file ({e})") from None
     return cfg, sd
+
+# %% ../nbs/02b_weights.ipynb #174523e9
+def _short(ks: list[str]) -> str: return ", ".join(ks[:4]) + (f", ... ({len(ks)} in all)" if len(ks) > 4 else "")
+
+def check_state_dict(sd: Mapping[str, Any],   # the loaded weights
+                     want: torch.nn.Module | Mapping[str, torch.Tensor],   # the model they are for, or its state dict
+                     where: str | os.PathLike,   # the file they came from, named in the error
+                    ) -> None:
+    "Raise `CheckpointError` naming `where` and the tensor unless `sd` fits `want`: keys, shapes, dtype kind, finite."
+    want = want.state_dict() if isinstance(want, torch.nn.Module) else want
+    odd = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if odd: raise CheckpointError(f"{where}: {odd[0]} is a {type(sd[odd[0]]).__name__}, not a tensor")
+    missing, extra = [k for k in want if k not in sd], [k for k in sd if k not in want]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(w.shape)}" for k, w in want.items()
+              if k in sd and tuple(sd[k].shape) != tuple(w.shape)]
+    msg = [f"missing keys: {_short(missing)}"] * bool(missing) + [f"unexpected keys: {_short(extra)}"] * bool(extra)
+    msg += [f"wrong shapes (file vs model): {_short(shapes)}"] * bool(shapes)
+    if msg: raise CheckpointError(f"{where} does not fit the model: " + "; ".join(msg))
+    for k, w in want.items():
+        v = sd[k]
+        if v.is_floating_point() != w.is_floating_point() or (v.dtype == torch.bool) != (w.dtype == torch.bool):
+            raise CheckpointError(f"{where}: {k} holds {str(v.dtype).replace('torch.', '')} values where the model "
+                                  f"has {str(w.dtype).replace('torch.', '')}: not weights this model can use")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            n = int((~torch.isfinite(v)).sum())
+            raise CheckpointError(f"{where}: {k} holds {n} non-finite values (NaN or infinite) of {v.numel()}: "
+                                  "damaged weights, refused")
 
 # %% ../nbs/02b_weights.ipynb #5f7a8ebe
 class PretrainedMixin:
@@ -54,25 +86,26 @@ class PretrainedMixin:
         return cls.config_class.from_dict(d)
 
     def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False) -> Path:
-        "Write `config.json` and `model.safetensors` into `save_directory` (replaces them only if `overwrite`)."
+        "Write `config.json` and `model.safetensors` into `save_directory`, all or nothing (replacing: `overwrite`)."
         d = Path(save_directory)
         if d.exists() and not d.is_dir(): raise FileExistsError(f"{d} is a file, not a folder")
         if not overwrite and any((d / n).exists() for n in (CONFIG_NAME, WEIGHTS_NAME)):
             raise FileExistsError(f"{d} already holds a model ({CONFIG_NAME}, {WEIGHTS_NAME}); "
                                   "pass overwrite=True (--force) to replace it")
-        d.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(d / WEIGHTS_NAME, lambda f: f.write(safetensors_bytes(sd, metadata={"format": "pt"})))
         cfg = {**self.config_dict(), "mgnet_version": package_version()}
-        atomic_write(d / CONFIG_NAME, lambda f: json.dump(cfg, f, indent=2), "w")
+        with atomic_dir(d) as tmp:     # both files, then the folder moves into place: never one without the other
+            (tmp / WEIGHTS_NAME).write_bytes(safetensors_bytes(sd, metadata={"format": "pt"}))
+            (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2))
         return d
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu", **overrides):
         "The model saved in `directory`, in eval mode; `overrides` change configuration fields."
         if not is_weights_dir(directory):
-            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} and {WEIGHTS_NAME} inside")
+            raise CheckpointError(f"{directory}: no {CONFIG_NAME} and {WEIGHTS_NAME} inside (not a weights folder)")
         d, sd = read_weights_dir(directory, map_location)
         model = cls(cls.config_from_dict(d).replace(**overrides))
+        check_state_dict(sd, model, Path(directory) / WEIGHTS_NAME)
         model.load_state_dict(sd)
         return model.eval()

@@ -204,3 +204,91 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     good = Path(last_line.split("Last good checkpoint: ")[1])
     ck = read_checkpoint(good)
     assert all(torch.isfinite(v).all() for v in ck["state_dict"].values() if v.is_floating_point())
+
+
+# --- no work lost (issue 40, item 1) ---------------------------------------------------------------------------------
+
+TINY_RUN = dict(n_iter=2, limit_train=2, limit_val=2, batch_size=16, seed=1)
+
+
+def _processed(ckpt):
+    return read_checkpoint(ckpt)["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+
+
+@pytest.mark.parametrize("epochs,val_per_n", [(1, 2), (3, 2)])
+def test_last_epoch_saved_whatever_the_validation_schedule(tmp_path, epochs, val_per_n):
+    from mgnet.config import MGNetConfig
+    from mgnet.train import fit
+    res = fit(MGNetConfig(**TINY_RUN, epochs=epochs, val_per_n=val_per_n, log_dir=str(tmp_path)), progress=False)
+    assert res.last_checkpoint is not None and res.last_checkpoint.name == "last.ckpt"
+    assert read_checkpoint(res.last_checkpoint)["epoch"] == epochs - 1       # the last epoch, not a validated one
+    assert _processed(res.last_checkpoint) == epochs
+    assert res.best_checkpoint.is_file() and len(res.clean_acc) == 2 and len(res.last_acc) == 2
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory):
+    """A finished two-epoch run through the command, with its results file (resumed and refused below)."""
+    root = tmp_path_factory.mktemp("resume")
+    old = torch.get_num_threads(); torch.set_num_threads(1)
+    try:
+        r = in_process(main, "--epochs", 2, "--limit_train", 2, "--limit_val", 2, "--n_iter", 2, "--batch_size", 16,
+                       "--log_dir", root / "logs", "--results", root / "first.json", cwd=root)
+    finally: torch.set_num_threads(old)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return root, Path(json.loads((root / "first.json").read_text())["run_dir"])
+
+
+def test_resume_writes_only_in_its_run_or_where_told(two_epoch_run):
+    root, run = two_epoch_run
+    outside = {p: v for p, v in snapshot(root).items() if run not in p.parents}
+    r = in_process(main, "--resume", run, cwd=root)                           # no --results: none written
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {p: v for p, v in snapshot(root).items() if run not in p.parents} == outside   # first.json untouched
+    r = in_process(main, "--resume", run, "--results", root / "second.json", cwd=root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((root / "second.json").read_text())["run_dir"] == str(run)
+
+
+@pytest.mark.parametrize("flags,culprit", [(["--n_iter", 3], "--n_iter: 3 differs"),
+                                           (["--model", "resnet18"], "--model"),
+                                           (["--alpha", 0.0], "--alpha"),
+                                           (["--epochs", 1], "--epochs: 1 is fewer than the 2 epochs"),
+                                           (["--epochs", 5], "--epochs: the run being resumed")])
+def test_resume_refuses_another_run(two_epoch_run, flags, culprit):
+    root, run = two_epoch_run
+    before = snapshot(root)
+    r = in_process(main, "--resume", run, *flags, cwd=root)
+    _expect_clean_failure(root, r, culprit, "--checkpoint" if "differs" in culprit else "")
+    assert snapshot(root) == before
+
+
+def test_resume_refuses_weights_only_and_damaged_checkpoints(two_epoch_run, tmp_path):
+    from mgnet.checkpoint import load_checkpoint, save_checkpoint
+    root, run = two_epoch_run
+    save_checkpoint(load_checkpoint(run / "checkpoints" / "last.ckpt"), tmp_path / "weights.ckpt")
+    r = in_process(main, "--resume", tmp_path / "weights.ckpt", cwd=tmp_path)
+    _expect_clean_failure(tmp_path, r, "weights.ckpt", "weights only", "--checkpoint")
+    ck = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    ck["state_dict"]["model.global_fc.fc.weight"][0, 0] = float("nan")
+    torch.save(ck, tmp_path / "nan.ckpt")
+    r = in_process(main, "--resume", tmp_path / "nan.ckpt", cwd=tmp_path)
+    _expect_clean_failure(tmp_path, r, "nan.ckpt", "global_fc.fc.weight holds 1 non-finite")
+
+
+def test_crash_after_training_starts_leaves_a_checkpoint_and_says_how(tmp_path):
+    from mgnet.config import MGNetConfig
+    from mgnet.train import fit
+    cfg = MGNetConfig(**TINY_RUN, epochs=3, log_dir=str(tmp_path))
+
+    def crash(epoch):
+        if epoch == 1: raise RuntimeError("simulated crash in epoch 1")
+    with pytest.raises(RuntimeError, match="simulated crash") as e:
+        fit(cfg, progress=False, on_epoch=crash)
+    note = " ".join(getattr(e.value, "__notes__", []))
+    assert "continue with: mgnet --resume" in note, note
+    run = Path(note.split("mgnet --resume ")[1].strip())
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == 1       # the state where it stopped
+    res = fit(cfg.replace(resume=str(run)), progress=False)
+    assert res.run_dir == run.resolve() and read_checkpoint(res.last_checkpoint)["epoch"] == 2
+    assert _processed(res.last_checkpoint) == 3
