@@ -5,11 +5,12 @@
 # %% ../nbs/10b_corruption_trees.ipynb #5a1bdbfb
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 from .config import ConfigError
-from .corruptions import CORRUPTIONS, SEVERITIES
+from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE
 from .data import class_folders, image_tree
 
 # %% auto #0
@@ -32,6 +33,10 @@ def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Seq
     "`{corruption: {severity: folder}}` of a corruption tree, restricted to the chosen corruptions and severities."
     root = Path(tree)
     if not root.is_dir(): raise ConfigError(flag, f"{tree}: no such directory")
+    meta = root / TREE_FILE
+    if meta.is_file() and json.loads(meta.read_text() or "{}").get("unfinished"):
+        raise ConfigError(flag, f"{tree}: unfinished (mgnet-corrupt stopped before it ended: killed, or out of space); "
+                                "run the same mgnet-corrupt command again to finish it")
     found = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "clean"):
         sev = {int(s.name): s for s in d.iterdir() if s.is_dir() and s.name in {str(v) for v in SEVERITIES}}

@@ -273,11 +273,15 @@ def generate_corruptions(out_dir,                                   # the tree t
     todo = sum(len(j) for _, j in plan)
     out.mkdir(parents=True, exist_ok=True)
     meta = out / TREE_FILE
-    if not meta.is_file():
+    if meta.is_file(): made = json.loads(meta.read_text())
+    else:
         from importlib.metadata import version
-        write_json({**settings, "mgnet_version": package_version(),
-                              "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}, meta)
+        made = {**settings, "mgnet_version": package_version(),
+                "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}
+    # marked unfinished while images are written: a tree cut short by a kill or a full disk is not read as whole
+    if todo: write_json({**made, "unfinished": True}, meta)
     _write_all(out, plan, seed, settings["image_size"], workers,
                tqdm(total=todo, desc="corrupt", unit="img", disable=not progress))
+    write_json({k: v for k, v in made.items() if k != "unfinished"}, meta)
     n_all = len(items) * len(wanted)
     return {"written": todo, "kept": n_all - todo, "images": len(items), "classes": len(classes)}
