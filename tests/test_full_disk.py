@@ -1,5 +1,5 @@
-"""Storage faults for real (issue 40, item 3): a small tmpfs filled to the brim. A write that does not fit leaves the old
-state or nothing — never half a weights folder, a cut checkpoint or a results file that passes for whole — and the
+"""Storage faults for real (issue 40, item 3): a small tmpfs filled to the brim. A write that does not fit leaves the
+old state or nothing — never half a weights folder, a cut checkpoint or a results file that passes for whole — and the
 command says in one line which path failed and what to do; a training run that fills the disk says how to resume, and
 resumes once there is room. Needs root to mount the tmpfs; skipped, with the reason, otherwise."""
 import errno
