@@ -5,12 +5,11 @@
 # %% ../nbs/10b_corruption_trees.ipynb #5a1bdbfb
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
 from .config import ConfigError
-from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE
+from .corruptions import CORRUPTIONS, SEVERITIES, UNFINISHED
 from .data import class_folders, image_tree
 
 # %% auto #0
@@ -33,8 +32,7 @@ def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Seq
     "`{corruption: {severity: folder}}` of a corruption tree, restricted to the chosen corruptions and severities."
     root = Path(tree)
     if not root.is_dir(): raise ConfigError(flag, f"{tree}: no such directory")
-    meta = root / TREE_FILE
-    if meta.is_file() and json.loads(meta.read_text() or "{}").get("unfinished"):
+    if (root / UNFINISHED).exists():
         raise ConfigError(flag, f"{tree}: unfinished (mgnet-corrupt stopped before it ended: killed, or out of space); "
                                 "run the same mgnet-corrupt command again to finish it")
     found = {}

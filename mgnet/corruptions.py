@@ -23,8 +23,8 @@ from .data import BUILDERS, class_folders, place
 from .files import atomic_write, package_version, write_json
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'CorruptionError', 'image_seed', 'corrupt_image', 'canvas_images',
-           'digits_canvases', 'corruption_source', 'load_source_image', 'generate_corruptions']
+__all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'UNFINISHED', 'CorruptionError', 'image_seed', 'corrupt_image',
+           'canvas_images', 'digits_canvases', 'corruption_source', 'load_source_image', 'generate_corruptions']
 
 # %% ../nbs/10_corruptions.ipynb #9e1c289c
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -154,6 +154,7 @@ def load_source_image(item, side: int = 224) -> np.ndarray:
 
 # %% ../nbs/10_corruptions.ipynb #95ff7081
 TREE_FILE = "corruption_tree.json"
+UNFINISHED = ".mgnet-unfinished"   # present while a tree is being written
 
 def _save_png(arr: np.ndarray, path: Path) -> None:
     "Write a PNG atomically: a temporary name in the same folder, then `os.replace`."
@@ -273,15 +274,14 @@ def generate_corruptions(out_dir,                                   # the tree t
     todo = sum(len(j) for _, j in plan)
     out.mkdir(parents=True, exist_ok=True)
     meta = out / TREE_FILE
-    if meta.is_file(): made = json.loads(meta.read_text())
-    else:
+    if not meta.is_file():
         from importlib.metadata import version
-        made = {**settings, "mgnet_version": package_version(),
-                "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}
+        write_json({**settings, "mgnet_version": package_version(),
+                              "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}, meta)
     # marked unfinished while images are written: a tree cut short by a kill or a full disk is not read as whole
-    if todo: write_json({**made, "unfinished": True}, meta)
+    if todo: atomic_write(out / UNFINISHED, lambda f: f.write(b"mgnet-corrupt is writing this tree, or was stopped\n"))
     _write_all(out, plan, seed, settings["image_size"], workers,
                tqdm(total=todo, desc="corrupt", unit="img", disable=not progress))
-    write_json({k: v for k, v in made.items() if k != "unfinished"}, meta)
+    (out / UNFINISHED).unlink(missing_ok=True)
     n_all = len(items) * len(wanted)
     return {"written": todo, "kept": n_all - todo, "images": len(items), "classes": len(classes)}
