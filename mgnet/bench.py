@@ -6,24 +6,34 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 
 from .config import ConfigError, MGNetConfig
 from .data import MGNetData
 from .evaluation import text_table
 from .files import check_out_file, write_json
 from .flops import glimpse_gflops
+from .geometry import affine_matrix, identity_params
 from .losses import mgnet_loss
 from .model import MGNet, baseline_config, fold_batchnorm
 from .train import hold_freed_memory
 
 # %% auto #0
-__all__ = ['SETTINGS', 'backbone_only', 'Stopwatch', 'forward_breakdown', 'bench_setting', 'bench_training', 'bench_data',
-           'report', 'bench_main']
+__all__ = ['SETTINGS', 'RUN_FLAGS', 'cpu_name', 'backbone_only', 'original_forward', 'Stopwatch', 'forward_breakdown',
+           'bench_setting', 'bench_training', 'bench_data', 'StepClock', 'bench_run', 'report_run', 'report',
+           'bench_main']
 
 # %% ../nbs/15_bench.ipynb #7236d3ea
 SETTINGS = {
@@ -32,6 +42,15 @@ SETTINGS = {
                   img_size=224, batch_size=64),      # the paper's batch per GPU (256 over 4 GPUs)
     "digits": dict(cfg=MGNetConfig(), img_size=64, batch_size=64),
 }
+
+def cpu_name() -> str:
+    "The CPU's model name (Linux's /proc/cpuinfo; else the platform's processor string)."
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"): return line.split(":", 1)[1].strip()
+    except OSError: pass
+    import platform
+    return platform.processor() or "unknown CPU"
 
 def _sync(device: torch.device):
     if device.type == "cuda": torch.cuda.synchronize(device)
@@ -61,6 +80,25 @@ def _autocast_bf16(model, x, dev):
 def _is_cl(model) -> bool:
     w = next(model.backbone.parameters())
     return w.dim() == 4 and w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+
+# %% ../nbs/15_bench.ipynb #a7e1c002
+@torch.inference_mode()
+def original_forward(model: MGNet, x: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    "Logits `(k, B, K)` of `model` computed the way the original code computes them (see above), for timing."
+    if model.keypoints is not None or model.glimpse_gen.coords or model.ge is not None:
+        raise ValueError("original_forward: the paper's model only (no keypoints, coordinate channels or --ge)")
+    g, B = model.glimpse_gen.size(x.size(-2)), x.size(0)
+    a, tokens, logits = identity_params(B, x), [], []
+    mha, norm = model.feat_fusion.mha, model.feat_fusion.norm
+    for t in range(k or model.n_iter):
+        grid = F.affine_grid(affine_matrix(a), [B, x.size(1), g, g], align_corners=True)
+        h = model.backbone(F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True))
+        tokens.append(model.token(h, a))
+        z = torch.stack(tokens)
+        o = F.relu(norm(mha(z, z, z, need_weights=False)[0]))[-1]
+        logits.append(model.global_fc(o))
+        a = model.loc_network(o)
+    return torch.stack(logits)
 
 # %% ../nbs/15_bench.ipynb #c083a5db
 class Stopwatch:
@@ -103,6 +141,11 @@ def _timed_models(cfg: MGNetConfig, mg: MGNet, base: MGNet, x: torch.Tensor, var
     models = {"baseline": lambda: base(x)}
     for k in range(1, T + 1): models[f"mgnet_{k}"] = (lambda k=k: mg(x, k))
     models["backbone_only_T"] = lambda: backbone_only(mg, x, T)
+    if mg.keypoints is None and not mg.glimpse_gen.coords and mg.ge is None:   # the paper's model: the original's way
+        om = MGNet(cfg).to(dev).eval()
+        om.load_state_dict(mg.state_dict())
+        om.backbone.to(memory_format=torch.contiguous_format)
+        models["original_T"] = lambda: original_forward(om, x)
     for v in variants:
         vm = MGNet(cfg).to(dev).eval()
         vm.load_state_dict(mg.state_dict())
@@ -151,9 +194,14 @@ def bench_setting(name: str,                        # the setting: a key of `SET
         if k.startswith("mgnet_") and k.split("_")[1].isdigit():
             r["flop_ratio"] = gf[int(k.split("_")[1]) - 1] / bgf
         res["inference"][k] = r
+    if "original_T" in times:        # per run: the original's way over mgnet's, the same T glimpses
+        res["original_speedup"] = _stats([o / m for o, m in zip(times["original_T"], times[f"mgnet_{T}"])])
     res["outside_backbone_share"] = _stats([1 - p["backbone"] / p["total"] for p in parts])
     res["sampler_share"] = _stats([p["sampler"] / p["total"] for p in parts])
-    if train: res["training"] = bench_training(cfg, size, B, dev, repeats, progress)
+    if train:
+        res["training"] = bench_training(cfg, size, B, dev, repeats, progress)
+        res["training_speedup"] = res["training"].pop("speedup")   # MGNet's images/s over the baseline's, per pair
+        res["training_flop_speedup"] = bgf / gf[-1]       # what the FLOPs promise: the baseline's over MGNet's
     if name == "digits": res["data"] = bench_data(cfg, repeats)
     res["peak_memory_mb"] = (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
                              else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -168,25 +216,29 @@ def bench_training(cfg: MGNetConfig,       # MGNet's config; the baseline is `ba
                    repeats: int,            # timed steps per model
                    progress: bool = True,   # show progress bars
                   ) -> dict:
-    "Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline, and page faults per step."
+    ("Training images/s (forward, loss, backward, SGD step) of MGNet and its baseline, steps interleaved, their ratio "
+     "per pair of steps, and page faults per step.")
     from tqdm.auto import tqdm
-    out = {}
+    steps = {}
     for name, c in (("baseline", baseline_config(cfg)), ("mgnet", cfg)):
         m = MGNet(c).to(dev).train()
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
         x = torch.randn(B, c.in_chans, size, size, device=dev)
         y = torch.randint(0, c.num_class, (B,), device=dev)
-        def step():
+        def step(m=m, c=c, opt=opt, x=x, y=y):
             opt.zero_grad(set_to_none=True)
             mgnet_loss(m(x), y, c, m, x).loss.backward()
             opt.step()
         for _ in range(3): step()           # warm-up: the first steps also grow the heap to its peak
-        ts, fs = [], []
-        for _ in tqdm(range(repeats), desc=f"training {name}", disable=not progress, leave=False):
+        steps[name] = step
+    ts, fs = {k: [] for k in steps}, {k: [] for k in steps}
+    for _ in tqdm(range(repeats), desc="training", disable=not progress, leave=False):
+        for name, step in steps.items():    # interleaved: drift hits both models alike
             n = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            ts.append(_time(step, dev, 0))
-            fs.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - n)
-        out[name] = {"images_per_s": _stats([B / t for t in ts]), "page_faults_per_step": _stats(fs)}
+            ts[name].append(_time(step, dev, 0))
+            fs[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - n)
+    out = {k: {"images_per_s": _stats([B / t for t in ts[k]]), "page_faults_per_step": _stats(fs[k])} for k in steps}
+    out["speedup"] = _stats([b / m for b, m in zip(ts["baseline"], ts["mgnet"])])   # MGNet's images/s over baseline's
     return out
 
 # %% ../nbs/15_bench.ipynb #edb20227
@@ -198,6 +250,64 @@ def bench_data(cfg: MGNetConfig, repeats: int) -> dict:
         it = iter(loader)
         t = time.perf_counter(); next(it); ts.append(time.perf_counter() - t)
     return {"seconds_per_batch": _stats(ts), "batch_size": cfg.batch_size}
+
+# %% ../nbs/15_bench.ipynb #b3c1d002
+class StepClock(Callback):
+    "Wall seconds inside training and validation batches (start hook to end hook), saved to `path` at the end."
+    def __init__(self, path: str | os.PathLike):
+        self.path, self.t, self.first, self.last = Path(path), None, None, None
+        self.seconds, self.batches = {"train": 0.0, "validation": 0.0}, {"train": 0, "validation": 0}
+    def _start(self, trainer, *_):
+        if trainer.sanity_checking: return         # Lightning's check before training: set-up, not the run's steps
+        self.t = time.perf_counter()
+        if self.first is None: self.first = time.time()
+    def _end(self, kind: str):
+        if self.t is None: return
+        self.seconds[kind] += time.perf_counter() - self.t
+        self.batches[kind] += 1
+        self.t, self.last = None, time.time()
+    on_train_batch_start = on_validation_batch_start = _start
+    def on_train_batch_end(self, *_): self._end("train")   # after the optimiser's step
+    def on_validation_batch_end(self, *_): self._end("validation")
+    def on_fit_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            write_json({"seconds": self.seconds, "batches": self.batches, "first_batch_at": self.first,
+                        "last_batch_at": self.last}, self.path)
+
+# the benchmark notebook's MGNet (nbs/experiments/benchmark.ipynb), seed 0
+RUN_FLAGS = ("--dataset", "digits", "--translate", "0.4", "--model", "vanilla", "--n_iter", "4", "--scale", "4",
+             "--alpha", "0.6", "--s", "0.02", "--loc_init", "zero", "--centre_coef", "1000", "--batch_size", "64",
+             "--learning_rate", "0.05", "--seed", "0", "--data_seed", "0")
+
+def bench_run(epochs: int = 20) -> dict:
+    "Run `mgnet RUN_FLAGS --epochs epochs` on one thread in a fresh process: wall time and the share in its steps."
+    with tempfile.TemporaryDirectory(prefix="mgnet-bench-run-") as tmp:
+        clock, log = Path(tmp) / "clock.json", Path(tmp) / "run.log"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MGNET_STEP_CLOCK": str(clock)}
+        cmd = [sys.executable, "-c", "import sys; from mgnet.cli import main; sys.exit(main())",
+               *RUN_FLAGS, "--epochs", str(epochs), "--log_dir", str(Path(tmp) / "logs")]
+        with open(log, "w") as f:
+            t0 = time.time()
+            rc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=tmp).returncode
+            wall = time.time() - t0
+        if rc != 0 or not clock.is_file():
+            raise RuntimeError(f"the timed run failed (exit status {rc}): {log.read_text()[-2000:]}")
+        c = json.loads(clock.read_text())
+    steps = c["seconds"]["train"] + c["seconds"]["validation"]
+    return {"setting": "run", "epochs": epochs, "command": "mgnet " + " ".join(RUN_FLAGS) + f" --epochs {epochs}",
+            "wall_s": wall, "train_s": c["seconds"]["train"], "validation_s": c["seconds"]["validation"],
+            "batches": c["batches"], "steps_share": steps / wall, "start_s": c["first_batch_at"] - t0,
+            "end_s": t0 + wall - c["last_batch_at"]}
+
+def report_run(r: dict) -> str:
+    "The figures of `bench_run` as text."
+    b = r["batches"]
+    return "\n".join([
+        f"== run: {r['command']} (one thread, a fresh process)",
+        f"wall time {r['wall_s']:.1f} s, of which the model's own steps {100 * r['steps_share']:.1f} % (target: at "
+        f"least 80 %): training {r['train_s']:.1f} s ({b['train']} batches), validation {r['validation_s']:.1f} s "
+        f"({b['validation']} batches); before the first step {r['start_s']:.1f} s (start-up, data, set-up), after "
+        f"the last {r['end_s']:.1f} s (evaluation, exit)"])
 
 # %% ../nbs/15_bench.ipynb #011bda46
 def _fmt(s: dict, f: str = "{:.1f}") -> str:
@@ -211,20 +321,34 @@ def report(r: dict) -> str:
     def label(k):
         if k == "baseline": return "baseline (1 full look)"
         if k == "backbone_only_T": return f"backbone passes only ×{r['n_iter']}"
+        if k == "original_T": return f"original code's way, {r['n_iter']} glimpses"
         _, n, *variant = k.split("_", 2)
         return f"MGNet, {n} glimpse{'s' * (n != '1')}" + (f" {variant[0]}" if variant else "")
     rows = [[label(k), _fmt(v["images_per_s"]), _fmt(v["wall_ratio"], "{:.3f}"),
-             f"{v['flop_ratio']:.3f}" if "flop_ratio" in v else ""]
+             f"{v['flop_ratio']:.3f}" if "flop_ratio" in v else "",
+             f"{v['wall_ratio']['median'] / v['flop_ratio']:.2f}" if "flop_ratio" in v else ""]
             for k, v in r["inference"].items()]
-    L.append(text_table(rows, ["inference", "images/s", "wall ratio", "FLOP ratio"]))
+    L.append(text_table(rows, ["inference", "images/s", "wall ratio", "FLOP ratio", "wall/FLOP"]))
+    L.append("early exit: MGNet stopped after k glimpses, its wall time over the baseline's divided by its FLOPs over "
+             "the baseline's (wall/FLOP; 1.00: time follows FLOPs)")
+    if "original_speedup" in r:
+        sp, T = r["original_speedup"], r["n_iter"]
+        L.append(f"MGNet's forward against the original code's way (affine_grid sampling, attention recomputed over "
+                 f"every token, contiguous backbone): {_fmt(sp, '{:.2f}')}× its speed ({T} glimpses, same function)")
     pct = lambda s: _fmt({k: 100 * v if k != 'runs' else v for k, v in s.items()}, '{:.1f}')
     L.append(f"time outside the backbone (sampling, fusion, localisation, heads, Python), measured inside the forward: "
              f"{pct(r['outside_backbone_share'])} % of MGNet's {r['n_iter']}-glimpse forward, "
              f"of which the glimpse sampler {pct(r['sampler_share'])} %")
     if "training" in r:
-        L.append("training images/s: " + ", ".join(f"{k} {_fmt(v['images_per_s'])}" for k, v in r["training"].items()))
+        tr = r["training"]
+        L.append("training images/s (steps interleaved): "
+                 + ", ".join(f"{k} {_fmt(v['images_per_s'])}" for k, v in tr.items()))
+        if "training_speedup" in r:
+            sp, fs = r["training_speedup"], r["training_flop_speedup"]
+            L.append(f"training follows FLOPs? MGNet trains {_fmt(sp, '{:.2f}')}× the baseline's images/s (per pair of "
+                     f"steps), its FLOPs promise {fs:.2f}×: {sp['median'] / fs:.2f} of it (target: at least 0.90)")
         L.append("page faults per training step (memory mapped in anew): " + ", ".join(
-            f"{k} {_fmt(v['page_faults_per_step'], '{:.0f}')}" for k, v in r["training"].items()))
+            f"{k} {_fmt(v['page_faults_per_step'], '{:.0f}')}" for k, v in tr.items()))
     if "data" in r:
         ms = {k: 1000 * v if k != "runs" else v for k, v in r["data"]["seconds_per_batch"].items()}
         L.append(f"data: {_fmt(ms, '{:.2f}')} ms "
@@ -237,7 +361,10 @@ def bench_main(argv: list[str] | None = None) -> int:
     "`mgnet-bench`: print the benchmark of the chosen settings on this device."
     p = argparse.ArgumentParser(prog="mgnet-bench",
                                 description="Wall-clock speed of MGNet beside its baseline and FLOPs.")
-    p.add_argument("--settings", nargs="+", default=["paper", "digits"], choices=list(SETTINGS))
+    p.add_argument("--settings", nargs="+", default=["paper", "digits", "run"], choices=[*SETTINGS, "run"],
+                   help="paper, digits: the models' speed; run: a whole training run's wall time and the share in "
+                        "its steps (default: all three)")
+    p.add_argument("--run_epochs", type=int, default=20, help="epochs of the run setting's training (default: 20)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median and min–max are printed)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="images per batch (default: 64, the paper's batch per GPU, and the digits' batch)")
@@ -248,6 +375,7 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--no_train", action="store_true", help="skip the training-speed figures")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     a = p.parse_args(argv)
+    if a.run_epochs < 1: p.error(f"--run_epochs: must be at least 1, got {a.run_epochs}")
     if a.repeats < 1: p.error(f"--repeats: must be at least 1, got {a.repeats}")
     if a.batch_size is not None and a.batch_size < 1: p.error(f"--batch_size: must be at least 1, got {a.batch_size}")
     if a.device is not None:
@@ -258,9 +386,12 @@ def bench_main(argv: list[str] | None = None) -> int:
     except ConfigError as e: p.error(str(e))
     hold_freed_memory()      # as fit trains (the training chapter)
     out = []
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}", flush=True)
     for s in a.settings:
-        r = bench_setting(s, a.repeats, a.batch_size, a.device, tuple(a.variants), not a.no_train)
-        print(report(r), flush=True)
+        if s == "run": r = bench_run(a.run_epochs); print(report_run(r), flush=True)
+        else:
+            r = bench_setting(s, a.repeats, a.batch_size, a.device, tuple(a.variants), not a.no_train)
+            print(report(r), flush=True)
         out.append(r)
     if a.json:
         write_json(out, a.json)

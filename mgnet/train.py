@@ -310,6 +310,9 @@ def fit(cfg: MGNetConfig, progress: bool = True,
                                                   "log_every_n_steps": log_interval(epoch_batches(data, cfg)),
                                                   **trainer_overrides})
     if on_epoch is not None: trainer.callbacks.append(EpochHook(on_epoch))
+    if os.environ.get("MGNET_STEP_CLOCK"):                # the speed probe's clock (`mgnet.bench.StepClock`)
+        from mgnet.bench import StepClock
+        trainer.callbacks.append(StepClock(os.environ["MGNET_STEP_CLOCK"]))
     stop = next(c for c in trainer.callbacks if isinstance(c, SaveOnInterrupt))
     resuming = warnings.catch_warnings() if ckpt_path else contextlib.nullcontext()
     try:

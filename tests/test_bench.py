@@ -32,3 +32,21 @@ def test_bench_bad_flags():
     assert r.returncode == 2 and "--repeats" in r.stderr.splitlines()[-1]
     r = in_process(bench_main, "--settings", "imagenet1k")
     assert r.returncode == 2 and "--settings" in r.stderr.splitlines()[-1]
+
+
+def test_bench_run_share(tmp_path, mgnet_cmd):
+    # one epoch of the benchmark's MGNet in a fresh process: the clock inside it counts every batch, and the steps are
+    # a part of the run's wall time (start-up, set-up and evaluation are the rest)
+    r = mgnet_cmd("--settings", "run", "--run_epochs", 1, "--json", tmp_path / "r.json", command="mgnet-bench")
+    assert r.returncode == 0, r.stderr[-3000:]
+    (res,) = json.loads((tmp_path / "r.json").read_text())
+    assert res["batches"] == {"train": 22, "validation": 6}     # 1437 training digits in 64s, 359 validation ones
+    assert 0 < res["train_s"] and 0 < res["validation_s"] and 0 < res["steps_share"] < 1
+    assert res["start_s"] > 0 and res["end_s"] > 0
+    assert abs(res["train_s"] + res["validation_s"] - res["steps_share"] * res["wall_s"]) < 1e-6
+    assert "of which the model's own steps" in r.stdout and "CPU: " in r.stdout
+
+
+def test_bench_bad_run_epochs():
+    r = in_process(bench_main, "--run_epochs", 0)
+    assert r.returncode == 2 and "--run_epochs" in r.stderr.splitlines()[-1]
