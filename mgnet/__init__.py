@@ -11,12 +11,16 @@ __version__ = "0.1.0"
 import importlib
 import typing
 
+from .moved import install_moved_modules
+
+install_moved_modules()   # old import paths (mgnet.runs, ...) keep working for a release, naming the new one
+
 # the top-level names, each imported from its module on first use (PEP 562), so that `import mgnet` (and with it every
 # `mgnet` command) starts without loading Lightning and the rest before anything is asked
 _LAZY = {
     "checkpoint": ("CheckpointError", "export_weights", "load_checkpoint", "save_checkpoint"),
-    "config": ("ConfigError", "MGNetConfig", "ModelConfig"),
-    "data": ("MGNetData", "TranslatedDigits", "data_info"),
+    "errors": ("ConfigError",), "config": ("MGNetConfig",), "groups": ("ModelConfig",),
+    "canvases": ("TranslatedDigits",), "data": ("MGNetData", "data_info"),
     "evaluation": ("evaluate",), "flops": ("glimpse_gflops",), "losses": ("mgnet_loss",),
     "model": ("MGNet", "MGNetOutput", "baseline_config", "create_backbone"),
     "predict": ("predict",), "recipes": ("get_recipe", "recipes"), "train": ("LitMGNet", "fit"),
@@ -37,11 +41,14 @@ def __getattr__(name: str):
 def __dir__() -> list[str]: return sorted({*globals(), *_HOME})
 
 if typing.TYPE_CHECKING:   # for type checkers and editors: the same names, imported eagerly
+    from mgnet.canvases import TranslatedDigits
     from mgnet.checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
-    from mgnet.config import ConfigError, MGNetConfig, ModelConfig
-    from mgnet.data import MGNetData, TranslatedDigits, data_info
+    from mgnet.config import MGNetConfig
+    from mgnet.data import MGNetData, data_info
+    from mgnet.errors import ConfigError
     from mgnet.evaluation import evaluate
     from mgnet.flops import glimpse_gflops
+    from mgnet.groups import ModelConfig
     from mgnet.losses import mgnet_loss
     from mgnet.model import MGNet, MGNetOutput, baseline_config, create_backbone
     from mgnet.predict import predict

@@ -12,25 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ATTACKS
 from .evaluation import device_of, glimpse_hits, run_batches
+from .groups import ATTACKS
+from .images import to_normalised, to_pixels
 from .model import MGNet
+from .moved import moved_names
 
 # %% auto #0
-__all__ = ['AA_TARGETS', 'to_pixels', 'to_normalised', 'PixelModel', 'full_gradient', 'pgd_paper', 'pgd_adaptive',
-           'square_attack', 'autoattack', 'autoattack_hits', 'robust_accuracy']
+__all__ = ['AA_TARGETS', 'PixelModel', 'full_gradient', 'pgd_paper', 'pgd_adaptive', 'square_attack', 'autoattack',
+           'autoattack_hits', 'robust_accuracy']
 
 # %% ../nbs/09_attacks.ipynb #f6dc2824
-def _stats(v, like: Tensor) -> Tensor: return torch.as_tensor(v, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
-
-def to_pixels(x: Tensor, mean, std) -> Tensor:
-    "Normalised images → pixel values."
-    return x * _stats(std, x) + _stats(mean, x)
-
-def to_normalised(x: Tensor, mean, std) -> Tensor:
-    "Pixel values → normalised images."
-    return (x - _stats(mean, x)) / _stats(std, x)
-
 class PixelModel(nn.Module):
     "An `MGNet` taking pixel-space images in [0, 1]: the normalisation is part of the attacked function."
     def __init__(self, model: MGNet, mean, std, glimpse: int | None = -1):
@@ -227,3 +219,6 @@ def robust_accuracy(
         res["pgd_last_acc"] = float(t.values["pgd_last"]) / total if last_too else res["adv_acc"][-1]
         res["square_beats_pgd"] = res["square_acc"] < res["pgd_last_acc"]
     return res
+
+# %% ../nbs/09_attacks.ipynb #9c82ac4b
+__getattr__ = moved_names(__name__)

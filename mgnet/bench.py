@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from .config import ConfigError, MGNetConfig
+from .config import MGNetConfig
 from .data import MGNetData
+from .errors import ConfigError
 from .evaluation import text_table
 from .files import check_out_file, write_json
 from .flops import glimpse_gflops

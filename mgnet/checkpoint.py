@@ -16,14 +16,16 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import ORIGINAL_DEFAULTS, MGNetConfig, MGNetError, ModelConfig
+from .config import ORIGINAL_DEFAULTS, MGNetConfig
+from .errors import MGNetError
 from .files import atomic_write, package_version
+from .groups import ModelConfig
 from .model import MGNet
 from .weights import CheckpointError, check_state_dict, is_weights_dir, read_weights_dir
 
 # %% auto #0
-__all__ = ['CKPT_SUFFIXES', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'load_checkpoint', 'atomic_torch_save',
-           'save_checkpoint', 'export_weights']
+__all__ = ['CKPT_SUFFIXES', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'fit_report', 'load_checkpoint',
+           'atomic_torch_save', 'save_checkpoint', 'export_weights']
 
 # %% ../nbs/04_checkpoint.ipynb #bf68424e
 class _Inert:
@@ -95,7 +97,7 @@ def checkpoint_config(ckpt: Mapping) -> MGNetConfig | ModelConfig:
     return MGNetConfig.from_dict({**d, **_DATASET_ALIASES.get(d["dataset"], {})})
 
 # %% ../nbs/04_checkpoint.ipynb #2c0aa3f7
-def _fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) -> None:
+def fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) -> None:
     "Raise `CheckpointError` naming what in `sd` does not fit `model`."
     want = model.state_dict()
     missing = [k for k in want if k not in sd]
@@ -146,7 +148,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) ->
     cfg, sd, file = _read(path, map_location)
     model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
     check_state_dict({k: v for k, v in sd.items() if not isinstance(v, torch.Tensor)}, {}, file)  # tensors only
-    _fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
+    fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
     check_state_dict(sd, model, file)       # then dtypes and values
     model.load_state_dict(sd)
     model.checkpoint_path = file

@@ -150,10 +150,10 @@ def export_main(argv: list[str] | None = None) -> int:
 VERBS: dict[str, tuple[str, str]] = {   # verb: (module:function, what it does)
     "train": ("mgnet.cli:train_main", "train a model from a named recipe, a config file and flags"),
     "test": ("mgnet.cli:test_main", "evaluate a checkpoint: accuracy per glimpse, attacks, early exit"),
-    "predict": ("mgnet.predict:predict_main", "classify images and show where the model looked"),
+    "predict": ("mgnet.predict_command:predict_main", "classify images and show where the model looked"),
     "export": ("mgnet.cli:export_main", "convert a checkpoint into a weights folder"),
     "recipes": ("mgnet.cli:recipes_main", "list the named recipes and what they gave"),
-    "benchmark": ("mgnet.benchmark:benchmark_main", "run the benchmark notebook (or another experiment notebook)"),
+    "benchmark": ("mgnet.lab.benchmark:benchmark_main", "run the benchmark notebook (or another experiment notebook)"),
     "speed": ("mgnet.bench:bench_main", "the speed probe: images/s of training and inference, start-up"),
     "corrupt": ("mgnet.corruption_commands:corrupt_main", "write corrupted copies of the validation images"),
     "corruptions": ("mgnet.corruption_commands:corruptions_main", "evaluate checkpoints on a corruption tree"),

@@ -13,8 +13,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from .anytime import early_exit, exit_curve, exit_stats, glimpse_probs, plot_exit_curve, threshold_for_budget
 from .attacks import robust_accuracy
 from .checkpoint import load_checkpoint
-from .config import ConfigError, MGNetConfig
+from .config import MGNetConfig
 from .data import MGNetData, data_info
+from .errors import ConfigError
 from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
 from .files import atomic_write, check_out_file, write_json
 from .flops import baseline_gflops, glimpse_gflops

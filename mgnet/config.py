@@ -5,539 +5,43 @@
 # %% ../nbs/00_config.ipynb #f6eead9d
 from __future__ import annotations
 
-import typing
-import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
+from .coercion import check_value
+from .errors import ConfigError
+from mgnet.groups import (
+    SINGLE_GLIMPSE_MODEL,
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    ModelFlags,
+    RunConfig,
+    TrainConfig,
+)
+from .moved import moved_names
+
 # %% auto #0
-__all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'PRETRAINED_WEIGHTS', 'DATASETS', 'ORIGINAL_DEFAULTS',
-           'DatasetSpec', 'MGNetError', 'ConfigError', 'coerce_fields', 'DataConfig', 'ModelConfig', 'TrainConfig',
-           'LossConfig', 'EvalConfig', 'RunConfig', 'MGNetConfig']
-
-# %% ../nbs/00_config.ipynb #3a012f4e
-TRANS_METHODS = ("tight-crop", "center-invariant", "naive")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULERS = ("one-cycle", "cosine", "multi-step", "reduce")
-ATTACKS = ("paper", "adaptive", "autoattack")
-PRETRAINED_WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2", "DEFAULT")   # torchvision weight names
-
-def _f(default, help, choices=None, group="general", **kw):
-    "A dataclass field carrying its command-line help, choices and group."
-    md = dict(help=help, choices=choices, group=group, **kw)
-    if isinstance(default, list): return field(default_factory=lambda: list(default), metadata=md)
-    return field(default=default, metadata=md)
-
-# %% ../nbs/00_config.ipynb #9512b1e3
-@dataclass(frozen=True)
-class DatasetSpec:
-    "What mgnet needs to know about a dataset: a description, read by the data loaders, the model and the tools."
-    kind: str                        # "canvas" (objects placed on an empty canvas) or "folder" (an ImageFolder tree)
-    in_chans: int                    # image channels
-    img_size: int                    # default side of the images the model sees
-    mean: tuple[float, ...]          # normalisation, per channel
-    std: tuple[float, ...]
-    batch_size: int                  # default global batch size
-    workers: int                     # default data-loading worker processes
-    classes: tuple[str, ...] = ()    # class names in label order; empty: the folder tree's class folders
-    object_size: int | None = None   # canvas: side of the placed objects
-    translate: float | None = None   # canvas: default wander range, a fraction of the free room
-    files: str | None = None         # canvas from MNIST-format files: torchvision's folder name for them
-    about: str = ""                  # one line for --help
-
-_DIGITS, _FASHION = tuple("0123456789"), ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                          "Sneaker", "Bag", "Ankle boot")
-DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec("canvas", 1, 64, (0.042927224189043045,), (0.16324099270789225,), 64, 0, _DIGITS, 24, 0.4,
-                          about="scikit-learn's digits on a 64 px canvas (embedded, the default)"),
-    "mnist": DatasetSpec("canvas", 1, 112, (0.1307,), (0.3081,), 256, 0, _DIGITS, 28, 1.0, "MNIST",
-                         about="MNIST files (--train_dir) on a 112 px canvas, as the original"),
-    "fashion-mnist": DatasetSpec("canvas", 1, 112, (0.2860,), (0.3530,), 256, 0, _FASHION, 28, 1.0, "FashionMNIST",
-                                 about="Fashion-MNIST files (--train_dir) on a canvas"),
-    "kmnist": DatasetSpec("canvas", 1, 112, (0.1918,), (0.3483,), 256, 0,
-                          ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), 28, 1.0, "KMNIST",
-                          about="KMNIST files (--train_dir) on a canvas"),
-    "imagenet": DatasetSpec("folder", 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 256, 4,
-                            about="an ImageFolder tree (--train_dir, --val_dir) with the paper's ImageNet transforms"),
-}
-
-# %% ../nbs/00_config.ipynb #da66063c
-class MGNetError(Exception):
-    "A mistake the user can fix (a flag, a value, a file): commands print it in one line and exit with `exit_status`."
-    exit_status = 2
-
-class ConfigError(MGNetError, ValueError):
-    "An invalid hyperparameter; `flag` names the culprit as the command line spells it."
-    def __init__(self, name: str, msg: str):
-        self.name, self.flag = name, f"--{name}"
-        super().__init__(f"{self.flag}: {msg}")
-
-# %% ../nbs/00_config.ipynb #d36c0818
-_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
-
-def _to(tp, v):
-    "`v` as the scalar type `tp` (bool, int, float or str), or `None` when that would be a guess."
-    if tp is bool:
-        if isinstance(v, bool): return v
-        if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE: return v.strip().lower() in _TRUE
-    elif tp is int:
-        if isinstance(v, int) and not isinstance(v, bool): return v
-        if isinstance(v, float) and v.is_integer(): return int(v)
-        if isinstance(v, str):
-            try: return int(v.strip())
-            except ValueError: pass
-    elif tp is float:
-        if isinstance(v, (int, float)) and not isinstance(v, bool): return float(v)
-        if isinstance(v, str):
-            try: return float(v.strip())
-            except ValueError: pass
-    elif tp is str:
-        if isinstance(v, str): return v
-        if isinstance(v, int) and not isinstance(v, bool): return str(v)     # --gpus 0, --tag 5
-    return None
-
-# %% ../nbs/00_config.ipynb #44512297
-def coerce_fields(obj) -> None:
-    "Check every field of the dataclass `obj` against its type hint; convert unambiguous values in place."
-    hints = typing.get_type_hints(type(obj))
-    for f in fields(obj):
-        v, tp = getattr(obj, f.name), hints[f.name]
-        args = typing.get_args(tp)
-        optional = type(None) in args
-        base = next((a for a in args if a is not type(None)), tp) if optional else tp
-        if v is None:
-            if optional: continue
-            raise ConfigError(f.name, f"needs a value ({_type_name(base)}), got None")
-        if typing.get_origin(base) is list:
-            item = typing.get_args(base)[0]
-            items = list(v) if isinstance(v, (list, tuple)) else [v]
-            out = [_to(item, x) for x in items]
-            if any(o is None for o in out):
-                raise ConfigError(f.name, f"expected a list of {_type_name(item)}, got {v!r}")
-        else:
-            out = _to(base, v)
-            if out is None: raise ConfigError(f.name, f"expected {_type_name(base)}, got {v!r} ({type(v).__name__})")
-        object.__setattr__(obj, f.name, out)
-
-def _type_name(tp) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp,
-        getattr(tp, "__name__", str(tp)))
-
-# %% ../nbs/00_config.ipynb #2170f7ae
-def _check(ok: bool, name: str, msg: str):
-    if not ok: raise ConfigError(name, msg)
-
-def _check_choice(c, name: str):
-    choices = type(c).__dataclass_fields__[name].metadata["choices"]
-    _check(getattr(c, name) in choices, name, f"invalid choice {getattr(c, name)!r} (choose from {', '.join(choices)})")
-
-@dataclass
-class _Config:
-    "What every config group shares: typed values, a plain dict and back, a changed copy, and its own checks."
-    def __post_init__(self): coerce_fields(self)
-
-    @classmethod
-    def field_names(cls) -> list[str]: return [f.name for f in fields(cls)]
-
-    def to_dict(self) -> dict[str, Any]:
-        "A plain dict (JSON- and checkpoint-friendly)."
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict, strict: bool = False):
-        "Build from a dict; keys that are not fields raise with `strict`, else are ignored."
-        names = set(cls.field_names())
-        extra = sorted(set(d) - names)
-        if strict and extra: raise ConfigError(extra[0], f"unknown hyperparameter(s): {', '.join(extra)}")
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def replace(self, **kw): return replace(self, **kw)
-
-    def validate(self):
-        "Raise `ConfigError` naming the first invalid value; return the config when all is well."
-        self._check_fields()
-        return self
-
-    def _check_fields(self): pass
-
-# %% ../nbs/00_config.ipynb #50465558
-@dataclass
-class DataConfig(_Config):
-    "What the images are and how they are loaded."
-    dataset: str = _f("digits", "dataset: " + "; ".join(f"{n}: {d.about}" for n, d in DATASETS.items()),
-                      tuple(DATASETS), "data")
-    num_class: int | None = _f(None, "number of classes (default: from the data)", group="data")
-    train_dir: str | None = _f(None, "ImageFolder training directory (imagenet), or the folder of MNIST-format files "
-        "(mnist, fashion-mnist, kmnist: the .gz files, or torchvision's root holding <Name>/raw/)", group="data")
-    val_dir: str | None = _f(None, "ImageFolder validation directory (default: --train_dir); with digits, a folder of "
-        "canvases such as TREE/fog/3 from mgnet-corrupt", group="data")
-    translate: float | None = _f(None, "canvas datasets: how far the object may wander from the centre, as a fraction "
-        "of the free room (1.0: anywhere; default: 0.4 for digits, 1.0 for the MNIST family, the original's ±37.5%% of "
-        "a 112 px canvas)", group="data")
-    img_size: int | None = _f(None, "image side the model sees: the crop of ImageFolder images, or the canvas of "
-        "canvas datasets (default: 224, 64 for digits, 112 for the MNIST family); a glimpse is floor(img_size / scale) "
-        "px", group="data")
-    eval_resize: int | None = _f(None, "ImageFolder evaluation: resize the shorter side to this, then centre-crop "
-        "--img_size (default: the paper's 256/224 of --img_size)", group="data")
-    mean: list[float] | None = _f(None, "per-channel mean used to normalise images (default: the dataset's; ImageNet's "
-        "for ImageFolder trees; `mgnet.data.channel_stats` computes a tree's)", group="data")
-    std: list[float] | None = _f(None,
-        "per-channel standard deviation used to normalise images (default: the dataset's, as --mean)", group="data")
-    class_names: list[str] | None = _f(None, "class names in label order (default: the dataset's, or the tree's class "
-        "folders; saved with the model)", group="data")
-    gaussian: float = _f(0.0, "mnist: Gaussian noise intensity added to the images", group="data")
-    clutter: int = _f(0, "canvas datasets: scatter this many pieces of other images of the same data over each canvas "
-        "(cluttered canvases; the object's box stays known)", group="data")
-    clutter_size: float = _f(0.25, "canvas datasets: side of a clutter or tile piece, as a fraction of the object's",
-                             group="data")
-    background: str = _f("none", "canvas datasets: what lies under the object: none (an empty canvas), tiles (tiled "
-        "with pieces of other images), blur (tiled with other images, blurred)", ("none", "tiles", "blur"), "data")
-    skip_bad_images: bool = _f(False,
-        "skip unreadable images (counted and reported) instead of stopping with the file's name", group="data")
-    workers: int | None = _f(None, "data-loading worker processes (default: 0 for digits, 4 otherwise)", group="data")
-    batch_size: int | None = _f(None, "global batch size, split across devices (default: 64 for digits, 256 otherwise)",
-                                group="data")
-
-    @property
-    def spec(self) -> DatasetSpec:
-        "The description of this run's dataset."
-        return DATASETS[self.dataset]
-
-    @property
-    def in_chans(self) -> int:
-        "Image channels the dataset delivers."
-        return self.spec.in_chans
-
-    def _check_fields(self): _check_data(self)
-
-# %% ../nbs/00_config.ipynb #ef92f362
-def _check_clutter(c):
-    "Clutter and backgrounds: canvas datasets only."
-    _check_choice(c, "background")
-    _check(c.clutter >= 0, "clutter", f"must be >= 0, got {c.clutter}")
-    _check(0 < c.clutter_size <= 1, "clutter_size", f"must be in (0, 1], got {c.clutter_size}")
-    for name, on in (("clutter", c.clutter > 0), ("background", c.background != "none")):
-        _check(not on or c.spec.kind == "canvas", name, f"only for canvas datasets, not {c.dataset}")
-
-def _check_data(c):
-    _check_choice(c, "dataset")
-    spec = c.spec
-    if c.translate is not None: _check(0 <= c.translate <= 1, "translate", f"must be in [0, 1], got {c.translate}")
-    if c.img_size is not None:
-        low = spec.object_size or 8
-        _check(c.img_size >= low, "img_size",
-               f"must be at least {low} px for --dataset {c.dataset}, got {c.img_size}")
-    if c.eval_resize is not None:
-        _check(spec.kind == "folder", "eval_resize",
-               f"only for ImageFolder trees (--dataset imagenet), not {c.dataset}")
-        _check(c.eval_resize >= (c.img_size or spec.img_size), "eval_resize",
-               f"must be at least --img_size ({c.img_size or spec.img_size}), got {c.eval_resize}")
-    for name in ("mean", "std"):
-        v = getattr(c, name)
-        if v is not None:
-            _check(len(v) == spec.in_chans, name,
-                   f"needs one value per channel ({spec.in_chans} for {c.dataset}), got {len(v)}")
-    if c.std is not None: _check(all(s > 0 for s in c.std), "std", f"must be > 0, got {c.std}")
-    _check(c.gaussian >= 0, "gaussian", f"must be >= 0, got {c.gaussian}")
-    _check_clutter(c)
-    if c.batch_size is not None: _check(c.batch_size >= 1, "batch_size", f"must be at least 1, got {c.batch_size}")
-    if c.workers is not None: _check(c.workers >= 0, "workers", f"must be >= 0, got {c.workers}")
-    if c.num_class is not None: _check(c.num_class >= 2, "num_class", f"must be at least 2, got {c.num_class}")
-
-# %% ../nbs/00_config.ipynb #ed3592f0
-@dataclass
-class _ModelFlags(_Config):
-    "The model's flags: what the command line says about the network."
-    model: str = _f("vanilla", "backbone: 'vanilla' (small CNN) or a torchvision ResNet name (resnet18, resnet50, ...)",
-                    group="model")
-    pretrained: bool = _f(False, "start the backbone from torchvision's ImageNet weights (--pretrained_weights; needs "
-        "them downloaded)", group="model")
-    pretrained_weights: str = _f("IMAGENET1K_V1", "with --pretrained, which torchvision ImageNet weights: "
-        "IMAGENET1K_V1 (the first release, what the original's pretrained=True loaded), IMAGENET1K_V2 (a newer recipe; "
-        "resnet50 and larger), DEFAULT (torchvision's best, V2 where there is one)", PRETRAINED_WEIGHTS, "model")
-    n_iter: int = _f(4, "number of glimpses T (1 with --scale 1.0 is the full-resolution baseline)", group="model")
-    scale: float = _f(2.0, "down-sampling factor r: a glimpse is floor(H / r) pixels wide", group="model")
-    scale_min: float = _f(0.2, "smallest glimpse size sigma (fraction of the image side)", group="model")
-    scale_max: float = _f(0.5, "largest glimpse size sigma after the first glimpse", group="model")
-    trans_method: str = _f("tight-crop", "how the localisation output maps to a translation", TRANS_METHODS, "model")
-    alpha: float = _f(0.6, "weight of the auxiliary glimpse classifier loss (0 disables it)", group="model")
-    s: float = _f(0.02, "gradient re-scaling factor of the localisation head, in (0, 1]", group="model")
-    dropout: float = _f(0.0, "dropout on the fusion attention weights", group="model")
-    no_detach: bool = _f(False, "ablation: let gradients flow through the glimpse parameters in the tokens",
-                         group="model")
-    no_spatial_clue: bool = _f(False, "ablation: replace the glimpse parameters in the tokens by zeros", group="model")
-    loc_init: str = _f("kaiming", "initialisation of the localisation head: 'kaiming' (the original's; its random "
-        "offset can start every later glimpse off the object) or 'zero' (every later glimpse starts at the centre, "
-        "mid-size)", ("kaiming", "zero"), "model")
-    coord_channels: bool = _f(False, "beyond the paper: give the backbone two more input channels, the image "
-        "coordinates of each glimpse sample", group="model")
-    keypoints: int = _f(0, "beyond the paper: K saliency maps of each glimpse whose soft arg-max image coordinates (2K "
-        "numbers) join its feature and feed the localisation head (0: off)", group="model")
-    loc_anchor: bool = _f(False, "beyond the paper, with --keypoints: centre each later glimpse on the first keypoint "
-        "of the glimpse before it (its map is the glimpse's brightness, not learned: for objects on a dark, empty "
-        "canvas); the localisation head chooses the glimpse's size", group="model")
-    anchor_offset: bool = _f(False, "with --loc_anchor: the localisation head also moves the glimpse off the anchor by "
-        "a learned offset (measured: the glimpses drifted off the object, see the README)", group="model")
-    anchor_map: str = _f("soft-argmax", "with --loc_anchor: how the anchor is found in the glimpse's brightness: "
-        "'soft-argmax' (its soft arg-max; around a dim item the dark background pulls it toward the glimpse's "
-        "centre) or 'mass' (the centre of mass of the brightness above the glimpse's darkest pixel)",
-        ("soft-argmax", "mass"),
-        "model")
-    ge: float | None = _f(None, "dynamic gradient re-scaling: scale the localisation gradient to this times the "
-        "classifier's gradient spread", group="model")
-    ge_final: float | None = _f(None, "dynamic gradient re-scaling: factor at the end of training (cosine annealing "
-        "from --ge; default: --ge)", group="model")
-    channels_last: bool = _f(True, "run the backbone in channels_last memory format (faster in training and inference "
-        "on the CPUs measured, see mgnet-bench; --no-channels_last turns it off)", group="model")
-
-    @property
-    def aux(self) -> bool:
-        "Is there an auxiliary glimpse classifier?"
-        return self.alpha > 0 and self.n_iter >= 2
-
-    def _check_fields(self): _check_model(self)
-
-# %% ../nbs/00_config.ipynb #a94cfd2b
-def _check_model(c):
-    for name in ("trans_method", "loc_init", "pretrained_weights", "anchor_map"): _check_choice(c, name)
-    _check(c.n_iter >= 1, "n_iter", f"must be at least 1, got {c.n_iter}")
-    _check(c.scale > 0, "scale", f"must be > 0, got {c.scale}")
-    _check(0 < c.scale_min < 1, "scale_min", f"must be in (0, 1), got {c.scale_min}")
-    _check(0 < c.scale_max < 1, "scale_max", f"must be in (0, 1), got {c.scale_max}")
-    _check(c.scale_min < c.scale_max, "scale_min",
-           f"must be smaller than --scale_max ({c.scale_min} >= {c.scale_max})")
-    _check(0 <= c.alpha <= 1, "alpha", f"must be in [0, 1], got {c.alpha}")
-    if c.alpha == 1 and c.n_iter >= 2:
-        warnings.warn("--alpha 1 gives the fused classifier (the prediction MGNet reports) no loss: it stays "
-                      "untrained; use a value below 1", UserWarning, stacklevel=2)
-    _check(0 < c.s <= 1, "s", f"must be in (0, 1], got {c.s}")
-    _check(0 <= c.dropout < 1, "dropout", f"must be in [0, 1), got {c.dropout}")
-    _check(c.keypoints >= 0, "keypoints", f"must be >= 0, got {c.keypoints}")
-    _check(not c.loc_anchor or c.keypoints >= 1, "loc_anchor",
-           "needs --keypoints 1 or more (the glimpse is centred on a keypoint)")
-    _check(not c.anchor_offset or c.loc_anchor, "anchor_offset", "only used with --loc_anchor")
-    _check(c.anchor_map == "soft-argmax" or c.loc_anchor, "anchor_map", "only used with --loc_anchor")
-    if c.ge is not None: _check(c.ge > 0, "ge", f"must be > 0, got {c.ge}")
-    if c.ge_final is not None:
-        _check(c.ge is not None, "ge_final", "only used with --ge")
-        _check(c.ge_final > 0, "ge_final", f"must be > 0, got {c.ge_final}")
-
-# %% ../nbs/00_config.ipynb #190cc297
-_SINGLE_GLIMPSE_MODEL = dict(alpha=0.0, s=1.0, ge=None, ge_final=None, loc_init="kaiming", loc_anchor=False,  # one look
-                             anchor_offset=False, anchor_map="soft-argmax")
-
-@dataclass
-class ModelConfig(_ModelFlags):
-    "What builds an `MGNet`: the model's flags, and the two numbers the data decides (image channels, classes)."
-    in_chans: int = _f(1, "image channels (the dataset's)", group="model")
-    num_class: int = _f(10, "number of classes", group="model")
-
-    def _check_fields(self):
-        super()._check_fields()
-        _check(self.in_chans >= 1, "in_chans", f"must be at least 1, got {self.in_chans}")
-        _check(self.num_class >= 2, "num_class", f"must be at least 2, got {self.num_class}")
-
-    def resolved(self) -> ModelConfig:
-        "A validated copy with a single glimpse's rules and `ge_final`'s default applied, like `MGNetConfig.resolved`."
-        c = self.replace(**_SINGLE_GLIMPSE_MODEL) if self.n_iter == 1 else self
-        if c.ge is not None and c.ge_final is None: c = c.replace(ge_final=c.ge)
-        return c.validate()
-
-# %% ../nbs/00_config.ipynb #a42990d8
-@dataclass
-class TrainConfig(_Config):
-    "How the network is trained: optimiser, schedule, seeds, devices."
-    optimizer: str = _f("sgd", "optimiser (SGD has momentum 0.9)", OPTIMIZERS, "training")
-    scheduler: str = _f("one-cycle", "learning-rate schedule (one-cycle, cosine and multi-step step per batch)",
-                        SCHEDULERS, "training")
-    schedule: list[int] | None = _f(None, "multi-step: epochs at which the learning rate drops 10x", group="training")
-    epochs: int = _f(40, "training epochs", group="training")
-    learning_rate: float = _f(0.1, "peak learning rate", group="training")
-    weight_decay: float = _f(1e-4, "weight decay", group="training")
-    clip: float = _f(0.0, "gradient-norm clipping (0: off)", group="training")
-    loc_lr: float = _f(1.0, "learning-rate multiplier of the localisation head's parameters (1: one learning rate for "
-        "all, as the original)", group="training")
-    s_warmup: int = _f(0, "epochs over which the localisation head's gradient re-scaling rises linearly from 0 to --s "
-        "(0: --s throughout, as the original)", group="training")
-    seed: int = _f(0, "random seed (on the CPU, runs with the same seed and number of torch threads are "
-        "identical)", group="training")
-    data_seed: int | None = _f(None, "seed of the data split and the validation placements (default: --seed); fix it "
-        "to compare training seeds on the same images", group="training")
-    gpus: str | None = _f(None,
-        "devices, e.g. '0' or '0,1,2,3' (DDP when several); default: first GPU if any, else CPU", group="training")
-    devices: int | None = _f(None,
-        "processes per node: GPUs to use (without --gpus), or CPU processes; several run DDP", group="training")
-    num_nodes: int = _f(1, "nodes for multi-node DDP (launch with torchrun or SLURM; see the README)", group="training")
-    precision: str = _f("32-true", "Lightning precision: 32-true, 16-mixed, bf16-mixed, ...", group="training")
-    compile: bool = _f(False, "torch.compile the backbone", group="training")
-    val_per_n: int = _f(1, "validate every n epochs", group="training")
-    limit_train: float = _f(1.0, "fraction (<=1) or number (>1) of training batches per epoch", group="training")
-    limit_val: float = _f(1.0, "fraction (<=1) or number (>1) of validation batches per epoch and of --test's; "
-                          "after training, the best and last checkpoints are scored on all of it", group="training")
-
-    def _check_fields(self): _check_train(self)
-
-# %% ../nbs/00_config.ipynb #711bd267
-def _check_train(c):
-    for name in ("optimizer", "scheduler"): _check_choice(c, name)
-    _check(c.loc_lr > 0, "loc_lr", f"must be > 0, got {c.loc_lr}")
-    _check(0 <= c.s_warmup <= c.epochs, "s_warmup", f"must be between 0 and --epochs ({c.epochs}), got {c.s_warmup}")
-    _check(c.clip >= 0, "clip", f"must be >= 0, got {c.clip}")
-    _check(c.epochs >= 1, "epochs", f"must be at least 1, got {c.epochs}")
-    _check(c.learning_rate > 0, "learning_rate", f"must be > 0, got {c.learning_rate}")
-    _check(c.weight_decay >= 0, "weight_decay", f"must be >= 0, got {c.weight_decay}")
-    _check(c.val_per_n >= 1, "val_per_n", f"must be at least 1, got {c.val_per_n}")
-    _check(c.limit_train > 0, "limit_train", f"must be > 0, got {c.limit_train}")
-    _check(c.limit_val > 0, "limit_val", f"must be > 0, got {c.limit_val}")
-    if c.scheduler == "multi-step":
-        _check(bool(c.schedule), "schedule", "--scheduler multi-step needs --schedule EPOCH [EPOCH ...]")
-        bad = [e for e in c.schedule if not 0 < e < c.epochs]
-        _check(not bad, "schedule", f"epochs {bad} are outside the run (1..{c.epochs - 1})")
-    else:
-        _check(c.schedule is None, "schedule",
-               f"only used with --scheduler multi-step (got --scheduler {c.scheduler})")
-    if c.devices is not None: _check(c.devices >= 1, "devices", f"must be at least 1, got {c.devices}")
-    _check(c.num_nodes >= 1, "num_nodes", f"must be at least 1, got {c.num_nodes}")
-    if c.gpus is not None and c.devices is not None:
-        _check(c.devices == len([g for g in str(c.gpus).split(",") if g.strip()]), "devices",
-               f"{c.devices} does not match --gpus {c.gpus}")
-    if c.gpus is not None:
-        ids = [g for g in str(c.gpus).split(",") if g.strip()]
-        _check(all(g.strip().isdigit() for g in ids), "gpus",
-               f"expected comma-separated device numbers like 0,1,2,3, got {c.gpus!r}")
-
-# %% ../nbs/00_config.ipynb #7c7d9ddb
-@dataclass
-class LossConfig(_Config):
-    "The loss terms beyond the paper's: explorations the original left for further study (all off by default)."
-    ss_coef: float = _f(0.0, "small-scale loss: weight of (sigma - scale_min)^2 on the last glimpse of confidently "
-        "classified samples", group="explorations")
-    ss_threshold: float = _f(0.4, "small-scale loss: last-glimpse cross-entropy under which a sample counts as "
-        "confidently classified", group="explorations")
-    ssl_coef: float = _f(0.0, "self-supervised spatial guidance: weight of the regression towards a better jittered "
-        "last glimpse", group="explorations")
-    ssl_explore: float = _f(0.3, "self-supervised spatial guidance: jitter range, as a fraction of the room left "
-        "inside the image", group="explorations")
-    div_coef: float = _f(0.0, "diversity loss: weight of the mean IoU between the boxes of glimpses 2..n (n_iter >= 3)",
-                         group="explorations")
-    centre_coef: float = _f(0.0, "centring loss: weight of the squared distance from the centres of glimpses 2..n to "
-        "the centre of mass of the image's brightness (objects on a dark canvas; a training loss: the model's function "
-        "stays the paper's)", group="explorations")
-    evidence_coef: float = _f(0.0, "evidence centring loss: weight of the squared distance from the centres of "
-        "glimpses 2..n to where the first glimpse finds evidence for the true class (gradient x input of its "
-        "log-probability; no brightness prior, no positions; a training loss: the model stays the paper's)",
-        group="explorations")
-    n_iter_coef: list[float] | None = _f(None,
-        "per-glimpse loss weights, one per glimpse (normalised to sum 1; default: equal)", group="explorations")
-    step_by_step: bool = _f(False, "weight a glimpse's loss only where the loss improved glimpse by glimpse (the last "
-        "improving glimpse and the next)", group="explorations")
-
-    def _check_fields(self):
-        c = self
-        _check(c.ss_coef >= 0, "ss_coef", f"must be >= 0, got {c.ss_coef}")
-        _check(c.ss_threshold > 0, "ss_threshold", f"must be > 0, got {c.ss_threshold}")
-        _check(c.ssl_coef >= 0, "ssl_coef", f"must be >= 0, got {c.ssl_coef}")
-        _check(0 <= c.ssl_explore <= 1, "ssl_explore", f"must be in [0, 1], got {c.ssl_explore}")
-        _check(c.div_coef >= 0, "div_coef", f"must be >= 0, got {c.div_coef}")
-        _check(c.centre_coef >= 0, "centre_coef", f"must be >= 0, got {c.centre_coef}")
-        _check(c.evidence_coef >= 0, "evidence_coef", f"must be >= 0, got {c.evidence_coef}")
-        if c.n_iter_coef is not None:
-            _check(all(w >= 0 for w in c.n_iter_coef) and sum(c.n_iter_coef) > 0, "n_iter_coef",
-                   f"weights must be >= 0 and not all 0, got {c.n_iter_coef}")
-            _check(not c.step_by_step, "n_iter_coef", "cannot be combined with --step_by_step")
-
-# %% ../nbs/00_config.ipynb #81d405e5
-@dataclass
-class EvalConfig(_Config):
-    "How a checkpoint is evaluated beyond clean accuracy: attacks, and early exit."
-    adv: bool = _f(False, "evaluate under a PGD attack (with --test); adds adv_acc to --results", group="robustness")
-    attack: str = _f("paper", "attack: PGD 'paper' (normalised space, no random start, no clamp, last glimpse, as "
-        "published), PGD 'adaptive' (pixel space, random start, clamp, full gradient, every glimpse) or 'autoattack' "
-        "(AutoAttack's standard L-inf ensemble APGD-CE, APGD-T, FAB-T, Square on the adaptive protocol's pixel-space "
-        "model, RobustBench's convention)", ATTACKS, "robustness")
-    step_k: int = _f(10, "PGD steps", group="robustness")
-    eps: float = _f(4 / 255, "L-inf budget (paper: on the normalised tensor; adaptive and Square: in pixel units of "
-        "[0, 1])", group="robustness")
-    step_size: float = _f(1 / 255, "PGD step size (same units as --eps)", group="robustness")
-    attack_glimpse: int = _f(0, "attack only this glimpse's prediction (1..n_iter); 0: adaptive attacks the sum over "
-        "all glimpses, autoattack each glimpse in turn", group="robustness")
-    square: bool = _f(False, "also run the gradient-free Square attack (L-inf, --eps in pixel units) on the last "
-        "glimpse, a check for masked gradients", group="robustness")
-    square_queries: int = _f(1000, "queries per image of the Square attack", group="robustness")
-    aa_iters: int = _f(100, "autoattack: iterations of APGD-CE, APGD-T and FAB-T per image (100 in the standard "
-        "version; fewer is not the standard attack)", group="robustness")
-    aa_queries: int = _f(5000, "autoattack: queries of its Square attack per image (5000 in the standard version)",
-                         group="robustness")
-    exit_threshold: float | None = _f(None, "early exit: stop each image after the first glimpse whose top probability "
-        "reaches this; report accuracy and average GFLOPs", group="anytime")
-    exit_sweep: bool = _f(False, "early exit: sweep thresholds and report accuracy against average GFLOPs per image",
-                          group="anytime")
-    exit_budget: float | None = _f(None, "early exit: pick the threshold for this average GFLOPs per image on half the "
-        "data, report on the other half", group="anytime")
-    exit_plot: str | None = _f(None, "early exit: save the accuracy-vs-GFLOPs plot of --exit_sweep to this PNG file",
-                               group="anytime")
-
-    @property
-    def early_exit(self) -> bool:
-        "Is an early-exit evaluation asked for?"
-        return self.exit_threshold is not None or self.exit_sweep or self.exit_budget is not None
-
-    def _check_fields(self): _check_eval(self)
-
-# %% ../nbs/00_config.ipynb #03f1fb34
-def _check_eval(c):
-    _check_choice(c, "attack")
-    _check(c.eps >= 0, "eps", f"must be >= 0, got {c.eps}")
-    _check(c.step_size > 0, "step_size", f"must be > 0, got {c.step_size}")
-    _check(c.step_k >= 1, "step_k", f"must be at least 1, got {c.step_k}")
-    _check(c.attack_glimpse == 0 or c.attack in ("adaptive", "autoattack"), "attack_glimpse",
-           "only with --attack adaptive or autoattack")
-    _check(c.aa_iters >= 1, "aa_iters", f"must be at least 1, got {c.aa_iters}")
-    _check(c.aa_queries >= 1, "aa_queries", f"must be at least 1, got {c.aa_queries}")
-    _check(not (c.square and c.attack == "autoattack"), "square",
-           "AutoAttack runs Square itself (--aa_queries): drop --square")
-    _check(c.square_queries >= 1, "square_queries", f"must be at least 1, got {c.square_queries}")
-    if c.exit_threshold is not None: _check(0 <= c.exit_threshold <= 1, "exit_threshold",
-                                            f"must be a probability in [0, 1], got {c.exit_threshold}")
-    if c.exit_budget is not None: _check(c.exit_budget > 0, "exit_budget",
-                                         f"must be > 0 GFLOPs, got {c.exit_budget}")
-    _check(c.exit_plot is None or c.exit_sweep, "exit_plot", "only with --exit_sweep")
-
-# %% ../nbs/00_config.ipynb #bbd5317d
-@dataclass
-class RunConfig(_Config):
-    "Where a run writes, what it starts from, and what it does (train, or test a checkpoint)."
-    log_dir: str = _f("logs", "root of the TensorBoard logs and checkpoints", group="run")
-    tmp: bool = _f(False, "put --log_dir under /tmp", group="run")
-    tag: str | None = _f(None, "extra tag appended to the run name", group="run")
-    checkpoint: str | None = _f(None,
-        "checkpoint file or directory holding one (for --test, or to start training from)", group="run")
-    resume: str | None = _f(None, "continue an interrupted run from its directory or a checkpoint (optimiser, "
-        "schedule, epoch and RNG state)", group="run")
-    test: bool = _f(False, "evaluate --checkpoint on the validation data instead of training", group="run")
-    flop_count: bool = _f(False, "print fvcore FLOPs of one image, cumulative per glimpse, beside the baseline's",
-                          group="run")
-    results: str | None = _f(None, "write what was measured to this JSON file", group="run")
-    with_baseline: bool = _f(False, "after training, also train the baseline (--n_iter 1 --scale 1.0) and compare",
-                             group="run")
+__all__ = ['SINGLE_GLIMPSE', 'ORIGINAL_DEFAULTS', 'MGNetConfig']
 
 # %% ../nbs/00_config.ipynb #a0ba14c0
-_SINGLE_GLIMPSE = dict(**_SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, centre_coef=0.0,
+SINGLE_GLIMPSE = dict(**SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, centre_coef=0.0,
                        evidence_coef=0.0,
                        n_iter_coef=None, step_by_step=False, attack_glimpse=0, loc_lr=1.0,
                        s_warmup=0)   # nothing to localise with one look
 
 @dataclass
-class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, _ModelFlags, DataConfig):
+class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, ModelFlags, DataConfig):
     "All hyperparameters of a Multi-Glimpse Network run, flat: data, model, training, losses, evaluation, run."
     def _check_fields(self):
         "Every group's own checks, then the rules across groups."
-        for group in (DataConfig, _ModelFlags, TrainConfig, LossConfig, EvalConfig): group._check_fields(self)
+        for group in (DataConfig, ModelFlags, TrainConfig, LossConfig, EvalConfig): group._check_fields(self)
         _check_across(self)
 
     def resolved(self) -> MGNetConfig:
         "A validated copy with dataset-dependent defaults filled in."
-        c = self.replace(**_SINGLE_GLIMPSE) if self.n_iter == 1 else self
+        c = self.replace(**SINGLE_GLIMPSE) if self.n_iter == 1 else self
         c.validate()
         spec, img_size = c.spec, c.img_size or c.spec.img_size
         kw = dict(
@@ -569,18 +73,18 @@ class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, _ModelFlags, D
 def _check_across(c):
     "The rules that involve more than one group."
     if c.img_size is not None:
-        _check(int(c.img_size // c.scale) >= 1, "img_size",
+        check_value(int(c.img_size // c.scale) >= 1, "img_size",
                f"--img_size {c.img_size} / --scale {c.scale:g} leaves no pixel for a glimpse")
-    _check(c.div_coef == 0 or c.n_iter >= 3, "div_coef",
+    check_value(c.div_coef == 0 or c.n_iter >= 3, "div_coef",
            f"the diversity loss compares glimpses 2..n and needs --n_iter >= 3 (got {c.n_iter})")
     if c.n_iter_coef is not None:
-        _check(len(c.n_iter_coef) == c.n_iter, "n_iter_coef",
+        check_value(len(c.n_iter_coef) == c.n_iter, "n_iter_coef",
                f"needs one weight per glimpse ({c.n_iter}), got {len(c.n_iter_coef)}")
-    _check(0 <= c.attack_glimpse <= c.n_iter, "attack_glimpse",
+    check_value(0 <= c.attack_glimpse <= c.n_iter, "attack_glimpse",
            f"must be 0 (all) or a glimpse 1..{c.n_iter}, got {c.attack_glimpse}")
-    _check(c.test or not (c.adv or c.square), "adv" if c.adv else "square",
+    check_value(c.test or not (c.adv or c.square), "adv" if c.adv else "square",
            "attacks evaluate a checkpoint: use with --test --checkpoint")
-    _check(c.test or not c.early_exit,
+    check_value(c.test or not c.early_exit,
            "exit_sweep" if c.exit_sweep else "exit_threshold" if c.exit_threshold is not None else "exit_budget",
            "early exit evaluates a checkpoint: use with --test --checkpoint")
 
@@ -623,3 +127,6 @@ ORIGINAL_DEFAULTS: dict[str, Any] = dict(
     trans_method="tight-crop", alpha=0.0, s=1.0, dropout=0.0, no_detach=False, no_spatial_clue=False,
     optimizer="sgd", scheduler="one-cycle", epochs=100, batch_size=256, learning_rate=0.1, weight_decay=1e-4,
     clip=0.0, seed=0, pretrained=False)
+
+# %% ../nbs/00_config.ipynb #1cdf3b5c
+__getattr__ = moved_names(__name__)

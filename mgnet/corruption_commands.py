@@ -13,12 +13,11 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint
-from .config import DATASETS, ConfigError
 from mgnet.corruption_eval import (
-    _first_acc,
     corruption_accuracy,
     corruption_summary,
     corruption_table,
+    first_accuracies,
     format_table,
     model_names,
     summary_text,
@@ -26,6 +25,8 @@ from mgnet.corruption_eval import (
 )
 from .corruption_trees import tree_folders
 from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE, generate_corruptions
+from .datasets import DATASETS
+from .errors import ConfigError
 from .files import atomic_write, check_out_file, run_command, write_json
 
 # %% auto #0
@@ -159,7 +160,7 @@ def _report_corruptions(res: dict, models: dict, a) -> None:
         print(f"table written to {a.csv}")
     if a.results:
         col = lambda key, n: (None if summary[key] is None else
-                              [summary[key][cols.index(f"{n} g{t + 1}")] for t in range(len(_first_acc(res[n])))])
+                              [summary[key][cols.index(f"{n} g{t + 1}")] for t in range(len(first_accuracies(res[n])))])
         out = {"corruption_dir": str(a.corruption_dir), "severities": sev, "table": {"columns": cols, "rows": rows},
                "summary": summary,
                "models": {n: {**r, "mean_corruption_acc": col("mean_acc", n), "mce": col("mce", n),

@@ -20,8 +20,8 @@ from .corruptions import CORRUPTIONS, SEVERITIES
 from .evaluation import evaluate_models, text_table
 
 # %% auto #0
-__all__ = ['ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'corruption_accuracy', 'corruption_table', 'format_table', 'table_csv', 'mce',
-           'corruption_summary', 'summary_text', 'model_names']
+__all__ = ['ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'corruption_accuracy', 'corruption_table', 'first_accuracies', 'format_table',
+           'table_csv', 'mce', 'corruption_summary', 'summary_text', 'model_names']
 
 # %% ../nbs/10c_corruption_eval.ipynb #d687ff67
 def _loader_key(cfg) -> tuple:
@@ -67,12 +67,12 @@ def corruption_accuracy(models: dict,                # `{name: model}`, each wit
 def _per_column(results: dict, c: str) -> list[float]:
     "Accuracy on corruption `c`, averaged over its severities, per model and glimpse."
     return [float(np.mean([results[n]["corruption_acc"][c][s][t] for s in results[n]["corruption_acc"][c]]))
-            for n in results for t in range(len(_first_acc(results[n])))]
+            for n in results for t in range(len(first_accuracies(results[n])))]
 
 def corruption_table(results: dict) -> tuple[list[str], dict[str, list[float]]]:
     "`(columns, rows)`: a column per model and glimpse; rows: standard types, `average` of those, other types, `clean`."
     names = list(results)
-    cols = [f"{n} g{t + 1}" for n in names for t in range(len(_first_acc(results[n])))]
+    cols = [f"{n} g{t + 1}" for n in names for t in range(len(first_accuracies(results[n])))]
     corrs = list(results[names[0]]["corruption_acc"])
     std = [c for c in corrs if c in CORRUPTIONS]
     rows = {c: _per_column(results, c) for c in std}
@@ -82,7 +82,8 @@ def corruption_table(results: dict) -> tuple[list[str], dict[str, list[float]]]:
         rows["clean"] = [a for n in names for a in results[n]["clean_acc"]]
     return cols, rows
 
-def _first_acc(r: dict) -> list[float]:
+def first_accuracies(r: dict) -> list[float]:
+    "The per-glimpse accuracies of the first corruption and severity in a result `r` (to count its glimpses)."
     c = next(iter(r["corruption_acc"].values()))
     return next(iter(c.values()))
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .config import ConfigError
 from .corruptions import CORRUPTIONS, SEVERITIES, UNFINISHED
-from .data import class_folders, image_tree
+from .errors import ConfigError
+from .images import class_folders, image_tree
 
 # %% auto #0
 __all__ = ['corruption_dataset', 'tree_folders']

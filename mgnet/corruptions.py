@@ -18,9 +18,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .config import DATASETS, ConfigError, DatasetSpec, MGNetConfig, MGNetError
-from .data import BUILDERS, class_folders, place
+from .canvases import place
+from .config import MGNetConfig
+from .data import BUILDERS
+from .datasets import DATASETS, DatasetSpec
+from .errors import ConfigError, MGNetError
 from .files import atomic_write, package_version, write_json
+from .images import class_folders
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'UNFINISHED', 'CorruptionError', 'image_seed', 'corrupt_image',

@@ -5,323 +5,26 @@
 # %% ../nbs/05_data.ipynb #9e416f8a
 from __future__ import annotations
 
-import gzip
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import lightning as L
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .clutter import Clutter, ClutterLayer
-from .config import DATASETS, ConfigError, DatasetSpec, MGNetConfig, MGNetError
+from .canvases import PlacedObjects, TranslatedDigits, idx_files, read_idx
+from .clutter import Clutter
+from .config import MGNetConfig
+from .errors import ConfigError
+from .images import SafeImageFolder, class_folders, image_tree, skip_none_collate
+from .moved import moved_names
 
 # %% auto #0
-__all__ = ['DIGIT_SIZE', 'CANVAS_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MNIST_MEAN', 'MNIST_STD', 'BUILDERS', 'digit_images',
-           'digits_split', 'place', 'draw_offsets', 'content_boxes', 'PlacedObjects', 'TranslatedDigits',
-           'canvas_stats', 'read_idx', 'idx_files', 'imagenet_transform', 'class_folders', 'BadImageError',
-           'skip_none_collate', 'open_image', 'SafeImageFolder', 'image_transform', 'eval_region', 'image_tree',
-           'image_folder', 'channel_stats', 'DataInfo', 'data_info', 'canvas_datasets', 'folder_datasets',
-           'ShardSampler', 'FirstItems', 'first_batches', 'MGNetData']
-
-# %% ../nbs/05_data.ipynb #b0ad1552
-DIGIT_SIZE, CANVAS_SIZE = DATASETS["digits"].object_size, DATASETS["digits"].img_size
-
-def digit_images(size: int = DIGIT_SIZE) -> tuple[Tensor, Tensor]:
-    "scikit-learn's digits as `(N, size, size)` floats in [0, 1] (bilinear upscaling) and their labels."
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32).div(16).unsqueeze(1)
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
-    return x[:, 0], torch.tensor(d.target, dtype=torch.long)
-
-def digits_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor]:
-    "Seeded train/val indices."
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(n * val_fraction))
-    return perm[n_val:].sort().values, perm[:n_val].sort().values
-
-# %% ../nbs/05_data.ipynb #60885b97
-def place(objects: Tensor, top: Tensor, left: Tensor, canvas: int = CANVAS_SIZE) -> Tensor:
-    "Paste `(B, d, d)` objects on empty `canvas × canvas` images at corners `top`, `left`: `(B, 1, canvas, canvas)`."
-    B, d = objects.size(0), objects.size(-1)
-    out = objects.new_zeros(B, canvas, canvas)
-    r = torch.arange(d, device=objects.device)
-    rows = (top.view(B, 1) + r).view(B, d, 1)
-    cols = (left.view(B, 1) + r).view(B, 1, d)
-    out[torch.arange(B).view(B, 1, 1), rows, cols] = objects
-    return out.unsqueeze(1)
-
-def draw_offsets(n: int, translate: float, room: int = CANVAS_SIZE - DIGIT_SIZE,
-                 generator=None) -> tuple[Tensor, Tensor]:
-    "Top-left corners `(top, left)` with offsets from the centre uniform within `±translate · room/2`."
-    m = int(math.floor(translate * room / 2))
-    off = torch.randint(-m, m + 1, (2, n), generator=generator)
-    return room // 2 + off[0], room // 2 + off[1]
-
-# %% ../nbs/05_data.ipynb #61067a07
-def content_boxes(objects: Tensor, threshold: float = 0.0) -> Tensor:
-    "Tight boxes `(N, 4)` `(x0, y0, x1, y1)` (pixel edges) around the pixels above `threshold` of `(N, d, d)` objects."
-    on = objects > threshold
-    d = objects.size(-1)
-    def span(any_on: Tensor) -> tuple[Tensor, Tensor]:
-        idx = torch.arange(d).expand_as(any_on)
-        first = torch.where(any_on, idx, d).min(1).values
-        last = torch.where(any_on, idx, -1).max(1).values + 1
-        empty = first >= d
-        return torch.where(empty, 0, first), torch.where(empty, d, last)
-    x0, x1 = span(on.any(1))
-    y0, y1 = span(on.any(2))
-    return torch.stack([x0, y0, x1, y1], 1).float()
-
-# %% ../nbs/05_data.ipynb #804bdb97
-def _add_noise(x: Tensor, sigma: float, seeds: Tensor | None = None) -> Tensor:
-    "`x` plus Gaussian noise of std `sigma`, clamped to each image's range; drawn afresh, or from `seeds` (per image)."
-    if seeds is None: n = torch.randn_like(x)
-    else: n = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds])
-    return (x + sigma * n).clamp(min=0).minimum(x.amax((1, 2, 3), keepdim=True))
-
-# %% ../nbs/05_data.ipynb #c30ae96b
-class PlacedObjects(Dataset):
-    "Objects `(N, d, d)` in [0, 1] on a `canvas`; `train` redraws placements every draw, val ones are fixed by `seed`."
-    def __init__(self,
-                 objects: Tensor,               # `(N, d, d)` images in [0, 1]
-                 labels: Tensor,                # `(N,)` integer labels
-                 train: bool,                   # redraw placements every draw (else fixed by `seed`)
-                 translate: float,              # offsets within `±translate · room/2` of the centre
-                 seed: int = 0,                 # seeds the validation placements and noise
-                 canvas: int = CANVAS_SIZE,     # side of the square canvas, in pixels
-                 mean: float = 0.0,             # normalisation: `(x - mean) / std`
-                 std: float = 1.0,              # normalisation: `(x - mean) / std`
-                 gaussian: float = 0.0,         # std of added Gaussian noise (the original's `--gaussian`)
-                 clutter: Clutter | None = None):  # pieces of other images, a background (`mgnet.clutter`)
-        d = objects.size(-1)
-        if canvas < d: raise ConfigError("img_size", f"a canvas of {canvas} px cannot hold {d} px objects")
-        self.objects, self.labels, self.train, self.translate = objects, labels, train, translate
-        self.canvas, self.room, self.mean, self.std = canvas, canvas - d, mean, std
-        self.gaussian, self.seed = gaussian, seed
-        self.clutter = ClutterLayer(clutter, objects, canvas, train, seed) if clutter else None
-        if not train:
-            self.corners = draw_offsets(len(labels), translate, self.room, torch.Generator().manual_seed(seed + 1))
-
-    def __len__(self): return len(self.labels)
-
-    def __getitems__(self, idx: list[int]) -> list[tuple[Tensor, Tensor]]:
-        "A batch of samples at once (the DataLoader calls this with a batch's indices)."
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        top, left = (draw_offsets(len(idx), self.translate, self.room) if self.train
-                     else (self.corners[0][idx], self.corners[1][idx]))
-        x = place(self.objects[idx], top, left, self.canvas)
-        if self.clutter is not None: x = self.clutter(x, idx)
-        if self.gaussian > 0: x = _add_noise(x, self.gaussian, None if self.train else self.seed * 1_000_003 + idx)
-        return list(zip((x - self.mean) / self.std, self.labels[idx]))
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]: return self.__getitems__([i])[0]
-
-    def object_boxes(self) -> Tensor:
-        "Boxes `(N, 4)` `(x0, y0, x1, y1)` of the objects on the validation canvases, in pixels."
-        if self.train:
-            raise ValueError("training placements are redrawn every draw: boxes exist for validation data only")
-        b = content_boxes(self.objects)
-        return b + torch.stack([self.corners[1], self.corners[0]] * 2, 1).float()
-
-    def placed_anew(self, copies: int, seed: int) -> "PlacedObjects":
-        "The same validation objects at `copies` new placements each, drawn from `seed` (not this set's own seed)."
-        if self.train: raise ValueError("training placements are redrawn every draw already")
-        if seed == self.seed: raise ValueError(f"seed {seed} is this set's own: its placements would repeat")
-        if copies < 1: raise ValueError(f"copies must be at least 1, got {copies}")
-        return PlacedObjects(self.objects.repeat(copies, 1, 1), self.labels.repeat(copies), False, self.translate,
-                             seed, self.canvas, self.mean, self.std, self.gaussian,
-                             self.clutter.clutter if self.clutter else None)
-
-# %% ../nbs/05_data.ipynb #3e465761
-class TranslatedDigits(PlacedObjects):
-    "scikit-learn digits on a canvas (64 px by default), split into train and validation by `seed`."
-    def __init__(self,
-                 train: bool = True,            # the training part (else validation)
-                 translate: float = 0.4,        # offsets within `±translate · room/2` of the centre
-                 seed: int = 0,                 # seeds the split and the validation placements
-                 val_fraction: float = 0.2,     # share of the digits kept for validation
-                 canvas: int = CANVAS_SIZE,     # side of the square canvas, in pixels
-                 mean: float | None = None,     # normalisation mean (default: the digits' canvas statistics)
-                 std: float | None = None,      # normalisation std (default: the digits' canvas statistics)
-                 clutter: Clutter | None = None):  # pieces of other digits, a background (`mgnet.clutter`)
-        imgs, labels = digit_images()
-        idx = digits_split(len(imgs), val_fraction, seed)[0 if train else 1]
-        spec = DATASETS["digits"]
-        super().__init__(imgs[idx], labels[idx], train, translate, seed, canvas,
-                         spec.mean[0] if mean is None else mean, spec.std[0] if std is None else std,
-                         clutter=clutter)
-
-def canvas_stats(objects: Tensor, canvas: int) -> tuple[float, float]:
-    "Mean and std of the pixels of `canvas`-px images each holding one of `objects` on an empty background."
-    frac = objects.size(-1) ** 2 / canvas ** 2
-    mean = float(objects.mean() * frac)
-    return mean, math.sqrt(float((objects ** 2).mean() * frac) - mean ** 2)
-
-# %% ../nbs/05_data.ipynb #5200aae1
-def read_idx(path: str | os.PathLike) -> Tensor:
-    "An IDX file (MNIST's format: big-endian magic, dimensions, then uint8 data), plain or gzipped, as a uint8 tensor."
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f: raw = f.read()
-        magic = int.from_bytes(raw[:4], "big")
-        if magic >> 8 != 8: raise ValueError(f"not a uint8 IDX file (magic {magic:#x})")
-        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(magic & 0xFF)]
-        data = np.frombuffer(raw, np.uint8, offset=4 + 4 * len(dims))
-        return torch.from_numpy(data.reshape(dims).copy())
-    except (OSError, EOFError, ValueError) as e:
-        raise ConfigError("train_dir", f"{path}: not a readable MNIST-format file ({e})") from None
-
-def idx_files(root: str | os.PathLike, spec: DatasetSpec, split: str, flag: str = "train_dir") -> tuple[Path, Path]:
-    "The images and labels files of `split` ('train' or 't10k') in `root` or torchvision's `root/<Name>/raw`."
-    for folder in (Path(root), Path(root) / spec.files / "raw"):
-        for ext in ("", ".gz"):
-            imgs, labels = folder / f"{split}-images-idx3-ubyte{ext}", folder / f"{split}-labels-idx1-ubyte{ext}"
-            if imgs.is_file() and labels.is_file(): return imgs, labels
-    raise ConfigError(flag, f"{root}: no {split}-images-idx3-ubyte[.gz] and {split}-labels-idx1-ubyte[.gz] here or in "
-                            f"{Path(root) / spec.files / 'raw'} "
-                            f"(torchvision's {spec.files}(root, download=True) fetches them)")
-
-# %% ../nbs/05_data.ipynb #a2c79fae
-IMAGENET_MEAN, IMAGENET_STD = DATASETS["imagenet"].mean, DATASETS["imagenet"].std
-MNIST_MEAN, MNIST_STD = DATASETS["mnist"].mean, DATASETS["mnist"].std
-
-def imagenet_transform(train: bool,           # the training augmentation (else evaluation's resize and crop)
-                       size: int = 224,       # side of the square output
-                       resize: int = 256,     # evaluation: shorter side before the centre crop
-                       mean=IMAGENET_MEAN,    # per-channel normalisation mean
-                       std=IMAGENET_STD):     # per-channel normalisation std
-    "The paper's ImageNet transforms at any size."
-    from torchvision import transforms as T
-    norm = [T.ToTensor(), T.Normalize(mean, std)]
-    if train:
-        return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(),
-                          T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, fill=[128, 128, 128]), *norm])
-    return T.Compose([T.Resize(resize), T.CenterCrop(size), *norm])
-
-def class_folders(root: str | os.PathLike, flag: str) -> list[str]:
-    "Sorted class folder names of an ImageFolder tree; a `ConfigError` naming `flag` if there are none."
-    from torchvision.datasets.folder import find_classes
-    p = Path(root)
-    if not p.is_dir(): raise ConfigError(flag, f"{root}: no such directory")
-    try: return find_classes(p)[0]
-    except FileNotFoundError:
-        raise ConfigError(flag, f"{root}: no class folders inside (expected {root}/<class>/<image>)") from None
-
-# %% ../nbs/05_data.ipynb #8bd432a1
-class BadImageError(MGNetError, ValueError):
-    "An image file that cannot be read (truncated, corrupt, not an image)."
-    def __str__(self) -> str:   # raised again from a DataLoader worker, the message holds its traceback: keep its end
-        return super().__str__().strip().splitlines()[-1].split("BadImageError: ", 1)[-1]
-
-def skip_none_collate(batch):
-    "Collate a batch, leaving out the samples that could not be read (`None`); `None` if none is left."
-    from torch.utils.data import default_collate
-    batch = [b for b in batch if b is not None]
-    return default_collate(batch) if batch else None
-
-def open_image(path: str | os.PathLike, mode: str = "RGB"):
-    "A PIL image in `mode`, or `BadImageError` naming the file."
-    from PIL import Image
-    try:
-        with open(path, "rb") as f: return Image.open(f).convert(mode)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise BadImageError(f"{path}: cannot read image ({e})") from None
-
-# %% ../nbs/05_data.ipynb #be2d5d25
-class SafeImageFolder(Dataset):
-    "An ImageFolder tree (torchvision's) whose unreadable images raise `BadImageError` naming the file, or are skipped."
-    def __init__(self, root, transform, skip_bad: bool = False, mode: str = "RGB"):
-        import multiprocessing as mp
-
-        from torchvision.datasets import ImageFolder
-        self.folder = ImageFolder(root, transform=transform)
-        self.classes, self.samples = self.folder.classes, self.folder.samples
-        self.transform, self.skip_bad, self.mode = transform, skip_bad, mode
-        self.bad = mp.Array("B", len(self.samples), lock=False)   # one flag per image, shared with worker processes
-
-    def __len__(self): return len(self.samples)
-
-    def __getitem__(self, i: int):
-        path, target = self.samples[i]
-        try: img = open_image(path, self.mode)
-        except BadImageError as e:
-            if not self.skip_bad: raise BadImageError(f"{e}; fix or remove it, or pass --skip_bad_images") from None
-            self.bad[i] = 1
-            return None
-        return self.transform(img), target
-
-    @property
-    def bad_files(self) -> set[str]:
-        "The unreadable images met so far (all worker processes)."
-        return {self.samples[i][0] for i in np.flatnonzero(np.frombuffer(self.bad, dtype=np.uint8))}
-
-    @property
-    def n_bad(self) -> int: return len(self.bad_files)
-
-# %% ../nbs/05_data.ipynb #43572740
-def image_transform(cfg: MGNetConfig, train: bool = False) -> Callable:
-    "PIL image → normalised `(C, H, W)` tensor, as a model trained with `cfg` sees it (evaluation unless `train`)."
-    from torchvision import transforms as T
-    c = cfg.resolved()
-    if c.spec.kind == "folder": return imagenet_transform(train, c.img_size, c.eval_resize, c.mean, c.std)
-    return T.Compose([T.Resize((c.img_size, c.img_size)), T.ToTensor(), T.Normalize(c.mean, c.std)])
-
-def eval_region(cfg: MGNetConfig, width: int, height: int) -> tuple[float, float, float, float]:
-    "The part `(x0, y0, x1, y1)` of a `width × height` image that the model's evaluation input covers, in its pixels."
-    c = cfg.resolved()
-    if c.spec.kind != "folder": return (0.0, 0.0, float(width), float(height))   # stretched onto the canvas
-    short, long = sorted((width, height))
-    new_short, new_long = c.eval_resize, int(c.eval_resize * long / short)     # torchvision's Resize(int)
-    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
-    left, top = int(round((new_w - c.img_size) / 2.0)), int(round((new_h - c.img_size) / 2.0))   # CenterCrop
-    sx, sy = width / new_w, height / new_h
-    return (left * sx, top * sy, (left + c.img_size) * sx, (top + c.img_size) * sy)
-
-# %% ../nbs/05_data.ipynb #bc688c96
-def image_tree(root: str | os.PathLike,  # the `<class>/<image>` tree
-               cfg: MGNetConfig,          # the model's config: dataset, size, normalisation
-               train: bool,               # training transforms (else evaluation)
-               flag: str,                 # the flag a `ConfigError` names
-               skip_bad: bool = False,    # skip and count unreadable images instead of failing
-              ) -> SafeImageFolder:
-    "A `<class>/<image>` tree read as a model trained with `cfg` expects it, or a `ConfigError` naming `flag`."
-    c = cfg.resolved()
-    class_folders(root, flag)
-    try: ds = SafeImageFolder(root, image_transform(c, train), skip_bad, "RGB" if c.in_chans == 3 else "L")
-    except FileNotFoundError as e: raise ConfigError(flag, f"{root}: {e}") from None
-    if c.spec.kind == "canvas":   # canvases (one corruption of an mgnet-corrupt tree, say) must be the canvas size
-        from PIL import Image
-        with Image.open(ds.samples[0][0]) as im:
-            if im.size != (c.img_size, c.img_size):
-                raise ConfigError(flag, f"{ds.samples[0][0]} is {im.size[0]}×{im.size[1]} px, "
-                                        f"a {c.dataset} model expects {c.img_size}×{c.img_size} canvases")
-    return ds
-
-def image_folder(root: str | os.PathLike, train: bool, flag: str, skip_bad: bool = False) -> SafeImageFolder:
-    "An ImageFolder tree with the paper's ImageNet transforms (224 px), or a `ConfigError` naming `flag`."
-    return image_tree(root, MGNetConfig(dataset="imagenet", train_dir=str(root)), train, flag, skip_bad)
-
-def channel_stats(root: str | os.PathLike, img_size: int = 224,
-                  limit: int | None = 2000) -> tuple[list[float], list[float]]:
-    "Per-channel mean and std of a tree's images (at most `limit`), evaluation-transformed to `img_size`: --mean/--std."
-    c = MGNetConfig(dataset="imagenet", train_dir=str(root), img_size=img_size, mean=[0.0] * 3, std=[1.0] * 3)
-    ds = image_tree(root, c, train=False, flag="train_dir", skip_bad=True)
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:limit]
-    s = s2 = n = 0
-    for i in idx.tolist():
-        if (item := ds[i]) is None: continue
-        x = item[0].double().flatten(1)
-        s, s2, n = s + x.sum(1), s2 + (x ** 2).sum(1), n + x.size(1)
-    mean = s / n
-    return mean.tolist(), (s2 / n - mean ** 2).sqrt().tolist()
+__all__ = ['BUILDERS', 'DataInfo', 'data_info', 'canvas_datasets', 'folder_datasets', 'ShardSampler', 'FirstItems',
+           'first_batches', 'MGNetData']
 
 # %% ../nbs/05_data.ipynb #c773841d
 @dataclass(frozen=True)
@@ -476,3 +179,6 @@ class MGNetData(L.LightningDataModule):
         "Validation data (under DDP, this process's shard unless `shard=False`)."
         return self._loader(self.val_ds, False, shard)
     def test_dataloader(self): return self.val_dataloader()
+
+# %% ../nbs/05_data.ipynb #a6e60123
+__getattr__ = moved_names(__name__)

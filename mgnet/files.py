@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .config import ConfigError, MGNetError
+from .errors import ConfigError, MGNetError
 
 # %% auto #0
 __all__ = ['StorageError', 'storage_error', 'atomic_write', 'write_json', 'atomic_dir', 'check_out_file', 'check_out_dir',

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from .config import MGNetError
+from .errors import MGNetError
 from .files import run_command
 
 # %% auto #0

@@ -5,7 +5,6 @@
 # %% ../nbs/17_localisation.ipynb #cf8e4f4f
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np

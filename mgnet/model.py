@@ -14,8 +14,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from .config import ConfigError, MGNetConfig, ModelConfig
+from .config import MGNetConfig
+from .errors import ConfigError
 from .geometry import glimpse_grid, identity_params, sample_glimpse
+from .groups import ModelConfig
 from .layers import DynamicGradRescaler, GradientRescaler
 from .weights import PretrainedMixin
 

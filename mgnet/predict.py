@@ -5,35 +5,27 @@
 # %% ../nbs/16_predict.ipynb #87dc5a51
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .anytime import exit_points
-from .attacks import to_pixels
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, MGNetConfig, MGNetError
-from .data import BadImageError, data_info, eval_region, image_transform
-from .figures import GLIMPSE_COLORS, _show, draw_glimpses, figure_png
-from .files import atomic_write, check_out_file, run_command, write_json
+from .config import MGNetConfig
+from .data import data_info
+from .errors import ConfigError, MGNetError
 from .imagenet100 import default_classes
+from .images import BadImageError, eval_region, image_transform, to_pixels
 from .model import MGNet
+from .moved import moved_names
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'CSV_FIELDS', 'class_names', 'InputError', 'find_images', 'read_image', 'InputGeometry',
-           'input_geometry', 'input_box', 'TopClass', 'GlimpseStep', 'Prediction', 'Predictions', 'predict',
-           'as_pixels', 'prediction_figure', 'glimpse_animation', 'predict_parser', 'picture_names',
-           'format_prediction', 'csv_rows', 'predict_main']
+__all__ = ['IMAGE_EXTENSIONS', 'class_names', 'InputError', 'find_images', 'read_image', 'InputGeometry', 'input_geometry',
+           'input_box', 'TopClass', 'GlimpseStep', 'Prediction', 'Predictions', 'predict']
 
 # %% ../nbs/16_predict.ipynb #933deb8e
 def class_names(model: MGNet) -> tuple[str, ...]:
@@ -243,222 +235,5 @@ def predict(model: MGNet,  # the network, with its config (`load_model`)
     res.sort(key=lambda p: order[p.source])
     return res
 
-# %% ../nbs/16_predict.ipynb #425f19f6
-def as_pixels(image) -> np.ndarray:
-    "A PIL image or an array `(H, W[, C])` as floats `(H, W, C)` in [0, 1]."
-    a = np.asarray(image.convert("RGB") if hasattr(image, "convert") and image.mode not in ("L", "RGB") else image)
-    a = a.astype(np.float32) / 255 if a.dtype == np.uint8 else a.astype(np.float32)
-    return a[..., None] if a.ndim == 2 else a
-
-def _pixel_centres(box) -> np.ndarray:
-    "A box in pixel edges → the centres of its corner pixels, as `draw_glimpses` takes boxes."
-    return np.array(box, dtype=float) + (0.5, 0.5, -0.5, -0.5)
-
-# %% ../nbs/16_predict.ipynb #bf7450f3
-def prediction_figure(pred: Prediction,  # one image's prediction; with `crops`, the glimpses are shown too
-                      image,  # the original image: PIL, or an array (H, W[, C])
-                      n: int | None = None,  # glimpses shown (default: all)
-                      width: int | None = None,  # glimpse columns, at least `n` (frames of one animation stay alike)
-                      label: str | None = None,  # the true class, if known: its bars are green
-                      title: str = "",  # the figure's title
-                      dpi: int = 80,  # resolution
-                     ) -> Figure:
-    "The picture of `pred` on its `image`: boxes, the glimpses as the backbone saw them, top classes after each."
-    n = len(pred.glimpses) if n is None else min(n, len(pred.glimpses))
-    width = max(width or n, n)
-    fig = Figure(figsize=(1.9 * (width + 1), 4.0), dpi=dpi)
-    gs = fig.add_gridspec(2, width + 1, height_ratios=(1.6, 1), hspace=0.45, wspace=0.35, left=0.03, right=0.98,
-                          top=0.86, bottom=0.05)
-    ax = fig.add_subplot(gs[:, 0])
-    draw_glimpses(ax, as_pixels(image), np.stack([_pixel_centres(g.box) for g in pred.glimpses]), n)
-    ax.set_title(f"{Path(pred.source).name[:28]} ({pred.size[0]}×{pred.size[1]})"
-                 + (f"\nlabel {label}" if label is not None else ""), fontsize=9)
-    for t, g in enumerate(pred.glimpses[:n]):
-        color = GLIMPSE_COLORS[t % len(GLIMPSE_COLORS)]
-        a = fig.add_subplot(gs[0, t + 1])
-        if pred.crops is not None: _show(a, pred.crops[t])
-        else: a.set_xticks([]); a.set_yticks([])
-        a.set_title(f"glimpse {t + 1}  (σ {g.params[0]:.2f})", fontsize=9, color=color)
-        for sp in a.spines.values(): sp.set_edgecolor(color); sp.set_linewidth(2)
-        top = g.top[::-1]
-        h = fig.add_subplot(gs[1, t + 1])
-        h.barh(range(len(top)), [c.prob for c in top], color=["#2ca02c" if c.name == label else "#7f7f7f" for c in top])
-        h.set_yticks(range(len(top)), [c.name[:14] for c in top], fontsize=8)
-        h.set_xlim(0, 1); h.tick_params(axis="x", labelsize=7)
-        for i, c in enumerate(top): h.text(min(c.prob, 0.97), i, f"{c.prob:.2f}", va="center",
-                                           ha="right" if c.prob > 0.5 else "left", fontsize=7)
-    if title: fig.suptitle(title, fontsize=10)
-    return fig
-
-# %% ../nbs/16_predict.ipynb #18ce46a5
-def glimpse_animation(pred: Prediction,  # with `crops`, as for `prediction_figure`
-                      image,  # the original image, as for `prediction_figure`
-                      path: str | Path,  # the GIF file written
-                      ms: int = 900,  # milliseconds per frame
-                      label: str | None = None,  # the true class, if known
-                      dpi: int = 80,  # resolution
-                     ) -> Path:
-    "An animated GIF at `path` of `pred`: frame t shows glimpses 1..t."
-    from PIL import Image
-    T = len(pred.glimpses)
-    def frame(t):
-        title = f"after glimpse {t}: {pred.glimpses[t - 1].name} ({pred.glimpses[t - 1].prob:.2f})"
-        return Image.open(io.BytesIO(figure_png(prediction_figure(pred, image, t, T, label, title, dpi), dpi)))
-    frames = [frame(t).convert("RGB") for t in range(1, T + 1)]
-    return atomic_write(path,
-        lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0))
-
-# %% ../nbs/16_predict.ipynb #63d269b7
-def predict_parser() -> argparse.ArgumentParser:
-    "The `mgnet predict` command line."
-    p = argparse.ArgumentParser(prog="mgnet predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Classify images with a trained MGNet: the class and probability after "
-                                "every glimpse, and where it looked.")
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, or directories searched for images (sub-folders too)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file, or a directory holding one")
-    p.add_argument("--json", metavar="FILE", help="write the predictions to this JSON file")
-    p.add_argument("--csv", metavar="FILE", help="write the predictions to this CSV file (a row per image and glimpse)")
-    p.add_argument("--draw", metavar="DIR", help="write a picture per image into this directory")
-    p.add_argument("--gif", action="store_true", help="with --draw: also an animated GIF of the glimpses per image")
-    p.add_argument("--exit_threshold", type=float, metavar="P",
-                   help="stop each image after the first glimpse whose top probability reaches P")
-    p.add_argument("--topk", type=int, default=3, metavar="K", help="classes shown per glimpse")
-    p.add_argument("--n_iter", type=int, metavar="T", help="glimpses (default: the checkpoint's)")
-    p.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--skip_bad_images", action="store_true",
-                   help="skip unreadable images (counted) instead of stopping")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
-    return p
-
-# %% ../nbs/16_predict.ipynb #a8561644
-def _check_args(a: argparse.Namespace) -> None:
-    "Raise `ConfigError` naming the first flag with a bad value."
-    if a.exit_threshold is not None and not 0 <= a.exit_threshold <= 1:
-        raise ConfigError("exit_threshold", f"must be a probability in [0, 1], got {a.exit_threshold}")
-    if a.topk < 1: raise ConfigError("topk", f"must be at least 1, got {a.topk}")
-    if a.n_iter is not None and a.n_iter < 1: raise ConfigError("n_iter", f"must be at least 1, got {a.n_iter}")
-    if a.batch_size < 1: raise ConfigError("batch_size", f"must be at least 1, got {a.batch_size}")
-    if a.gif and not a.draw: raise ConfigError("gif", "needs --draw DIR (the animations go beside the pictures)")
-    if a.draw and Path(a.draw).exists() and not Path(a.draw).is_dir(): raise ConfigError("draw",
-        f"{a.draw} exists and is not a directory")
-    try: dev = torch.device(a.device)
-    except RuntimeError as e: raise ConfigError("device", str(e)) from None
-    if dev.type == "cuda" and not torch.cuda.is_available(): raise ConfigError("device",
-                                                                               f"{a.device}: no CUDA device here")
-
-def picture_names(paths: Sequence[Path]) -> list[str]:
-    "A distinct file stem per image for `--draw` (`name`, then `name-2`, ... where names repeat)."
-    seen, out = {}, []
-    for p in paths:
-        stem = Path(p).stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return out
-
-# %% ../nbs/16_predict.ipynb #96de2fdf
-def _outputs(a: argparse.Namespace, images: Sequence[Path]) -> dict[str, list[Path]]:
-    "The files the command will write, by flag; `ConfigError` if one exists (without `--force`) or cannot be written."
-    outs = {f: [Path(getattr(a, f))] for f in ("json", "csv") if getattr(a, f)}
-    if a.draw:
-        names = picture_names(images)
-        outs["draw"] = [Path(a.draw) / f"{n}.png" for n in names] + ([Path(a.draw) / f"{n}.gif" for n in names] if a.gif
-                                                                     else [])
-    for flag, files in outs.items():
-        if flag != "draw": check_out_file(str(files[0]), flag)
-        there = [f for f in files if f.exists()]
-        if there and not a.force:
-            more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
-            raise ConfigError(flag, f"{there[0]} exists{more}; pass --force to overwrite")
-    if a.draw:
-        d = Path(a.draw).resolve()
-        while not d.exists(): d = d.parent
-        if not d.is_dir() or not os.access(d, os.W_OK): raise ConfigError("draw", f"{a.draw}: cannot write in {d}")
-    return outs
-
-# %% ../nbs/16_predict.ipynb #89927516
-def _fmt_box(b) -> str: return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
-
-def format_prediction(p: Prediction, exit_threshold: float | None = None) -> str:
-    "A few lines for the terminal: the class and probability after each glimpse, the runners-up, the box."
-    head = f"{p.source} ({p.size[0]}×{p.size[1]}): {p.name} ({p.prob:.3f})"
-    if p.exit_at is not None and exit_threshold is not None:
-        head += f", stopped after glimpse {p.exit_at} (--exit_threshold {exit_threshold:g})"
-    lines = [head]
-    for g in p.glimpses:
-        others = "  ".join(f"{c.name} {c.prob:.3f}" for c in g.top[1:])
-        lines.append(f"  glimpse {g.glimpse}: {g.name} {g.prob:.3f}" + (f"  (then {others})" if others else "")
-                     + f"  box {_fmt_box(g.box)}")
-    return "\n".join(lines)
-
-CSV_FIELDS = ("source", "width", "height", "glimpse", "class", "class_index", "prob", "x0", "y0", "x1", "y1",
-              "sigma", "tx", "ty", "exit_at", "top")
-
-def csv_rows(preds: Iterable[Prediction]) -> list[dict[str, Any]]:
-    "A row per image and glimpse, with the `CSV_FIELDS`; `top` is `name:prob` pairs separated by spaces."
-    return [dict(zip(CSV_FIELDS, (p.source, *p.size, g.glimpse, g.name, g.index, g.prob, *g.box, *g.params,
-                                  "" if p.exit_at is None else p.exit_at,
-                                  " ".join(f"{c.name}:{c.prob:.6g}" for c in g.top))))
-            for p in preds for g in p.glimpses]
-
-# %% ../nbs/16_predict.ipynb #8178a797
-def _write_tables(a, preds: Predictions, model: MGNet, classes) -> None:
-    "`--json` and `--csv`."
-    if a.json:
-        doc = {"checkpoint": str(getattr(model, "checkpoint_path", a.checkpoint)), "config": model.config_dict(),
-               "classes": list(classes),
-               "exit_threshold": a.exit_threshold, "topk": a.topk, "predictions": [p.to_dict() for p in preds],
-               "skipped": preds.skipped}
-        print(f"predictions written to {write_json(doc, a.json)}")
-    if a.csv:
-        def write(f):
-            w = csv.DictWriter(f, CSV_FIELDS); w.writeheader(); w.writerows(csv_rows(preds))
-        print(f"predictions written to {atomic_write(a.csv, write, 'w')}")
-
-def _draw(a, model: MGNet, files: Sequence[Path], names: Sequence[str], kw: dict) -> None:
-    "`--draw` (and `--gif`): a picture per image, computed again chunk by chunk with the crops."
-    d = Path(a.draw); d.mkdir(parents=True, exist_ok=True)
-    T = model.cfg.n_iter
-    with tqdm(total=len(files), desc="pictures", unit="image", leave=False) as bar:
-        for s in range(0, len(files), a.batch_size):
-            preds = predict(model, files[s:s + a.batch_size], crops=True, **kw)     # all readable
-            for p, f, n in zip(preds, files[s:], names[s:]):
-                img = read_image(f)
-                label = f.parent.name if f.parent.name in kw["classes"] else None      # a <class>/<image> tree
-                fig = prediction_figure(p, img, width=T, label=label,
-                                        title=f"{p.name} ({p.prob:.2f}) after glimpse {len(p.glimpses)}")
-                atomic_write(d / f"{n}.png", lambda fh: fig.savefig(fh, format="png", dpi=100))
-                if a.gif: glimpse_animation(p, img, d / f"{n}.gif", label=label)
-                bar.update()
-    print(f"{len(files)} picture{'s' * (len(files) != 1)}{' and animations' if a.gif else ''} written to {d}")
-
-# %% ../nbs/16_predict.ipynb #2213fc59
-def _predict(a) -> int:
-    "The body of `mgnet predict`: check every input and output, predict, print, save, draw."
-    _check_args(a)
-    files = find_images(a.images)
-    names = dict(zip(files, picture_names(files)))
-    _outputs(a, files)
-    try: model = load_checkpoint(a.checkpoint, **({"n_iter": a.n_iter} if a.n_iter else {})).to(a.device)
-    except CheckpointError as e: raise ConfigError("checkpoint", str(e)) from None
-    classes = class_names(model)
-    kw = dict(topk=a.topk, exit_threshold=a.exit_threshold, classes=classes, batch_size=a.batch_size)
-    try: preds = predict(model, files, skip_bad=a.skip_bad_images, progress=True, **kw)
-    except BadImageError as e: raise BadImageError(f"{e}; fix or remove it, or pass --skip_bad_images") from None
-    for p in preds: print(format_prediction(p, a.exit_threshold))
-    n = len(preds.skipped)
-    print(f"\n{len(preds)} image{'s' * (len(preds) != 1)} predicted with "
-        f"{getattr(model, 'checkpoint_path', a.checkpoint)}"
-          + (f"; skipped {n} unreadable image{'s' * (n != 1)} (--skip_bad_images)" if n else ""))
-    if not preds: raise InputError(f"no image could be read ({n} skipped)")
-    _write_tables(a, preds, model, classes)
-    if a.draw:
-        good = [Path(p.source) for p in preds]
-        _draw(a, model, good, [names[f] for f in good], kw)
-    return 0
-
-def predict_main(argv: list[str] | None = None) -> int:
-    "`mgnet predict`: classify images glimpse by glimpse; print, save and draw what the model saw."
-    a = predict_parser().parse_args(argv)
-    return run_command("mgnet predict", lambda: _predict(a))
+# %% ../nbs/16_predict.ipynb #8a7ff154
+__getattr__ = moved_names(__name__)

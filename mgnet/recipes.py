@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, MGNetConfig
+from .config import MGNetConfig
+from .errors import ConfigError
 
 # %% auto #0
 __all__ = ['NO_RECIPE', 'read_yaml', 'config_fields', 'Recipe', 'recipe_from_file', 'recipe_dir', 'recipes', 'get_recipe',
@@ -126,7 +127,7 @@ def config_yaml(cfg: MGNetConfig, recipe: Recipe | None = None) -> str:
 # %% ../nbs/07b_recipes.ipynb #ae05bd9d
 def from_recipe(name: str | None, namespace: dict) -> dict:
     ("The recipe `name`'s config fields (none for None or 'none') with the `MGNetConfig` fields of `namespace` (a "
-     "notebook's variables) that are not None laid over them; for `mgnet.experiments.config_from`.")
+     "notebook's variables) that are not None laid over them; for `mgnet.lab.experiments.config_from`.")
     base = {} if name in (None, NO_RECIPE) else dict(get_recipe(name).config)
     names = set(MGNetConfig.field_names())
     return {**base, **{k: v for k, v in namespace.items() if k in names and v is not None and not k.startswith("_")}}

@@ -16,8 +16,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
 from .checkpoint import CheckpointError, atomic_torch_save, checkpoint_config, find_checkpoint, read_checkpoint
-from .config import ConfigError, MGNetConfig, MGNetError, ModelConfig
+from .config import MGNetConfig
+from .errors import ConfigError, MGNetError
 from .files import StorageError, storage_error
+from .groups import ModelConfig
 from .weights import check_state_dict
 
 # %% auto #0

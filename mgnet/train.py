@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from .checkpoint import _fit_report, load_checkpoint
+from .checkpoint import fit_report, load_checkpoint
 from .config import MGNetConfig
 from .data import MGNetData, data_info
 from .evaluation import evaluate
@@ -270,7 +270,7 @@ def hold_freed_memory(trim_threshold: int = 1 << 30) -> bool:
 def _init_from(model: MGNet, path: str) -> None:
     "Start training from the weights of a checkpoint."
     init = load_checkpoint(path)
-    _fit_report(model, init.state_dict(), str(init.checkpoint_path))
+    fit_report(model, init.state_dict(), str(init.checkpoint_path))
     model.load_state_dict(init.state_dict())
 
 def data_config(cfg: MGNetConfig) -> MGNetConfig:

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from .config import MGNetError
+from .errors import MGNetError
 from .files import atomic_dir, package_version
 
 # %% auto #0

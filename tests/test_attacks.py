@@ -6,9 +6,10 @@ import torch
 from conftest import in_process
 
 import mgnet
-from mgnet.attacks import pgd_adaptive, pgd_paper, robust_accuracy, to_pixels
+from mgnet.attacks import pgd_adaptive, pgd_paper, robust_accuracy
 from mgnet.cli import main
 from mgnet.data import MGNetData, data_info
+from mgnet.images import to_pixels
 
 
 @pytest.fixture(scope="session")

@@ -211,7 +211,7 @@ def test_original_readme_test_command(tmp_path, mgnet_cmd):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "res.json").read_text())
     # The same accuracy as the reference forward on the same evaluation images
-    from mgnet.data import image_folder
+    from mgnet.images import image_folder
     ds = image_folder(val, train=False, flag="val_dir")
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.tensor([ds[i][1] for i in range(len(ds))])

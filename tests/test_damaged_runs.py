@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mgnet.config import MGNetConfig, MGNetError
-from mgnet.runs import (
+from mgnet.config import MGNetConfig
+from mgnet.errors import MGNetError
+from mgnet.lab.runs import (
     RESULTS,
     DamagedRunError,
     load_run,
@@ -122,7 +123,7 @@ def test_load_runs_skips_and_names_each_once(whole_run, tmp_path, capsys, damage
 
 
 def test_the_explorer_shows_the_rest_and_names_the_skipped(whole_run, tmp_path, capsys):
-    from mgnet.explorer import explore
+    from mgnet.lab.explorer import explore
     sweep = tmp_path / "sweep"
     for name, alpha in (("alpha0_s0.02_scale2", 0.0), ("alpha0.6_s0.02_scale2", 0.6)):
         d = copy_run(whole_run, sweep / name)

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from mgnet.config import MGNetConfig
-from mgnet.notebooks import ExperimentError, notebook_parameters, notebook_path, run_notebook
+from mgnet.lab.notebooks import ExperimentError, notebook_parameters, notebook_path, run_notebook
 
 # Tiny, but not collapsed to one class (the default learning rate can do that on a handful of batches).
 TINY_TRAIN = dict(epochs=2, limit_train=6, learning_rate=0.02, n_iter=2, batch_size=16)

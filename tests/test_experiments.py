@@ -5,10 +5,10 @@ import nbformat
 import pytest
 from conftest import in_process, run_mgnet, snapshot
 
-from mgnet.benchmark import benchmark_main
 from mgnet.config import MGNetConfig
-from mgnet.notebooks import ExperimentError, notebook_dirs, notebook_parameters, run_notebook
-from mgnet.runs import load_runs
+from mgnet.lab.benchmark import benchmark_main
+from mgnet.lab.notebooks import ExperimentError, notebook_dirs, notebook_parameters, run_notebook
+from mgnet.lab.runs import load_runs
 
 NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)

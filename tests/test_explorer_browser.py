@@ -140,7 +140,7 @@ def digit_png(path, k, size=(64, 64), at=(20, 20)):
     """A PNG of scikit-learn digit number `k` (24 px) at `at` on a black image of `size`."""
     from PIL import Image
 
-    from mgnet.data import digit_images
+    from mgnet.canvases import digit_images
     img = Image.new("L", size)
     img.paste(Image.fromarray((digit_images()[0][k] * 255).round().byte().numpy()), at)
     img.save(path)
@@ -159,7 +159,7 @@ def png_array(data: bytes):
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     from mgnet.config import MGNetConfig
-    from mgnet.runs import run_sweep
+    from mgnet.lab.runs import run_sweep
     d = tmp_path_factory.mktemp("sweep")
     run_sweep(MGNetConfig(n_iter=2, epochs=1, limit_train=2, limit_val=2, batch_size=16), [0.6], [0.02, 1.0], [2.0], d,
               progress=False)
@@ -202,8 +202,8 @@ def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
 
     import numpy as np
 
-    from mgnet.explorer import ImageExplorer
-    from mgnet.runs import load_runs
+    from mgnet.lab.explorer import ImageExplorer
+    from mgnet.lab.runs import load_runs
     ckpt = load_runs(tiny_sweep)[0]["checkpoint"]
     (tmp_path / "imgs").mkdir()
     for k in (3, 4): digit_png(tmp_path / "imgs" / f"digit{k}.png", k)

@@ -10,9 +10,10 @@ from conftest import in_process
 from PIL import Image
 
 import mgnet
+from mgnet.canvases import idx_files, read_idx
 from mgnet.cli import main
-from mgnet.config import DATASETS
-from mgnet.data import MGNetData, idx_files, read_idx
+from mgnet.data import MGNetData
+from mgnet.datasets import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")   # Debian's dataset-fashion-mnist (.ci/run installs it)

@@ -12,10 +12,12 @@ from PIL import Image
 
 import mgnet
 from mgnet.anytime import early_exit
-from mgnet.attacks import to_pixels
+from mgnet.canvases import TranslatedDigits
 from mgnet.cli import main
-from mgnet.data import TranslatedDigits, data_info, image_transform
-from mgnet.predict import predict, predict_main
+from mgnet.data import data_info
+from mgnet.images import image_transform, to_pixels
+from mgnet.predict import predict
+from mgnet.predict_command import predict_main
 
 T = 3
 
@@ -175,7 +177,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 def test_folder_model_boxes_through_resize_and_crop(tmp_path):
     """An ImageFolder model (32 px crop) on 56×40 Fashion-MNIST pictures: the first glimpse is the centre crop the model
     saw, in the pictures' own pixels, and the later glimpses lie inside it."""
-    from mgnet.data import read_idx
+    from mgnet.canvases import read_idx
     imgs = read_idx(FASHION / "t10k-images-idx3-ubyte.gz")[:40]
     labels = read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")[:40]
     for i, (a, y) in enumerate(zip(imgs, labels)):

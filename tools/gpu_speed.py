@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 
 from mgnet.bench import SETTINGS, cpu_name
-from mgnet.data import SafeImageFolder, imagenet_transform
 from mgnet.flops import glimpse_gflops
+from mgnet.images import SafeImageFolder, imagenet_transform
 from mgnet.losses import mgnet_loss
 from mgnet.model import MGNet, baseline_config
 
