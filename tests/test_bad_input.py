@@ -1,6 +1,6 @@
 """Every console command against the same bad inputs: one line naming the culprit, exit status 2, no traceback, nothing
-on disk changed. The table of what is tried is generated from CASES (`python tests/test_bad_input.py` prints it) and the
-README's reliability section must show the current one."""
+on disk changed. The table of what is tried is generated from CASES (`python tests/test_bad_input.py` prints it) and
+docs/reliability.md must show the current one."""
 import configparser
 import importlib
 import re
@@ -114,7 +114,7 @@ def test_bad_input(command, what, kind, args, culprit, places):
 
 
 def table() -> str:
-    """The README's table: per command, what is tried against it."""
+    """docs/reliability.md's table: per command, what is tried against it."""
     rows, by = [], {}
     for command, what, *_ in CASES: by.setdefault(command, []).append(what)
     rows = ["| command | bad inputs tried (each: one line naming the culprit, exit 2, nothing on disk changed) |",
@@ -123,12 +123,12 @@ def table() -> str:
     return "\n".join(rows) + f"\n\n{len(CASES)} cases over {len(by)} entry points, in `tests/test_bad_input.py`."
 
 
-def test_readme_shows_the_current_table():
-    readme = (ROOT / "README.md").read_text()
-    m = re.search(r"<!-- bad-input-table -->\n(.*?)\n<!-- /bad-input-table -->", readme, re.S)
-    assert m, "README.md lacks the <!-- bad-input-table --> block"
+def test_reliability_page_shows_the_current_table():
+    page = (ROOT / "docs" / "reliability.md").read_text()
+    m = re.search(r"<!-- bad-input-table -->\n(.*?)\n<!-- /bad-input-table -->", page, re.S)
+    assert m, "docs/reliability.md lacks the <!-- bad-input-table --> block"
     assert m.group(1).strip() == table().strip(), \
-        "stale table: python tests/test_bad_input.py > table, paste it into README.md"
+        "stale table: python tests/test_bad_input.py > table, paste it into docs/reliability.md"
 
 
 def test_every_console_command_is_tried():
