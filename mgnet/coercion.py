@@ -5,6 +5,8 @@
 # %% ../nbs/00d_coercion.ipynb #e50a77e3
 from __future__ import annotations
 
+import math
+import os
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -42,6 +44,7 @@ def _to(tp, v):
             except ValueError: pass
     elif tp is str:
         if isinstance(v, str): return v
+        if isinstance(v, os.PathLike): return os.fspath(v)                 # a pathlib.Path for a path
         if isinstance(v, int) and not isinstance(v, bool): return str(v)     # --gpus 0, --tag 5
     return None
 
@@ -63,9 +66,13 @@ def coerce_fields(obj) -> None:
             out = [_to(item, x) for x in items]
             if any(o is None for o in out):
                 raise ConfigError(f.name, f"expected a list of {_type_name(item)}, got {v!r}")
+            if item is float and not all(map(math.isfinite, out)):
+                raise ConfigError(f.name, f"expected finite numbers, got {v!r}")
         else:
             out = _to(base, v)
             if out is None: raise ConfigError(f.name, f"expected {_type_name(base)}, got {v!r} ({type(v).__name__})")
+            if base is float and not math.isfinite(out):     # inf and nan: never a setting, always a slip
+                raise ConfigError(f.name, f"must be a finite number, got {v!r}")
         object.__setattr__(obj, f.name, out)
 
 def _type_name(tp) -> str:

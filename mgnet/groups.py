@@ -13,8 +13,8 @@ from .coercion import flag as _f
 from .datasets import DATASETS, DatasetSpec
 
 # %% auto #0
-__all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'PRETRAINED_WEIGHTS', 'SINGLE_GLIMPSE_MODEL', 'DataConfig',
-           'ModelFlags', 'ModelConfig', 'TrainConfig', 'LossConfig', 'EvalConfig', 'RunConfig']
+__all__ = ['TRANS_METHODS', 'OPTIMIZERS', 'SCHEDULERS', 'ATTACKS', 'PRETRAINED_WEIGHTS', 'SINGLE_GLIMPSE_MODEL', 'PRECISIONS',
+           'DataConfig', 'ModelFlags', 'ModelConfig', 'TrainConfig', 'LossConfig', 'EvalConfig', 'RunConfig']
 
 # %% ../nbs/00e_groups.ipynb #3a012f4e
 TRANS_METHODS = ("tight-crop", "center-invariant", "naive")
@@ -242,6 +242,9 @@ class TrainConfig(ConfigGroup):
     def _check_fields(self): _check_train(self)
 
 # %% ../nbs/00e_groups.ipynb #711bd267
+# Lightning's precisions (its strings and their short forms)
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16", "64")
+
 def _check_train(c):
     for name in ("optimizer", "scheduler"): check_choice(c, name)
     check_value(c.loc_lr > 0, "loc_lr", f"must be > 0, got {c.loc_lr}")
@@ -254,6 +257,11 @@ def _check_train(c):
     check_value(c.val_per_n >= 1, "val_per_n", f"must be at least 1, got {c.val_per_n}")
     check_value(c.limit_train > 0, "limit_train", f"must be > 0, got {c.limit_train}")
     check_value(c.limit_val > 0, "limit_val", f"must be > 0, got {c.limit_val}")
+    for name in ("seed", "data_seed"):      # what NumPy and Lightning can seed with
+        v = getattr(c, name)
+        check_value(v is None or 0 <= v < 2**32, name, f"must be between 0 and {2**32 - 1}, got {v}")
+    check_value(c.precision in PRECISIONS, "precision",
+                f"unknown precision {c.precision!r} (choose from {', '.join(PRECISIONS)})")
     if c.scheduler == "multi-step":
         check_value(bool(c.schedule), "schedule", "--scheduler multi-step needs --schedule EPOCH [EPOCH ...]")
         bad = [e for e in c.schedule if not 0 < e < c.epochs]

@@ -13,7 +13,7 @@ from matplotlib import patheffects
 from matplotlib.figure import Figure
 
 from .files import atomic_write
-from .predict import Prediction
+from .predict import OUTPUT_MARK, Prediction
 
 # %% auto #0
 __all__ = ['GLIMPSE_COLORS', 'figure_png', 'show', 'show_image', 'draw_glimpses', 'as_pixels', 'prediction_figure',
@@ -118,4 +118,5 @@ def glimpse_animation(pred: Prediction,  # with `crops`, as for `prediction_figu
         return Image.open(io.BytesIO(figure_png(prediction_figure(pred, image, t, T, label, title, dpi), dpi)))
     frames = [frame(t).convert("RGB") for t in range(1, T + 1)]
     return atomic_write(path,
-        lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0))
+        lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms, loop=0,
+                                 comment=OUTPUT_MARK))     # marked: predict never reads it back as an input

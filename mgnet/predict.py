@@ -24,8 +24,9 @@ from .model import MGNet
 from .moved import moved_names
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'class_names', 'InputError', 'find_images', 'read_image', 'InputGeometry', 'input_geometry',
-           'input_box', 'TopClass', 'GlimpseStep', 'Prediction', 'Predictions', 'predict']
+__all__ = ['IMAGE_EXTENSIONS', 'OUTPUT_MARK', 'MAX_ASPECT', 'class_names', 'InputError', 'is_own_output', 'find_images',
+           'read_image', 'InputGeometry', 'input_geometry', 'input_box', 'TopClass', 'GlimpseStep', 'Prediction',
+           'Predictions', 'check_predict_args', 'predict']
 
 # %% ../nbs/16_predict.ipynb #933deb8e
 def class_names(model: MGNet) -> tuple[str, ...]:
@@ -46,12 +47,24 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".p
 class InputError(MGNetError, ValueError):
     "A path given to predict that does not exist, or a directory with no images."
 
+OUTPUT_MARK = "mgnet predict"   # in the pictures predict draws (PNG Software, GIF comment): never read back as inputs
+
+def is_own_output(path: str | Path) -> bool:
+    "Whether the image file at `path` is a picture `mgnet predict` drew (marked with `OUTPUT_MARK`)."
+    if Path(path).suffix.lower() not in (".png", ".gif"): return False
+    from PIL import Image
+    try:
+        with Image.open(path) as im: mark = im.info.get("Software") or im.info.get("comment") or ""
+    except Exception: return False
+    return (mark.decode(errors="replace") if isinstance(mark, bytes) else str(mark)).startswith(OUTPUT_MARK)
+
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
     "The image files named by `paths`: files as given, directories searched recursively (sorted) for image files."
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                           and not is_own_output(f))           # predict's own pictures are outputs, not inputs
             if not found: raise InputError(f"{p}: no images inside (looked for {', '.join(IMAGE_EXTENSIONS)})")
             out += found
         elif p.is_file(): out.append(p)
@@ -143,14 +156,27 @@ class Predictions(list):
 # %% ../nbs/16_predict.ipynb #de42034d
 def _items(images) -> list:
     "`images` as a flat list of paths, PIL images and `(C, H, W)` tensors."
-    if isinstance(images, (str, Path, Tensor)) or hasattr(images, "getpixel"): images = [images]
+    if isinstance(images, (str, Path, Tensor, np.ndarray)) or hasattr(images, "getpixel"): images = [images]
     out = []
     for im in images:
+        if isinstance(im, np.ndarray): im = _from_array(im)
+        elif not isinstance(im, (str, Path, Tensor)) and not hasattr(im, "getpixel"):
+            raise InputError(f"expected an image path, PIL image, uint8 array or tensor, got {type(im).__name__}")
         if isinstance(im, Tensor) and im.dim() == 4: out += list(im)
         elif isinstance(im, Tensor) and im.dim() != 3:
             raise ValueError(f"a tensor image must be (C, H, W) or (B, C, H, W), got {tuple(im.shape)}")
         else: out.append(im)
     return out
+
+def _from_array(a: np.ndarray):
+    "A uint8 `(H, W)` or `(H, W, 3)` array as a PIL image; `InputError` saying what is accepted otherwise."
+    from PIL import Image
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3)):
+        raise InputError(f"a numpy image must be uint8 (H, W) or (H, W, 3) pixels, got {a.dtype} {a.shape}; "
+                         "pass a normalised tensor (C, H, W) for anything else")
+    return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a)
+
+MAX_ASPECT = 50   # longest side over shortest: a thinner image is a strip, not a picture to classify
 
 def _prepare(item, i: int, transform, cfg: MGNetConfig | None, mode: str) -> tuple[str, Tensor, InputGeometry]:
     "Source name, model input and geometry of one item (`cfg`: the evaluation transform's, else None; `mode`: L, RGB)."
@@ -159,6 +185,9 @@ def _prepare(item, i: int, transform, cfg: MGNetConfig | None, mode: str) -> tup
         return f"image {i}", item, input_geometry(None, size, size)
     source = str(item) if isinstance(item, (str, Path)) else f"image {i}"
     img = read_image(item) if isinstance(item, (str, Path)) else item
+    w, h = img.size
+    if min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h):      # resized for the model, it would fill the memory
+        raise BadImageError(f"{source}: {w}×{h} px is too thin to classify (sides more than {MAX_ASPECT}:1 apart)")
     x = transform(img if img.mode == mode else img.convert(mode))
     return source, x, input_geometry(cfg, img.size, (x.shape[-1], x.shape[-2]))
 
@@ -197,6 +226,16 @@ def _run_batch(model, batch, classes, topk, exit_threshold, crops) -> list[Predi
     return res
 
 # %% ../nbs/16_predict.ipynb #aa2b9efa
+def check_predict_args(topk: int, batch_size: int, exit_threshold: float | None, n_iter: int | None = None) -> None:
+    "`ConfigError` naming the first bad value (the same words from `predict(...)` and `mgnet predict`)."
+    def whole(v, name: str, low: int = 1):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ConfigError(name, f"must be an integer of at least {low}, got {v!r}")
+    whole(topk, "topk"); whole(batch_size, "batch_size")
+    if n_iter is not None: whole(n_iter, "n_iter")
+    if exit_threshold is not None and not (isinstance(exit_threshold, (int, float)) and 0 <= exit_threshold <= 1):
+        raise ConfigError("exit_threshold", f"must be a probability in [0, 1], got {exit_threshold!r}")
+
 def predict(model: MGNet,  # the network, with its config (`load_model`)
             images,  # a path, PIL image or tensor, or a list of them; tensors normalised, (C, H, W) or (B, C, H, W)
             topk: int = 3,  # classes listed after each glimpse
@@ -209,6 +248,7 @@ def predict(model: MGNet,  # the network, with its config (`load_model`)
             progress: bool = False,  # show a progress bar
            ) -> Predictions:
     "A `Prediction` per image of `images` (paths, PIL images, or normalised tensors) with `model`, glimpse by glimpse."
+    check_predict_args(topk, batch_size, exit_threshold)
     model.eval()
     items = _items(images)
     if model.full_cfg is None and (transform is None or crops):

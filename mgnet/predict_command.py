@@ -21,7 +21,18 @@ from .files import atomic_write, check_out_file, run_command, write_json
 from .images import BadImageError
 from .model import MGNet
 from .pictures import glimpse_animation, prediction_figure
-from .predict import InputError, Prediction, Predictions, class_names, find_images, predict, read_image
+from mgnet.predict import (
+    OUTPUT_MARK,
+    InputError,
+    Prediction,
+    Predictions,
+    check_predict_args,
+    class_names,
+    find_images,
+    is_own_output,
+    predict,
+    read_image,
+)
 
 # %% auto #0
 __all__ = ['CSV_FIELDS', 'predict_parser', 'picture_names', 'format_prediction', 'csv_rows', 'predict_main']
@@ -53,29 +64,38 @@ def predict_parser() -> argparse.ArgumentParser:
 # %% ../nbs/16b_predict_command.ipynb #a8561644
 def _check_args(a: argparse.Namespace) -> None:
     "Raise `ConfigError` naming the first flag with a bad value."
-    if a.exit_threshold is not None and not 0 <= a.exit_threshold <= 1:
-        raise ConfigError("exit_threshold", f"must be a probability in [0, 1], got {a.exit_threshold}")
-    if a.topk < 1: raise ConfigError("topk", f"must be at least 1, got {a.topk}")
-    if a.n_iter is not None and a.n_iter < 1: raise ConfigError("n_iter", f"must be at least 1, got {a.n_iter}")
-    if a.batch_size < 1: raise ConfigError("batch_size", f"must be at least 1, got {a.batch_size}")
+    check_predict_args(a.topk, a.batch_size, a.exit_threshold, a.n_iter)     # the Python API's own checks
     if a.gif and not a.draw: raise ConfigError("gif", "needs --draw DIR (the animations go beside the pictures)")
     if a.draw and Path(a.draw).exists() and not Path(a.draw).is_dir(): raise ConfigError("draw",
         f"{a.draw} exists and is not a directory")
     try: dev = torch.device(a.device)
     except RuntimeError as e: raise ConfigError("device", str(e)) from None
-    if dev.type == "cuda" and not torch.cuda.is_available(): raise ConfigError("device",
-                                                                               f"{a.device}: no CUDA device here")
+    if dev.type == "meta": raise ConfigError("device", "meta tensors hold no data: use cpu or cuda")
+    here = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(),
+            "xpu": hasattr(torch, "xpu") and torch.xpu.is_available()}
+    if not here.get(dev.type, False):
+        kind = {"cuda": "CUDA", "mps": "MPS", "xpu": "XPU"}.get(dev.type, dev.type)
+        there = ", ".join(k for k in here if here[k])
+        raise ConfigError("device", f"{a.device}: no {kind} device here (available: {there})")
 
 def picture_names(paths: Sequence[Path]) -> list[str]:
     "A distinct file stem per image for `--draw` (`name`, then `name-2`, ... where names repeat)."
-    seen, out = {}, []
+    taken, out = set(), []
     for p in paths:
-        stem = Path(p).stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+        stem, k = Path(p).stem or "image", 1
+        name = stem
+        while name.lower() in taken: k += 1; name = f"{stem}-{k}"     # a.png, a.jpg, a-2.png: a, a-2, a-2-2
+        taken.add(name.lower()); out.append(name)
     return out
 
 # %% ../nbs/16b_predict_command.ipynb #96de2fdf
+def _earlier_output(f: Path, flag: str) -> bool:
+    "Whether `f` is a file `mgnet predict` wrote for `--flag` (what `--force` may replace)."
+    if flag == "draw": return is_own_output(f)
+    try: head = f.read_text(errors="replace")[:4096]
+    except OSError: return False
+    return '"predictions"' in head if flag == "json" else head.startswith(",".join(CSV_FIELDS[:4]))
+
 def _outputs(a: argparse.Namespace, images: Sequence[Path]) -> dict[str, list[Path]]:
     "The files the command will write, by flag; `ConfigError` if one exists (without `--force`) or cannot be written."
     outs = {f: [Path(getattr(a, f))] for f in ("json", "csv") if getattr(a, f)}
@@ -83,12 +103,18 @@ def _outputs(a: argparse.Namespace, images: Sequence[Path]) -> dict[str, list[Pa
         names = picture_names(images)
         outs["draw"] = [Path(a.draw) / f"{n}.png" for n in names] + ([Path(a.draw) / f"{n}.gif" for n in names] if a.gif
                                                                      else [])
+    inputs = {f.resolve() for f in images}
     for flag, files in outs.items():
         if flag != "draw": check_out_file(str(files[0]), flag)
+        if (hit := next((f for f in files if f.resolve() in inputs), None)) is not None:
+            raise ConfigError(flag, f"{hit} is one of the input images; write the outputs elsewhere")
         there = [f for f in files if f.exists()]
         if there and not a.force:
             more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
             raise ConfigError(flag, f"{there[0]} exists{more}; pass --force to overwrite")
+        if (mine := next((f for f in there if not _earlier_output(f, flag)), None)) is not None:
+            raise ConfigError(flag, f"{mine} exists and is not an earlier output of mgnet predict; --force replaces "
+                                    "only those: write elsewhere")
     if a.draw:
         d = Path(a.draw).resolve()
         while not d.exists(): d = d.parent
@@ -146,7 +172,8 @@ def _draw(a, model: MGNet, files: Sequence[Path], names: Sequence[str], kw: dict
                 label = f.parent.name if f.parent.name in kw["classes"] else None      # a <class>/<image> tree
                 fig = prediction_figure(p, img, width=T, label=label,
                                         title=f"{p.name} ({p.prob:.2f}) after glimpse {len(p.glimpses)}")
-                atomic_write(d / f"{n}.png", lambda fh: fig.savefig(fh, format="png", dpi=100))
+                atomic_write(d / f"{n}.png", lambda fh: fig.savefig(fh, format="png", dpi=100,
+                                                                   metadata={"Software": OUTPUT_MARK}))
                 if a.gif: glimpse_animation(p, img, d / f"{n}.gif", label=label)
                 bar.update()
     print(f"{len(files)} picture{'s' * (len(files) != 1)}{' and animations' if a.gif else ''} written to {d}")

@@ -202,3 +202,96 @@ def test_folder_model_boxes_through_resize_and_crop(tmp_path):
         assert x1 - x0 == pytest.approx(32 * 40 / short, rel=0.02)
         assert (x0 + x1) / 2 == pytest.approx(28, abs=1) and (y0 + y1) / 2 == pytest.approx(20, abs=1)   # centred
         assert x0 - 1e-6 <= later[0] < later[2] <= x1 + 1e-6 and y0 - 1e-6 <= later[1] < later[3] <= y1 + 1e-6
+
+
+# --- inputs are sacred (issue 40, item 2) ----------------------------------------------------------------------------
+
+def _folder_of(digits, d, n=2):
+    d.mkdir()
+    for f in sorted(digits.glob("val*.png"))[:n]: (d / f.name).write_bytes(f.read_bytes())
+    return d
+
+
+def test_draw_into_the_input_folder_never_replaces_an_input(tmp_path, trained, digits):
+    imgs = _folder_of(digits, tmp_path / "photos")
+    before = snapshot(tmp_path)
+    r = predict_cmd(imgs, "--checkpoint", trained, "--draw", imgs, "--force", cwd=tmp_path)
+    assert r.returncode == 2 and "is one of the input images" in r.stderr.strip().splitlines()[-1], r.stderr[-2000:]
+    assert snapshot(tmp_path) == before
+    one = sorted(imgs.iterdir())[0]
+    r = predict_cmd(one, "--checkpoint", trained, "--json", one, "--force", cwd=tmp_path)     # not even --json
+    assert r.returncode == 2 and "--json" in r.stderr and "input images" in r.stderr, r.stderr[-2000:]
+    assert snapshot(tmp_path) == before
+
+
+def test_pictures_inside_the_input_folder_are_not_read_back(tmp_path, trained, digits):
+    imgs = _folder_of(digits, tmp_path / "photos", 1)
+    for run in range(2):        # the second run finds the first run's pictures (and GIFs) in the folder it reads
+        r = predict_cmd(imgs, "--checkpoint", trained, "--draw", imgs / "pics", "--gif", "--json", "p.json",
+                        *(["--force"] if run else []), cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        doc = json.loads((tmp_path / "p.json").read_text())
+        assert sorted(Path(p["source"]).name for p in doc["predictions"]) == sorted(f.name for f in imgs.glob("*.png"))
+    assert len(list((imgs / "pics").glob("*.png"))) == 1 and len(list((imgs / "pics").glob("*.gif"))) == 1
+
+
+def test_two_inputs_never_share_an_output_name(tmp_path, trained, digits):
+    imgs = tmp_path / "photos"; imgs.mkdir()
+    src = Image.open(sorted(digits.glob("val*.png"))[0])
+    src.save(imgs / "a.png"); src.save(imgs / "a.jpg"); src.save(imgs / "A-2.png"); src.save(imgs / "a-2.bmp")
+    r = predict_cmd(imgs, "--checkpoint", trained, "--draw", tmp_path / "pics", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((tmp_path / "pics").glob("*.png"))) == 4          # one picture per input, none overwritten
+
+
+def test_force_replaces_only_earlier_outputs(tmp_path, trained, digits):
+    imgs = _folder_of(digits, tmp_path / "photos", 1)
+    one = next(imgs.iterdir())
+    (tmp_path / "pics").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "pics" / one.name)         # the user's own picture, same name
+    (tmp_path / "notes.json").write_text('{"my": "notes"}')
+    before = snapshot(tmp_path)
+    for flags, culprit in ((["--draw", "pics"], "--draw"), (["--json", "notes.json"], "--json")):
+        r = predict_cmd(imgs, "--checkpoint", trained, *flags, "--force", cwd=tmp_path)
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 2 and culprit in last and "not an earlier output" in last, last
+    assert snapshot(tmp_path) == before
+    r = predict_cmd(imgs, "--checkpoint", trained, "--json", "p.json", cwd=tmp_path)
+    assert r.returncode == 0
+    r = predict_cmd(imgs, "--checkpoint", trained, "--json", "p.json", "--force", cwd=tmp_path)   # its own: replaced
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+# --- values checked at the edge (issue 40, item 5) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", ["mps", "xpu", "meta", "tpu"])
+def test_unavailable_devices_one_line(tmp_path, trained, digits, device):
+    r = predict_cmd(sorted(digits.glob("*.png"))[0], "--checkpoint", trained, "--device", device, cwd=tmp_path)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and last.startswith("mgnet predict: error: --device") and "Traceback" not in r.stderr
+
+
+def test_thin_image_refused_by_name(tmp_path, trained, digits):
+    Image.new("L", (9_000_000, 1), 128).save(tmp_path / "thin.png")     # under Pillow's bomb limit
+    r = predict_cmd(tmp_path / "thin.png", "--checkpoint", trained, cwd=tmp_path)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and "thin.png" in last and "too thin" in last, last
+    one = sorted(digits.glob("*.png"))[0]
+    r = predict_cmd(one, tmp_path / "thin.png", "--checkpoint", trained, "--skip_bad_images", cwd=tmp_path)
+    assert r.returncode == 0 and "skipped 1 unreadable image" in r.stdout, r.stderr[-2000:]
+
+
+def test_python_api_checks_its_arguments_like_the_command(trained, digits):
+    from mgnet.errors import ConfigError, MGNetError
+    model = mgnet.load_checkpoint(trained)
+    one = sorted(digits.glob("val*.png"))[0]
+    for kw, flag in ((dict(topk=0), "--topk"), (dict(batch_size=0), "--batch_size"),
+                     (dict(batch_size=2.5), "--batch_size"), (dict(exit_threshold=1.5), "--exit_threshold")):
+        with pytest.raises(ConfigError, match=flag):
+            predict(model, one, **kw)
+    a = np.asarray(Image.open(one))
+    assert predict(model, a)[0].to_dict()["glimpses"] == predict(model, Image.open(one))[0].to_dict()["glimpses"]
+    with pytest.raises(MGNetError, match="uint8"):
+        predict(model, a.astype(np.float32))
+    with pytest.raises(MGNetError, match="expected an image path"):
+        predict(model, [42])

@@ -70,6 +70,8 @@ def ensure_runs(sweep_dir=None,               # folder of the runs (default: `de
     ("The runs in `sweep_dir` (default: `default_sweep_dir()`); with none there and `train`, train a small grid first. "
      "Damaged runs are left out: added to `skipped` when it is a list, else named once on stderr.")
     root = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir()
+    if sweep_dir is not None and not root.is_dir():      # a mistyped folder: never a reason to train a grid
+        raise ConfigError("sweep_dir", f"{root}: no such folder (make it first to train a small grid there)")
     bad = []
     runs = load_runs(root, bad)
     if not runs and not train:
