@@ -138,7 +138,7 @@ def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelCon
 
 def _stored_config(read, stored, file: Path):
     "`read(stored)`, the configuration a file holds; one `CheckpointError` naming the file when it is malformed."
-    try: return read(stored)
+    try: return read(stored).validate()      # e.g. a normalisation std that is 0: refused here, by file
     except MGNetError as e: raise CheckpointError(f"{file}: its stored configuration is invalid: {e}") from None
     except Exception as e: raise CheckpointError(f"{file}: its stored configuration is malformed ({e})") from None
 

@@ -13,6 +13,7 @@ from unittest import mock
 
 from ..config import MGNetConfig
 from ..errors import ConfigError, MGNetError
+from ..files import atomic_write
 
 TERMINAL_PROGRESS = "MGNET_TERMINAL_PROGRESS"   # set by `run_notebook`: bars over runs go to the terminal
 
@@ -77,7 +78,7 @@ def export_html(nb_path: str | os.PathLike, html_path: str | os.PathLike | None 
     nb_path = Path(nb_path)
     html_path = Path(html_path) if html_path else nb_path.with_suffix(".html")
     body, _ = HTMLExporter(embed_images=True).from_notebook_node(nbformat.read(nb_path, as_version=4))
-    html_path.write_text(body, encoding="utf-8")
+    atomic_write(html_path, lambda f: f.write(body), "w")
     return html_path
 
 def _error_of(nb_path: Path) -> str:
@@ -105,19 +106,23 @@ def run_notebook(name_or_path: str | os.PathLike,        # an experiment noteboo
     import papermill as pm
     src = Path(name_or_path)
     src = src if src.suffix == ".ipynb" and src.is_file() else notebook_path(str(name_or_path))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dest = out / src.name
     params = dict(parameters or {})
     known = notebook_parameters(src)
     unknown = sorted(set(params) - set(known))
     if unknown: raise ConfigError(unknown[0],
                                   f"{src.name} has no parameter {unknown[0]!r} (its parameters: {', '.join(known)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / src.name
+    partial = out / f".{src.stem}.partial.ipynb"    # papermill rewrites its output after every cell: not under dest
     try:
         with mock.patch.dict(os.environ, {TERMINAL_PROGRESS: "1"} if progress else {}):  # bars over runs: here
-            pm.execute_notebook(str(src), str(dest), parameters=params, progress_bar=progress, kernel_name="python3",
-                                cwd=str(cwd) if cwd else None, execution_timeout=timeout, log_output=False)
+            pm.execute_notebook(str(src), str(partial), parameters=params, progress_bar=progress,
+                                kernel_name="python3", cwd=str(cwd) if cwd else None, execution_timeout=timeout,
+                                log_output=False)
+        os.replace(partial, dest)
     except pm.PapermillExecutionError:
+        os.replace(partial, dest)                    # whole, with the error in it: the record of the failure
         if html: export_html(dest)
         raise ExperimentError(f"{src.name} failed in {_error_of(dest)}\n(executed notebook: {dest})",
                               exit_status=1) from None
