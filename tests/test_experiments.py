@@ -140,6 +140,7 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     assert "final models (last epoch) on 3590 fresh images" in p.stdout
     assert "the variant (keypoints=1, loc_anchor=True), against the same baselines:" in p.stdout
     assert "Executing" in p.stderr                                           # papermill's progress bar
+    assert r["cpu"] and len(r["train_seconds"]) == 8 and f"min on {r['cpu']}" in p.stdout   # the time, its machine
 
     before = snapshot(out)                                 # refuses to overwrite (the command's function, in process)
     p = in_process(benchmark_main, "--out", out, "-p", "epochs", "1")

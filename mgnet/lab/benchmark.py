@@ -84,6 +84,8 @@ def _check_params(src: Path, params: dict) -> None:
 # %% ../../nbs/13d_benchmark.ipynb #c598c89d
 def _summary(res: dict) -> str:
     lines = []
+    if res.get("cpu") and res.get("seconds"):    # what the wall time was measured on (docs/speed.md)
+        lines += [f"{res['seconds'] / 60:.1f} min on {res['cpu']}", ""]
     fields_of = lambda d: ", ".join(f"{k}={v!r}" for k, v in d.items())
     if res.get("baseline_recipe"): lines += [f"the baseline's own recipe: {fields_of(res['baseline_recipe'])}", ""]
     if res.get("seeds"):
