@@ -1,0 +1,46 @@
+"""The README's quick start, run as written: its `## Quick start` bash block, in a fresh folder, with the installed
+commands. It must print the per-glimpse table of both models and write a picture per image."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def readme_block(section: str) -> str:
+    "The first bash block of the README's `## section`."
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m, f"README.md has no '## {section}' section"
+    block = re.search(r"^```bash\n(.*?)^```", m.group(1), re.S | re.M)
+    assert block, f"README.md's '## {section}' has no bash block"
+    return block.group(1)
+
+
+def test_readme_lengths():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; the front page keeps to 250"
+    for section in ("Install", "Quick start", "Python", "Results", "Documentation", "Tests", "Citation"):
+        assert f"## {section}" in lines, f"README.md lacks '## {section}'"
+
+
+def test_quick_start_runs_as_written(tmp_path):
+    block = readme_block("Quick start")
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    # the per-glimpse table of both models, then a line per image with the class after each glimpse
+    assert re.search(r"MGNet: accuracy after each glimpse.*\naccuracy(\s+\d\.\d{4}){4}", r.stdout), r.stdout[-3000:]
+    assert re.search(r"baseline: accuracy \d\.\d{4}", r.stdout) or "baseline" in r.stdout, r.stdout[-3000:]
+    assert re.search(r"glimpse 4: \d", r.stdout), r.stdout[-3000:]
+    res = json.loads((tmp_path / "quickstart.json").read_text())
+    assert len(res["clean_acc"]) == 4 and len(res["baseline"]["clean_acc"]) == 1
+    assert res["gflops"][-1] < res["baseline"]["gflops"][-1]
+    pictures = sorted((tmp_path / "quickstart" / "pictures").rglob("*.png"))
+    assert len(pictures) == 10, pictures
+    assert all(p.stat().st_size > 5000 for p in pictures)

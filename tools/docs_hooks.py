@@ -1,0 +1,81 @@
+"""MkDocs hooks for the documentation site (`mkdocs build`, settings in mkdocs.yml).
+
+- The chapters (`nbs/*.ipynb`) become pages under `chapters/`, rendered by mkdocs-jupyter with their saved outputs
+  (nothing is executed), titled by their first heading.
+- Every module of the package gets an API page under `api/`, written by mkdocstrings from its docstrings and docments.
+- The navigation's "Chapters" and "Python API" sections list them, so a chapter or module added later needs no edit here.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS, PKG = ROOT / "nbs", ROOT / "mgnet"
+
+
+def chapters() -> list[Path]:
+    "The chapters, in their order (`index.ipynb`, the package's front notebook, first)."
+    return sorted(NBS.glob("*.ipynb"), key=lambda p: (p.stem != "index", p.stem))
+
+
+def chapter_title(path: Path) -> str:
+    "A chapter's title: its first `# heading`, with its number."
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown": continue
+        for line in "".join(cell["source"]).splitlines():
+            if line.startswith("# "):
+                title = line[2:].strip()
+                return title if path.stem == "index" else f"{path.stem.split('_')[0]} {title}"
+    return path.stem
+
+
+def modules() -> list[str]:
+    "The package's public modules (`mgnet.x`, `mgnet.sub.y`), from its files: nothing is imported."
+    names = []
+    for f in sorted(PKG.rglob("*.py")):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        if any(p.startswith("_") for p in parts): continue          # _modidx, private modules
+        names.append(".".join(parts))
+    return names
+
+
+def _api_uri(module: str) -> str: return f"api/{module.removeprefix('mgnet.').replace('.', '/')}.md"
+
+
+def on_config(config):
+    "Fill the navigation's `Chapters` and `Python API` sections."
+    for entry in config["nav"] or []:
+        if not isinstance(entry, dict): continue
+        if "Chapters" in entry:
+            entry["Chapters"] = [{chapter_title(p): f"chapters/{p.name}"} for p in chapters()]
+        if "Python API" in entry:
+            head = [e for e in entry["Python API"] or [] if not (isinstance(e, str) and e.startswith("api/"))]
+            entry["Python API"] = head + [{m: _api_uri(m)} for m in modules()]
+    return config
+
+
+def _chapters_dir() -> str:
+    "A folder whose `chapters/` is `nbs/` (a link): mkdocs-jupyter reads pages from files under a source folder."
+    d = tempfile.mkdtemp(prefix="mgnet-docs-")
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    (Path(d) / "chapters").symlink_to(NBS, target_is_directory=True)
+    return d
+
+
+@event_priority(100)   # before mkdocs-jupyter's on_files, which claims the notebooks
+def on_files(files, config):
+    src = _chapters_dir()
+    for p in chapters():
+        files.append(File(f"chapters/{p.name}", src_dir=src, dest_dir=config["site_dir"],
+                          use_directory_urls=config["use_directory_urls"]))
+    for m in modules():
+        files.append(File.generated(config, _api_uri(m), content=f"# `{m}`\n\n::: {m}\n"))
+    return files
