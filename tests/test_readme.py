@@ -44,3 +44,40 @@ def test_quick_start_runs_as_written(tmp_path):
     pictures = sorted((tmp_path / "quickstart" / "pictures").rglob("*.png"))
     assert len(pictures) == 10, pictures
     assert all(p.stat().st_size > 5000 for p in pictures)
+
+
+FAKE_QUARTO = """#!/bin/sh
+# quarto render FILE -o README.md ...: as quarto does from nbdev's cache folder, write _docs/README.md, if FILE exists
+[ "$1" = render ] && [ -f "$2" ] || { echo "quarto: no such file $2" >&2; exit 1; }
+mkdir -p _docs && echo "rendered from $2" > _docs/README.md
+"""
+
+
+def _nbdev_readme(tmp_path, readme_nb: str | None):
+    "Run `nbdev_readme` in a copy of the project's settings, README and front notebook, with a quarto that works."
+    proj = tmp_path / "proj"
+    (proj / "nbs").mkdir(parents=True)
+    settings = (ROOT / "settings.ini").read_text()
+    if readme_nb: settings = re.sub(r"(?m)^readme_nb = .*$", f"readme_nb = {readme_nb}", settings)
+    (proj / "settings.ini").write_text(settings)
+    (proj / "README.md").write_text("hand-written\n")
+    (proj / "nbs" / "index.ipynb").write_bytes((ROOT / "nbs" / "index.ipynb").read_bytes())
+    (tmp_path / "bin").mkdir()
+    quarto = tmp_path / "bin" / "quarto"
+    quarto.write_text(FAKE_QUARTO)
+    quarto.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{BIN}:{os.environ.get('PATH', '')}"}
+    r = subprocess.run([str(BIN / "nbdev_readme")], cwd=proj, env=env, capture_output=True, text=True, timeout=300)
+    return r, (proj / "README.md").read_text()
+
+
+def test_nbdev_readme_cannot_overwrite_the_readme(tmp_path):
+    r, readme = _nbdev_readme(tmp_path, None)
+    assert readme == "hand-written\n", "nbdev_readme rendered a notebook over README.md"
+    assert r.returncode != 0
+
+
+def test_nbdev_readme_would_overwrite_with_index(tmp_path):
+    "The control: with nbdev's default `readme_nb = index.ipynb` the same run does overwrite it."
+    r, readme = _nbdev_readme(tmp_path, "index.ipynb")
+    assert readme.startswith("rendered from"), (r.returncode, r.stderr[-2000:])
