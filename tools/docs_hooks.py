@@ -3,7 +3,7 @@
 - The chapters (`nbs/*.ipynb`) become pages under `chapters/`, rendered by mkdocs-jupyter with their saved outputs
   (nothing is executed), titled by their first heading.
 - Every module of the package gets an API page under `api/`, written by mkdocstrings from its docstrings and docments.
-- The navigation's "Chapters" and "Python API" sections list them, so a chapter or module added later needs no edit here.
+- The navigation's "Chapters" and "Python API" sections list them: a chapter or module added later needs no edit here.
 """
 from __future__ import annotations
 
