@@ -32,7 +32,7 @@ def test_quick_start_runs_as_written(tmp_path):
     block = readme_block("Quick start")
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
     r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=900)
+                       text=True, timeout=1500)
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     # the per-glimpse table of both models, then a line per image with the class after each glimpse
     assert re.search(r"MGNet: accuracy after each glimpse[^\n]*\n[^\n]*\naccuracy(\s+\d\.\d{4}){4}\n", r.stdout), \
