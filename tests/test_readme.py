@@ -37,7 +37,9 @@ def test_quick_start_runs_as_written(tmp_path):
     # the per-glimpse table of both models, then a line per image with the class after each glimpse
     assert re.search(r"MGNet: accuracy after each glimpse[^\n]*\n[^\n]*\naccuracy(\s+\d\.\d{4}){4}\n", r.stdout), \
         r.stdout[-3000:]
-    assert re.search(r"baseline: accuracy \d\.\d{4}", r.stdout), r.stdout[-3000:]
+    assert re.search(r"baseline: accuracy after each glimpse[^\n]*\n[^\n]*\naccuracy\s+\d\.\d{4}\n", r.stdout), \
+        r.stdout[-3000:]
+    assert re.search(r"MGNet vs baseline, last glimpse:\n  accuracy \d\.\d{4} vs \d\.\d{4}", r.stdout), r.stdout[-3000:]
     assert re.search(r"glimpse 4: \d", r.stdout), r.stdout[-3000:]
     res = json.loads((tmp_path / "quickstart.json").read_text())
     assert len(res["clean_acc"]) == 4 and len(res["baseline"]["clean_acc"]) == 1
