@@ -129,7 +129,7 @@ def _start(args, cwd):
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_epoch(log_dir, epoch, proc, timeout=120):
+def _wait_for_epoch(log_dir, epoch, proc, timeout=300):
     """Wait until some last.ckpt under log_dir records `epoch` (atomic writes: a file that exists is whole)."""
     t0 = time.time()
     while time.time() - t0 < timeout:
