@@ -11,7 +11,7 @@ from mgnet.lab.notebooks import ExperimentError, notebook_parameters, notebook_p
 TINY_TRAIN = dict(epochs=2, limit_train=6, learning_rate=0.02, n_iter=2, batch_size=16)
 NOTEBOOK_ONLY = {"mgnet_checkpoint", "baseline_checkpoint", "protocols", "eps_list", "paper_eps_list", "limit_images",
                  "corruptions", "severities", "corruption_dir", "corruption_images", "out_dir", "autoattack",
-                 "aa_images"}
+                 "aa_images", "recipe"}
 
 
 @pytest.fixture(autouse=True)

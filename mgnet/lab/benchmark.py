@@ -18,6 +18,7 @@ from ..files import check_out_dir, run_command
 from ..groups import TrainConfig
 from .notebooks import ExperimentError, notebook_parameters, notebook_path, run_notebook
 from .runs import RESULTS, config_from, seeds_table
+from ..recipes import from_recipe
 
 # %% auto #0
 __all__ = ['BASELINE_RECIPE', 'parse_value', 'benchmark_parser', 'benchmark_main']
@@ -74,6 +75,7 @@ def _check_params(src: Path, params: dict) -> None:
             try: defaults[k] = ast.literal_eval(v)
             except (ValueError, SyntaxError): pass
     cfg = {**defaults, **{k: v for k, v in params.items() if k in cfg_names}}
+    if "recipe" in known: cfg = from_recipe(params.get("recipe", parse_value(known["recipe"])), cfg)
     config_from(cfg)
     _check_laid_over("variant", params.get("variant"), cfg, cfg_names, "MGNet's", "{'loc_anchor': True}",
                      "an MGNetConfig field")
@@ -118,7 +120,10 @@ def _benchmark(args, prog: str) -> int:
     src = Path(args.notebook) if args.notebook.endswith(".ipynb") else notebook_path(args.notebook)
     if not src.is_file(): raise ConfigError("notebook", f"{args.notebook}: no such file")
     if args.list:
-        for k, v in notebook_parameters(src).items(): print(f"{k} = {v}")
+        known = notebook_parameters(src)
+        base = from_recipe(parse_value(known["recipe"]), {}) if "recipe" in known else {}
+        for k, v in known.items(): print(f"{k} = {v}" + (f"   (the recipe's: {base[k]!r})" if v == "None" and k in base
+                                                            else ""))
         return 0
     params = {k: parse_value(v) for k, v in args.parameter}
     try:

@@ -42,6 +42,7 @@ def notebook_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("MGNET_NOTEBOOKS"): dirs.append(Path(os.environ["MGNET_NOTEBOOKS"]))
     dirs.append(_PKG_DIR.parent / "nbs" / "experiments")
+    dirs.append(_PKG_DIR / "resources" / "experiments")        # shipped in the wheel
     dirs.append(Path.cwd() / "nbs" / "experiments")
     seen, out = set(), []
     for d in dirs:
@@ -55,8 +56,8 @@ def notebook_path(name: str) -> Path:
         if (d / fn).is_file(): return d / fn
     looked = ", ".join(str(d) for d in notebook_dirs())
     raise ExperimentError(f"experiment notebook {fn} not found; looked in: {looked}. "
-                          "The notebooks come with a checkout of mgnet (pip install -e . from it), "
-                          "or set MGNET_NOTEBOOKS to their folder")
+                          "The notebooks ship with the package (mgnet benchmark --notebook NAME takes benchmark, "
+                          "evaluate, explorer, sweep, train), or set MGNET_NOTEBOOKS to a folder of them")
 
 def default_sweep_dir() -> Path:
     ("Where sweeps and the explorer keep runs by default: `$MGNET_SWEEP_DIR`, else `runs/sweep` of the checkout, "
