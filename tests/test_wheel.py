@@ -39,7 +39,7 @@ def wheel_env(tmp_path_factory):
     return tmp, away, env
 
 
-def mgnet(env, cwd, *args, timeout=600):
+def mgnet(env, cwd, *args, timeout=900):
     code = "import sys; from mgnet.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
@@ -47,8 +47,9 @@ def mgnet(env, cwd, *args, timeout=600):
 
 def test_the_wheel_holds_and_uses_its_own_files(wheel_env):
     tmp, away, env = wheel_env
-    where = subprocess.run([sys.executable, "-c", "import mgnet.notebooks as n; print(n.notebook_path('benchmark'))"],
-                           cwd=away, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    probe = "import mgnet.lab.notebooks as n; print(n.notebook_path('benchmark'))"
+    where = subprocess.run([sys.executable, "-c", probe], cwd=away, env=env, capture_output=True, text=True,
+                           check=True).stdout.strip()
     assert Path(where).is_relative_to(tmp / "site" / "mgnet"), where      # the wheel's copy, not the checkout's
     r = mgnet(env, away, "recipes")
     assert r.returncode == 0 and "digits-benchmark" in r.stdout, r.stderr[-2000:]
