@@ -1,6 +1,11 @@
 """Train the clutter experiments one run at a time and append each run's record to a jsonl file.
 
     python docs/clutter_runs.py RECORDS.jsonl GROUP VARIANT SEED [--flag value ...]
+    python docs/clutter_runs.py RECORDS.jsonl --queue FILE [--after PID]   # the lines of FILE, one process
+
+With `--queue`, every line of FILE (`GROUP VARIANT SEED [--flag value ...]`; the file may grow while it runs) is run in
+this one process, after process PID has ended; the lines taken are counted in FILE.pos. One process saves the start-up
+(imports) of every run, minutes each on a loaded machine.
 
 Every run trains with `mgnet.train.fit` on one thread, then scores the last epoch's model ("final model") per glimpse
 on the validation objects placed anew (`placed_anew(copies, seed=1000 + data seed)`: other placements and other clutter
@@ -79,4 +84,22 @@ def main(records, group, variant, seed, *rest):
           f"IoU {' '.join(f'{a:.2f}' for a in rec['fresh_localisation']['glimpse_iou'])} in {secs:.0f} s", flush=True)
 
 
-if __name__ == "__main__": main(*sys.argv[1:])
+def queue(records, file, after=None):
+    pos = file + ".pos"
+    while after and os.path.exists(f"/proc/{after}"): time.sleep(10)
+    while True:
+        n = int(open(pos).read()) if os.path.exists(pos) else 0
+        lines = [line.split() for line in open(file) if line.strip()]
+        if n >= len(lines):
+            if os.path.exists(file + ".stop"): return
+            time.sleep(20); continue
+        with open(pos, "w") as f: f.write(str(n + 1))
+        print(f"[{time.strftime('%H:%M:%S', time.gmtime())}] {' '.join(lines[n])}", flush=True)
+        try: main(records, *lines[n])
+        except Exception as e: print(f"failed: {type(e).__name__}: {e}", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[2] == "--queue":
+        queue(sys.argv[1], sys.argv[3], int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--after" else None)
+    else: main(*sys.argv[1:])
