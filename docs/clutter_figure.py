@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from mgnet.checkpoint import load_checkpoint
 from mgnet.data import canvas_datasets
-from mgnet.figures import draw_glimpses, glimpse_pictures
+from mgnet.lab.figures import draw_glimpses, glimpse_pictures
 from mgnet.localisation import params_iou
 
 
