@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 
 # The chapters whose outputs are kept (a few seconds each on a CPU).
-CHAPTERS = ("01_geometry", "02_layers", "03_model", "04c_canvases", "05b_losses", "05d_clutter", "14_anytime",
-            "17_localisation")
+CHAPTERS = ("01_geometry", "02_layers", "03_model", "04c_canvases", "05b_losses", "05d_clutter", "07_flops",
+            "14_anytime", "17_localisation")
 
 # The same environment for every run: no GPU, no colour codes, a fixed hash seed. (Not one thread: some checks compare
 # floats that were computed with torch's default threads.)
