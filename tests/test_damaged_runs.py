@@ -137,7 +137,7 @@ def test_the_explorer_shows_the_rest_and_names_the_skipped(whole_run, tmp_path, 
     note = (f"skipped 2 damaged runs: broken_results ({RESULTS}: cut short or not JSON), "
             f"lost_checkpoint ({ckpt.name}: checkpoint missing)")
     assert note in ex.status.value and "drawn in" in ex.status.value, ex.status.value
-    ex.alpha.value = 0.6                                     # another run shown: still named, once
+    ex.run.value = ex.names.index("alpha0.6_s0.02_scale2")   # another run shown: still named, once
     assert "run <b>alpha0.6_s0.02_scale2</b>" in ex.status.value and ex.status.value.count(note) == 1
     assert capsys.readouterr().err == ""
 

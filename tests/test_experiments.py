@@ -14,7 +14,8 @@ NOTEBOOKS = ("train", "sweep", "benchmark", "explorer")
 TINY = dict(epochs=1, limit_train=2, limit_val=2, n_iter=2)
 NOTEBOOK_ONLY = {"out_dir", "images", "gallery", "alphas", "ss", "scales", "pgd_images", "corruptions", "severities",
                  "corruption_images", "anywhere_translate", "sweep_dir", "train_if_missing", "image", "parallel_runs",
-                 "torch_threads", "seeds", "fresh_placements", "variant", "baseline_recipe", "recipe"}
+                 "torch_threads", "seeds", "fresh_placements", "variant", "baseline_recipe", "recipe",
+                 "run", "glimpse", "filter", "sort", "view", "compare"}   # the explorer's first view
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ Debian's `chromium` (/usr/bin/chromium) driven by Playwright's Python package; n
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -166,34 +167,100 @@ def tiny_sweep(tmp_path_factory):
     return d
 
 
+def dropdown(page, description):
+    label = page.locator(".widget-label", has_text=re.compile(f"^{re.escape(description)}$"))
+    return page.locator(".widget-dropdown").filter(has=label).first
+
+
+def choose(page, description, starts):
+    """Choose the option of dropdown `description` whose text starts with `starts`, as a person does; its text."""
+    d = dropdown(page, description).locator("select")
+    options = d.locator("option").all_text_contents()
+    plain = lambda t: t.replace("\xa0", " ").strip()                 # ipywidgets shows spaces as no-break spaces
+    label = next((t for t in options if plain(t).startswith(starts)), None)
+    assert label is not None, f"dropdown {description!r}: no option starting {starts!r} in {options}"
+    d.select_option(label=label)
+    return plain(label)
+
+
+def button(page, text):
+    return page.locator("button", has_text=text).first
+
+
+def status_text(page):
+    return page.locator(STATUS).first.text_content()
+
+
+def drawn(page):
+    """The redraw time the kernel measured for the picture shown (the status line's "drawn in X s")."""
+    return float(re.search(r"drawn in ([\d.]+) s", status_text(page))[1])
+
+
+def wait_picture(page, old):
+    page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(old)}")
+    return page.locator("img.widget-image").get_attribute("src")
+
+
 def test_explorer_in_jupyterlab(tmp_path, tiny_sweep):
+    """Runs from the dropdown, a filter and its next button, the set view, a comparison, an upload, the share call."""
     with explorer_page(tmp_path, tiny_sweep) as page:
-        status = page.locator(STATUS)
-        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('image 0,')")
-        assert "alpha0.6_s0.02_scale2" in status.text_content() and "GFLOPs" in status.text_content()
+        times = []
+        wait_status(page, "image 0 of")
+        assert "alpha0.6_s0.02_scale2" in status_text(page) and "GFLOPs" in status_text(page)
         img = page.locator("img.widget-image")
-        first = img.get_attribute("src")
-        assert first and img.bounding_box()["width"] > 300
+        src = img.get_attribute("src")
+        assert src and img.bounding_box()["width"] > 300
 
         press(page, "image")                                   # image 0 → 1
-        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('image 1,')")
-        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(first)}")
-        second = img.get_attribute("src")
+        wait_status(page, "image 1 of"); src = wait_picture(page, src); times.append(drawn(page))
 
-        press(page, "s")                                       # s 0.02 → 1: another run
-        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('alpha0.6_s1_scale2')")
-        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(second)}")
+        choose(page, "run", "1: alpha0.6_s1_scale2")           # another run, from the runs that exist
+        wait_status(page, "run alpha0.6_s1_scale2"); src = wait_picture(page, src); times.append(drawn(page))
 
         press(page, "glimpses", "ArrowLeft")                   # 2 glimpses → 1
-        page.wait_for_function("document.querySelector('.mgnet-status').textContent.includes('1 glimpse shown')")
+        wait_status(page, "1 glimpse shown of 2"); times.append(drawn(page))
 
-        third = img.get_attribute("src")                       # your own image under the sliders
-        upload(page, digit_png(tmp_path / "mine.png", 7, size=(96, 64), at=(60, 20)))
-        wait_status(page, "(uploaded mine.png), 1 glimpse shown")
-        page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(third)}")
+        label = choose(page, "filter", "wrong after glimpse 2")   # the errors, counted in the dropdown
+        n = int(re.search(r"\((\d+)\)$", label)[1])
+        assert n >= 2, label                                   # a model trained for a moment: errors to find
+        page.wait_for_function("/wrong after glimpse 2: \\d+ of /.test(document.querySelector('.mgnet-status')"
+                               ".textContent)")
+        times.append(drawn(page))
+        k = int(re.search(rf"wrong after glimpse 2: (\d+) of {n}", status_text(page))[1])   # the image is one of them
+        assert f"wrong after glimpse 2: {n}" in page.locator(".mgnet-counts").text_content()
+        button(page, "next ▶" if k < n else "◀ previous").click()
+        wait_status(page, f"wrong after glimpse 2: {k + 1 if k < n else k - 1} of {n}"); src = wait_picture(page, src)
+        times.append(drawn(page))
+
+        page.locator(".widget-toggle-buttons button", has_text="glimpses over the set").click()   # the set view
+        src = wait_picture(page, src); times.append(drawn(page))
+        opened = choose(page, "open", "image ")                # a point of the set opens its image
+        page.wait_for_function("document.querySelector('.widget-toggle-buttons button.mod-active').textContent"
+                               " === 'image'")
+        wait_status(page, f"{opened.split(':')[0]} of"); src = wait_picture(page, src); times.append(drawn(page))
+
+        choose(page, "compare with", "0: alpha0.6_s0.02_scale2")   # the two runs on the same image
+        page.wait_for_function("document.querySelector('.widget-toggle-buttons button.mod-active').textContent"
+                               " === 'compare'")
+        src = wait_picture(page, src); times.append(drawn(page))
+
+        upload(page, digit_png(tmp_path / "mine.png", 7, size=(96, 64), at=(60, 20)))   # your own image
+        wait_status(page, "(uploaded mine.png), 1 glimpse shown"); src = wait_picture(page, src)
+        times.append(drawn(page))
+
+        button(page, "share").click()
+        page.wait_for_function("[...document.querySelectorAll('.widget-text input')].some(e => "
+                               "e.value.startsWith('explore('))")
+        call = next(v for v in page.locator(".widget-text input").evaluate_all("es => es.map(e => e.value)")
+                    if v.startswith("explore("))
+        assert "run='alpha0.6_s1_scale2'" in call and "view='compare'" in call and "filter='wrong@2'" in call, call
         assert errors(page) == 0
-        assert "error" not in status.text_content()
+        assert "error" not in status_text(page)
         assert page.locator(".widget-output .jp-OutputArea-output").count() == 0    # nothing in the explorer's log
+    import statistics
+    print(f"\nexplorer redraw times measured in the kernel ({len(times)} redraws, JupyterLab + Chromium): "
+          f"median {statistics.median(times):.3f} s, max {max(times):.3f} s "
+          f"(issue 45's bound: 0.3 s median on a quiet 2-core CPU; not asserted: the machine is shared)")
 
 
 def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
@@ -209,12 +276,12 @@ def test_explorer_on_a_checkpoint_with_an_upload(tmp_path, tiny_sweep):
     for k in (3, 4): digit_png(tmp_path / "imgs" / f"digit{k}.png", k)
     mine = digit_png(tmp_path / "mine.png", 5, size=(96, 64), at=(60, 20))
     with explorer_page(tmp_path, tiny_sweep, checkpoint=str(ckpt), images=str(tmp_path / "imgs")) as page:
-        wait_status(page, "image 1 of 2: " + str(tmp_path / "imgs" / "digit3.png"))
+        wait_status(page, "image 0 of 0–1 (" + str(tmp_path / "imgs" / "digit3.png"))
         img = page.locator("img.widget-image")
         before_src = img.get_attribute("src")
         before = picture(page)
         upload(page, mine)
-        wait_status(page, "image 3 of 3: uploaded mine.png")
+        wait_status(page, "image 2 of 0–2 (uploaded mine.png)")
         page.wait_for_function(f"document.querySelector('img.widget-image').src !== {json.dumps(before_src)}")
         shown = picture(page)
         assert errors(page) == 0

@@ -29,6 +29,8 @@ LIBRARY = [
 LAB = [
     {"lab.notebooks", "lab.runs"},
     {"lab.figures"},
+    {"lab.explorer_filters", "lab.explorer_views"},                        # the explorer's filters and pictures
+    {"lab.explorer_widgets"},                                             # its widgets
     {"lab.experiments", "lab.explorer", "lab.benchmark"},
 ]
 # The one command, `mgnet <verb>`, stands on both (it loads a verb's module by name when the verb runs).

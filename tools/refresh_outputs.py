@@ -31,9 +31,9 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 
-# The chapters whose outputs are kept (a few seconds each on a CPU).
+# The chapters whose outputs are kept (a few seconds each on a CPU; 12_explorer trains two tiny runs first).
 CHAPTERS = ("01_geometry", "02_layers", "03_model", "04c_canvases", "05b_losses", "05d_clutter", "07_flops",
-            "14_anytime", "17_localisation")
+            "12_explorer", "12b_explorer_views", "14_anytime", "17_localisation")
 
 # The same environment for every run: no GPU, no colour codes, a fixed hash seed. (Not one thread: some checks compare
 # floats that were computed with torch's default threads.)
