@@ -80,6 +80,7 @@ def test_sweep_notebook_skips_points_done(tmp_path):
 
 def test_explorer_notebook_trains_a_grid_when_there_is_none(tmp_path):
     sweep = tmp_path / "empty"
+    sweep.mkdir()                                            # a folder that does not exist is refused (a typo)
     nb = execute("explorer", tmp_path, sweep_dir=str(sweep), alphas=[0.6], ss=[0.02, 1.0], scales=[2.0],
                  image=3, **TINY)
     assert [r["name"] for r in load_runs(sweep)] == ["alpha0.6_s0.02_scale2", "alpha0.6_s1_scale2"]
