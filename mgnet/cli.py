@@ -21,8 +21,8 @@ from .recipes import NO_RECIPE, best_recipe, config_yaml, get_recipe, recipe_dir
 
 # %% auto #0
 __all__ = ['VERBS', 'bench_alias', 'benchmark_alias', 'corrupt_alias', 'corruptions_alias', 'imagenet100_alias',
-           'imagenet100c_alias', 'add_config_flags', 'make_parser', 'train_parser', 'test_parser', 'train_main',
-           'test_main', 'recipes_main', 'export_main', 'load', 'usage', 'main', 'alias']
+           'imagenet100c_alias', 'RemovedFlag', 'add_config_flags', 'make_parser', 'train_parser', 'test_parser',
+           'train_main', 'test_main', 'recipes_main', 'export_main', 'load', 'usage', 'main', 'alias']
 
 # %% ../nbs/08_cli.ipynb #ed92e28e
 _ALIASES = {"gpus": ["--gpu"]}
@@ -31,6 +31,12 @@ def _base_type(tp):
     "`int | None` → `int`; `list[int] | None` → `list[int]`."
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1 else tp
+
+class RemovedFlag(argparse.Action):
+    "A flag whose option was removed (`MGNetConfig.removed_options`): the parser stops with one line saying why."
+    def __call__(self, parser, namespace, values, option_string=None):
+        why = MGNetConfig.removed_options[self.dest].why
+        parser.exit(2, f"{parser.prog}: error: {option_string} was removed: {why}\n")
 
 def add_config_flags(p: argparse.ArgumentParser, keep=lambda f: True, note=lambda f: "") -> argparse.ArgumentParser:
     "Add one flag per `MGNetConfig` field that `keep(field)` accepts, grouped as the config groups them."
@@ -46,6 +52,8 @@ def add_config_flags(p: argparse.ArgumentParser, keep=lambda f: True, note=lambd
         elif typing.get_origin(tp) is list: kw.update(type=typing.get_args(tp)[0], nargs="+", metavar="N")
         else: kw.update(type=tp, metavar=f.name.upper() if md["choices"] is None else None, choices=md["choices"])
         g.add_argument(f"--{f.name}", *_ALIASES.get(f.name, []), dest=f.name, **kw)
+    for name in MGNetConfig.removed_options:       # measured, did not work, removed: one line saying why, exit 2
+        p.add_argument(f"--{name}", nargs="?", action=RemovedFlag, help=argparse.SUPPRESS)
     return p
 
 def make_parser() -> argparse.ArgumentParser:

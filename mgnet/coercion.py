@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 # %% auto #0
-__all__ = ['flag', 'coerce_fields', 'check_value', 'check_choice', 'ConfigGroup']
+__all__ = ['flag', 'coerce_fields', 'check_value', 'check_choice', 'Removed', 'ConfigGroup']
 
 # %% ../nbs/00d_coercion.ipynb #0ec83908
 def flag(default, help, choices=None, group="general", **kw):
@@ -88,10 +88,37 @@ def check_choice(c, name: str):
     check_value(getattr(c, name) in choices, name,
                 f"invalid choice {getattr(c, name)!r} (choose from {', '.join(choices)})")
 
+@dataclass(frozen=True)
+class Removed:
+    "An option that was removed: the value that meant 'off', whether the network depended on it, and why it went."
+    neutral: Any
+    network: bool
+    why: str
+
 @dataclass
 class ConfigGroup:
     "What every config group shares: typed values, a plain dict and back, a changed copy, and its own checks."
+    removed_options = {}   # {name: Removed}: options a group no longer has (a class attribute, not a field)
+
+    def __new__(cls, *args, **kw):
+        "An option that was removed, passed by name, is one `ConfigError` saying why it went."
+        for k in kw:
+            if k in cls.removed_options: raise ConfigError(k, f"was removed: {cls.removed_options[k].why}")
+        return super().__new__(cls)
+
     def __post_init__(self): coerce_fields(self)
+
+    @classmethod
+    def without_removed(cls, d: dict, saved: bool = True) -> dict:
+        """`d` less the removed options. At their neutral value they are dropped; otherwise a `ConfigError` says why
+        they went, except in a `saved` config (a checkpoint's, a run's) for those the network never depended on."""
+        out = {}
+        for k, v in d.items():
+            r = cls.removed_options.get(k)
+            if r is None: out[k] = v
+            elif v != r.neutral and (r.network or not saved):
+                raise ConfigError(k, f"{v!r}: the option was removed: {r.why}")
+        return out
 
     @classmethod
     def field_names(cls) -> list[str]: return [f.name for f in fields(cls)]
@@ -102,7 +129,8 @@ class ConfigGroup:
 
     @classmethod
     def from_dict(cls, d: dict, strict: bool = False):
-        "Build from a dict; keys that are not fields raise with `strict`, else are ignored."
+        "Build from a dict; keys that are not fields raise with `strict`, else are ignored (removed options: above)."
+        d = cls.without_removed(d)
         names = set(cls.field_names())
         extra = sorted(set(d) - names)
         if strict and extra: raise ConfigError(extra[0], f"unknown hyperparameter(s): {', '.join(extra)}")

@@ -28,8 +28,7 @@ __all__ = ['SINGLE_GLIMPSE', 'ORIGINAL_DEFAULTS', 'MGNetConfig']
 # %% ../nbs/00_config.ipynb #a0ba14c0
 SINGLE_GLIMPSE = dict(**SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, centre_coef=0.0,
                        evidence_coef=0.0,
-                       n_iter_coef=None, step_by_step=False, attack_glimpse=0, loc_lr=1.0,
-                       s_warmup=0)   # nothing to localise with one look
+                       n_iter_coef=None, step_by_step=False, attack_glimpse=0)   # nothing to localise with one look
 
 @dataclass
 class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, ModelFlags, DataConfig):
@@ -40,7 +39,8 @@ class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, ModelFlags, Da
         _check_across(self)
 
     def resolved(self) -> MGNetConfig:
-        "A validated copy with dataset-dependent defaults filled in."
+        "A validated copy with dataset-dependent defaults filled in; once: a resolved config is returned as it is."
+        if self.is_resolved: return self
         c = self.replace(**SINGLE_GLIMPSE) if self.n_iter == 1 else self
         c.validate()
         spec, img_size = c.spec, c.img_size or c.spec.img_size
@@ -57,7 +57,14 @@ class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, ModelFlags, Da
         if c.num_class is None and spec.classes: kw["num_class"] = len(spec.classes)
         if c.class_names is None and spec.classes: kw["class_names"] = list(spec.classes)
         if c.ge is not None and c.ge_final is None: kw["ge_final"] = c.ge
-        return c.replace(**kw)
+        out = c.replace(**kw)
+        out._resolved = True          # not a field: a changed copy (`replace`) is resolved anew
+        return out
+
+    @property
+    def is_resolved(self) -> bool:
+        "Is this the checked run description `resolved` returns (and not changed since)?"
+        return self.__dict__.get("_resolved", False)
 
     def group(self, cls: type):
         "The typed piece `cls` of this config (`DataConfig`, `TrainConfig`, ...): its fields, as they are set here."
@@ -111,11 +118,8 @@ def _run_name(self: MGNetConfig) -> str:
              f"div{c.div_coef:g}" if c.div_coef else "",
              f"ctr{c.centre_coef:g}" if c.centre_coef else "", f"evd{c.evidence_coef:g}" if c.evidence_coef else "",
              "noclue" if c.no_spatial_clue else "", "nodetach" if c.no_detach else "",
-             "lzero" if c.loc_init == "zero" else "", f"llr{c.loc_lr:g}" if c.loc_lr != 1.0 else "",
-             f"sw{c.s_warmup}" if c.s_warmup else "",
-             "coord" if c.coord_channels else "", f"kp{c.keypoints}" if c.keypoints else "",
-             ("anchor" + ("+off" if c.anchor_offset else "") + ("+mass" if c.anchor_map == "mass" else ""))
-             if c.loc_anchor else "",
+             "lzero" if c.loc_init == "zero" else "", f"kp{c.keypoints}" if c.keypoints else "",
+             ("anchor" + ("+mass" if c.anchor_map == "mass" else "")) if c.loc_anchor else "",
              f"ds{c.data_seed}" if c.data_seed is not None else "",
              "pre" if c.pretrained else "", c.tag or ""]
     return "_".join(p for p in parts if p).replace(" ", "")

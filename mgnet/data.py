@@ -140,10 +140,10 @@ def first_batches(ds: Dataset, limit: float, batch_size: int) -> Dataset:
 # %% ../nbs/05_data.ipynb #c3198f1e
 class MGNetData(L.LightningDataModule):
     "Train/val data loaders for a config."
-    def __init__(self, cfg: MGNetConfig):
+    def __init__(self, cfg: MGNetConfig, info: DataInfo | None = None):   # `info`: the caller's `data_info(cfg)`
         super().__init__()
         self.cfg = cfg.resolved()
-        self.info = data_info(self.cfg, need_train=not self.cfg.test)
+        self.info = info if info is not None else data_info(self.cfg, need_train=not self.cfg.test)
         self.train_ds, self.val_ds = self._datasets()     # now, so bad data fails before anything is written
         if self.cfg.test: self.val_ds = first_batches(self.val_ds, self.cfg.limit_val, self.cfg.batch_size)
 

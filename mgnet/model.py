@@ -85,18 +85,15 @@ def create_backbone(name: str, in_chans: int = 3, pretrained: bool | str = False
 # %% ../nbs/03_model.ipynb #6823f719
 class GlimpseSampler(nn.Module):
     "Resample `floor(H / scale)`-pixel square glimpses of an image at glimpse parameters `(σ, tx, ty)`."
-    def __init__(self, scale: float, coords: bool = False):
+    def __init__(self, scale: float):
         super().__init__()
-        self.scale, self.coords = float(scale), coords
+        self.scale = float(scale)
     def size(self, height: int) -> int:
         "Glimpse side for an image of `height` pixels."
         return int(height // self.scale)
     def forward(self, img: Tensor, params: Tensor) -> Tensor:
-        g = sample_glimpse(img, params, self.size(img.size(-2)))
-        if not self.coords: return g
-        # two more channels: where each sample lies on the image, in normalised coordinates (x, then y)
-        return torch.cat([g, glimpse_grid(params.to(img.dtype), g.size(-1)).permute(0, 3, 1, 2)], 1)
-    def extra_repr(self) -> str: return f"scale={self.scale}" + (", coords=True" if self.coords else "")
+        return sample_glimpse(img, params, self.size(img.size(-2)))
+    def extra_repr(self) -> str: return f"scale={self.scale}"
 
 # %% ../nbs/03_model.ipynb #307fa3ac
 def _kaiming_linear(fc: nn.Linear) -> nn.Linear:
@@ -233,9 +230,8 @@ class GlimpseSteps:
         kp = h[:, -2 * self.keypoints.k:]
         a = self.loc_network(torch.cat([o, kp], -1))
         if not self.cfg.loc_anchor: return a
-        centre = kp[:, :2] + a[:, 1:] if self.cfg.anchor_offset else kp[:, :2]   # on the first keypoint (plus offset)
-        room = 1 - a[:, :1]
-        return torch.cat([a[:, :1], torch.maximum(torch.minimum(centre, room), -room)], 1)
+        room = 1 - a[:, :1]                                       # on the first keypoint, inside the image
+        return torch.cat([a[:, :1], torch.maximum(torch.minimum(kp[:, :2], room), -room)], 1)
 
     def token(self, h: Tensor, a: Tensor) -> Tensor:
         "Token `z = [h ; a]` `(B, D+3)` of a glimpse's feature and parameters (detached, or zeros, as configured)."
@@ -270,20 +266,21 @@ class MGNet(GlimpseSteps, ConfigRecord, PretrainedMixin, nn.Module):
                  feat_dim: int | None = None, **kw):
         "Build from a `ModelConfig`, or an `MGNetConfig` (default: its defaults; `kw`: changes) kept as `full_cfg`."
         super().__init__()
-        if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.replace(**kw).resolved()
+        cfg = cfg if cfg is not None else MGNetConfig()
+        cfg = cfg.replace(**kw) if kw else cfg                   # a resolved config comes down as it is
+        if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.resolved()
         else:
-            self.full_cfg = (cfg or MGNetConfig()).replace(**kw).resolved()
+            self.full_cfg = cfg.resolved()
             cfg = self.full_cfg.model_config()
         self.cfg: ModelConfig = cfg
-        in_chans = cfg.in_chans + (2 if cfg.coord_channels else 0)
         if backbone is None:
-            backbone, feat_dim = create_backbone(cfg.model, in_chans, cfg.pretrained and cfg.pretrained_weights)
+            backbone, feat_dim = create_backbone(cfg.model, cfg.in_chans, cfg.pretrained and cfg.pretrained_weights)
         elif feat_dim is None:
             raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
         kp = 2 * cfg.keypoints
         dim = feat_dim + kp + 3
         self.backbone = backbone.to(memory_format=torch.channels_last) if cfg.channels_last else backbone
-        self.glimpse_gen = GlimpseSampler(cfg.scale, cfg.coord_channels)
+        self.glimpse_gen = GlimpseSampler(cfg.scale)
         self.feat_fusion = FeatureFusion(dim, cfg.dropout)
         self.loc_network = Localisation(dim + kp, cfg.scale_min, cfg.scale_max, cfg.trans_method, cfg.s, cfg.loc_init)
         self.global_fc = Classifier(dim, cfg.num_class)

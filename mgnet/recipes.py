@@ -37,6 +37,8 @@ def read_yaml(path: str | Path, flag: str = "config") -> dict:
 def config_fields(d: dict, source: str, flag: str = "config") -> dict:
     "`d` checked to hold only `MGNetConfig` fields; a `ConfigError` names `source` and the first unknown key."
     if not isinstance(d, dict): raise ConfigError(flag, f"{source}: `config` must be a mapping of settings")
+    try: d = MGNetConfig.without_removed(d, saved=False)   # a removed option: dropped if neutral, else one line
+    except ConfigError as e: raise ConfigError(flag, f"{source}: {e}") from None
     bad = sorted(set(d) - set(MGNetConfig.field_names()))
     if bad: raise ConfigError(flag, f"{source}: {bad[0]!r} is not a setting (see mgnet train --help)")
     return dict(d)

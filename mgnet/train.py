@@ -44,28 +44,14 @@ from mgnet.resume import (
 )
 
 # %% auto #0
-__all__ = ['param_groups', 'warmed_s', 'optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings',
-           'RunResult', 'make_trainer', 'epoch_batches', 'log_interval', 'allocator_chosen_by_user',
-           'hold_freed_memory', 'data_config', 'late_collapse', 'EpochHook', 'fit']
-
-# %% ../nbs/06_train.ipynb #efea432c
-def param_groups(model: MGNet, lr: float, loc_lr: float = 1.0) -> tuple[list, float | list[float]]:
-    "Optimiser parameter groups and their peak learning rates: one group, or the localisation head's at `lr · loc_lr`."
-    if loc_lr == 1.0: return list(model.parameters()), lr
-    head = list(model.loc_network.parameters())
-    ids = {id(p) for p in head}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    return [{"params": rest, "lr": lr}, {"params": head, "lr": lr * loc_lr}], [lr, lr * loc_lr]
-
-# %% ../nbs/06_train.ipynb #12b67272
-def warmed_s(s: float, warmup_steps: float, step: int) -> float:
-    "The re-scaler's factor at optimiser step `step` of a linear warm-up from 0 to `s` over `warmup_steps` (0: `s`)."
-    return s if warmup_steps <= 0 else s * min(1.0, step / warmup_steps)
+__all__ = ['optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings', 'RunResult', 'make_trainer',
+           'epoch_batches', 'log_interval', 'allocator_chosen_by_user', 'hold_freed_memory', 'data_config',
+           'late_collapse', 'EpochHook', 'fit']
 
 # %% ../nbs/06_train.ipynb #ab39a754
 def optimiser_schedule(model: nn.Module, c: MGNetConfig, total: int) -> dict:
     "Optimiser and learning-rate schedule of `c` for `model` over `total` steps, as configure_optimizers returns them."
-    params, lrs = param_groups(model, c.learning_rate, c.loc_lr)
+    params, lrs = model.parameters(), c.learning_rate
     if c.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=c.learning_rate, momentum=0.9, weight_decay=c.weight_decay)
     else: opt = torch.optim.Adam(params, lr=c.learning_rate, weight_decay=c.weight_decay)
@@ -140,11 +126,6 @@ class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
         logged = self._step_logged()
         ge = self.model.ge
         if ge is not None: ge.set_progress(self.global_step / max(1, self.trainer.estimated_stepping_batches))
-        if self.cfg.s_warmup:
-            per_epoch = self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)
-            s = self.model.loc_network.grad_rescaler.s = warmed_s(self.cfg.s, self.cfg.s_warmup * per_epoch,
-                                                                  self.global_step)
-            if logged: self.log("train/s", s, on_step=True, on_epoch=False)
         out = self.model(x)
         parts = mgnet_loss(out, y, self.cfg, self.model, x)
         if not torch.isfinite(parts.loss): self._non_finite(f"non-finite loss ({parts.loss.item()})")
@@ -301,7 +282,7 @@ def fit(cfg: MGNetConfig, progress: bool = True,
     info = data_info(cfg)
     cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data, lit = MGNetData(data_config(cfg)), LitMGNet(cfg)
+    data, lit = MGNetData(data_config(cfg), info), LitMGNet(cfg)       # the data described once
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)
     if ckpt_path: check_resume(cfg, ckpt_path, lit.model)
     check_out_dir(run_dir or Path("/tmp" if cfg.tmp else ".") / cfg.log_dir, "log_dir")   # before any work

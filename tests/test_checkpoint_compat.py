@@ -227,3 +227,24 @@ def test_original_readme_test_command(tmp_path, mgnet_cmd):
                      "--n_iter", 4, "--model", "resnet18", "--checkpoint", "resnet18_ours", cwd=tmp_path)
     assert bad.returncode == 2 and "the checkpoint has 5 classes, the model 7" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("removed, expect", [
+    ({"coord_channels": False, "anchor_offset": False, "loc_lr": 1.0, "s_warmup": 0}, None),   # neutral: dropped
+    ({"loc_lr": 10.0, "s_warmup": 16}, None),              # training only: the network is the same, the model loads
+    ({"coord_channels": True}, "its stored configuration is invalid: --coord_channels: True: the option was removed"),
+])
+def test_checkpoint_from_before_options_were_removed(tmp_path, removed, expect):
+    """A checkpoint written while the removed options existed still loads (they are ignored where the network did not
+    depend on them); one whose network did is refused in one line, not loaded wrong."""
+    model = mgnet.MGNet(mgnet.MGNetConfig(n_iter=2))
+    path = mgnet.save_checkpoint(model, tmp_path / "m.ckpt")
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["hyper_parameters"] = {**ckpt["hyper_parameters"], **removed}
+    torch.save(ckpt, path)
+    if expect is None:
+        loaded = mgnet.load_checkpoint(path)
+        x = torch.randn(2, 1, 64, 64)
+        with torch.no_grad(): assert torch.equal(loaded.eval()(x).logits, model.eval()(x).logits)
+    else:
+        with pytest.raises(CheckpointError, match=expect): mgnet.load_checkpoint(path)   # one line naming the file

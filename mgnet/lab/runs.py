@@ -39,6 +39,8 @@ __all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 
 def config_from(namespace: dict, **overrides) -> MGNetConfig:
     "An `MGNetConfig` from the variables of `namespace` that are config fields, with `overrides` on top; validated."
     names = set(MGNetConfig.field_names())
+    MGNetConfig.without_removed({k: v for k, v in namespace.items() if k in MGNetConfig.removed_options},
+                                saved=False)                       # a removed option passed (papermill -p): one line
     kw = {k: v for k, v in namespace.items() if k in names and not k.startswith("_")}
     cfg = MGNetConfig(**{**kw, **overrides})
     cfg.validate()
@@ -111,8 +113,10 @@ def load_run(run_dir: str | os.PathLike) -> dict:
 def _differences(done: dict, asked: dict) -> list[str]:
     "The `_SAME` fields where a run's config differs from the one asked for; a field it predates counts as its default."
     default, asked = MGNetConfig().to_dict(), json.loads(json.dumps(asked))     # tuples as JSON has them: lists
-    return [f"{k}={done.get(k, default[k])!r} (asked {asked.get(k)!r})" for k in _SAME
-            if done.get(k, default[k]) != asked.get(k)]
+    removed = [f"{k}={v!r} (an option since removed)" for k, v in done.items()      # trained with what is gone
+               if k in MGNetConfig.removed_options and v != MGNetConfig.removed_options[k].neutral]
+    return removed + [f"{k}={done.get(k, default[k])!r} (asked {asked.get(k)!r})" for k in _SAME
+                      if done.get(k, default[k]) != asked.get(k)]
 
 def reusable_run(out_dir: str | os.PathLike, cfg: MGNetConfig) -> dict | None:
     ("The finished run of `cfg` in `out_dir` (`skipped` True), or None when it is to be trained: no `results.json` "
