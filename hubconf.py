@@ -1,10 +1,10 @@
 """torch.hub entry point: `torch.hub.load(REPO_DIR, "mgnet", source="local", weights=DIR)`.
 
-`weights` is a weights folder (config.json + model.safetensors, as `mgnet export` or `MGNet.save_pretrained` writes);
-without it, a new MGNet is built from keyword arguments (any `MGNetConfig` field). The mgnet package must be installed
-(`pip install -e .` in the repository).
+`weights` is a weights folder (config.json, model.safetensors, README.md: as `mgnet export` or `save_pretrained` write
+it); without it, a new MGNet is built from keyword arguments (any `MGNetConfig` field). The mgnet package must be
+installed (`pip install -e .` in the repository).
 """
-dependencies = ["torch", "torchvision", "safetensors"]
+dependencies = ["torch", "torchvision", "safetensors", "timm", "huggingface_hub"]
 
 
 def mgnet(weights=None, **kwargs):

@@ -44,7 +44,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_path"]: ["resources/*", "resources/recipes/*.yaml"]},   # recipes: mgnet.recipes
     install_requires=_list("requirements"),
-    extras_require={"dev": _list("dev_requirements")},
+    extras_require={"dev": _list("dev_requirements"), "onnx": _list("onnx_requirements")},
     entry_points={
         "console_scripts": _list("console_scripts"),
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import pickle
 import re
@@ -19,13 +20,14 @@ from torch import nn
 from .config import ORIGINAL_DEFAULTS, MGNetConfig
 from .errors import MGNetError
 from .files import atomic_write, package_version
+from .flops import baseline_gflops, glimpse_gflops
 from .groups import ModelConfig
 from .model import MGNet
 from .weights import CheckpointError, check_state_dict, is_weights_dir, read_weights_dir
 
 # %% auto #0
 __all__ = ['CKPT_SUFFIXES', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'fit_report', 'load_checkpoint',
-           'atomic_torch_save', 'save_checkpoint', 'export_weights']
+           'atomic_torch_save', 'save_checkpoint', 'card_results', 'export_weights']
 
 # %% ../nbs/04_checkpoint.ipynb #bf68424e
 class _Inert:
@@ -123,18 +125,19 @@ def fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) -> 
     raise CheckpointError("; ".join(msg))
 
 # %% ../nbs/04_checkpoint.ipynb #c1869d59
-def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path]:
-    "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder."
+def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path, bool]:
+    "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder; does the config hold a run?"
     if is_weights_dir(path):
         d, sd = read_weights_dir(path, map_location)
-        return _stored_config(MGNet.config_from_dict, d, Path(path) / "config.json"), sd, Path(path)
+        has_run = "preprocessing" not in d and "dataset" in d          # a folder of an earlier mgnet: the full config
+        return _stored_config(MGNet.config_from_dict, d, Path(path) / "config.json"), sd, Path(path), has_run
     file = find_checkpoint(path)
     ckpt = read_checkpoint(file, map_location)
     if not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"{file}: no 'state_dict' inside (found: {', '.join(map(str, ckpt)) or 'nothing'})")
     sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     if not sd: raise CheckpointError(f"{file}: its state_dict has no 'model.' weights")
-    return _stored_config(checkpoint_config, ckpt, file), sd, file
+    return _stored_config(checkpoint_config, ckpt, file), sd, file, True
 
 def _stored_config(read, stored, file: Path):
     "`read(stored)`, the configuration a file holds; one `CheckpointError` naming the file when it is malformed."
@@ -145,13 +148,14 @@ def _stored_config(read, stored, file: Path):
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
     ("The `MGNet` stored at `path` (a checkpoint file, a directory holding one, or a weights folder), in eval mode. "
      "`overrides` change config fields.")
-    cfg, sd, file = _read(path, map_location)
+    cfg, sd, file, has_run = _read(path, map_location)
     model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
     check_state_dict({k: v for k, v in sd.items() if not isinstance(v, torch.Tensor)}, {}, file)  # tensors only
     fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
     check_state_dict(sd, model, file)       # then dtypes and values
     model.load_state_dict(sd)
     model.checkpoint_path = file
+    if not has_run: model.recipe = None        # a weights folder keeps the network and its preprocessing only
     names = model.full_cfg.class_names if model.full_cfg else None
     model.classes = tuple(names) if names and len(names) == model.cfg.num_class else None
     return model.eval()
@@ -169,7 +173,30 @@ def save_checkpoint(model: MGNet, path: str | os.PathLike) -> Path:
     return atomic_torch_save({"state_dict": sd, "hyper_parameters": model.config_dict(),
                               "mgnet_version": package_version()}, path)
 
-def export_weights(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    "Convert a checkpoint (this project's or the original's) to a weights folder (`config.json` + `model.safetensors`)."
-    try: return load_checkpoint(checkpoint).save_pretrained(out_dir, overwrite=overwrite)
+def card_results(model: MGNet, results: str | os.PathLike | None = None) -> dict | None:
+    ("What a model card reports of `model`: GFLOPs per glimpse (fvcore, counted now, when its image size is known) and "
+     "accuracy per glimpse from `results`, a JSON file of `mgnet test --results` (or of training's `--results`).")
+    out = {}
+    if model.full_cfg is not None:
+        size = model.full_cfg.img_size
+        out.update(gflops=glimpse_gflops(model, size), baseline_gflops=baseline_gflops(model.full_cfg, size))
+    if results is not None:
+        try: r = json.loads(Path(results).read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{results}: not a readable JSON results file ({e})") from None
+        acc = r.get("clean_acc") if isinstance(r, dict) else None
+        if not (isinstance(acc, list) and len(acc) == model.cfg.n_iter):
+            raise CheckpointError(f"{results}: no clean_acc with one accuracy per glimpse ({model.cfg.n_iter}) inside")
+        data = (r.get("config") or {}).get("dataset")
+        out.update(accuracy=[float(a) for a in acc],
+                   measured_on=f"the validation images of {data}" if data else f"the data of {Path(results).name}")
+    return out or None
+
+def export_weights(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False,
+                   results: str | os.PathLike | None = None) -> Path:
+    ("Convert a checkpoint (this project's or the original's) to a weights folder: `config.json` (the network and its "
+     "preprocessing), `model.safetensors`, and a model card with the recipe and `card_results`.")
+    model = load_checkpoint(checkpoint)
+    model.results = card_results(model, results)
+    try: return model.save_pretrained(out_dir, overwrite=overwrite)
     except FileExistsError as e: raise CheckpointError(str(e)) from None

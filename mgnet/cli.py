@@ -14,6 +14,7 @@ import textwrap
 import types
 import typing
 from dataclasses import fields
+from pathlib import Path
 
 from .config import MGNetConfig
 from .files import run_command
@@ -144,15 +145,28 @@ def recipes_main(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/08_cli.ipynb #a8f35cb8
 def export_main(argv: list[str] | None = None) -> int:
-    "`mgnet export CKPT DIR`: a checkpoint as a weights folder."
+    "`mgnet export CKPT DIR [--onnx]`: a checkpoint as a weights folder (and an ONNX model, checked)."
     p = argparse.ArgumentParser(prog="mgnet export",
-        description="Convert a checkpoint into a weights folder (config.json + model.safetensors).")
+        description="Convert a checkpoint into a weights folder (config.json: the network and its preprocessing; "
+                    "model.safetensors; README.md: the model card), loadable with MGNet.from_pretrained and pushable "
+                    "to the Hugging Face Hub; with --onnx, also DIR/model.onnx, checked against PyTorch.")
     p.add_argument("checkpoint", help="checkpoint file, or a directory holding one (this project's or the original's)")
-    p.add_argument("out_dir", help="folder to write config.json and model.safetensors into")
+    p.add_argument("out_dir", help="folder to write config.json, model.safetensors and README.md into")
     p.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
+    p.add_argument("--results", help="a JSON file of `mgnet test --results` (or training's): its accuracy per glimpse "
+                   "goes into the model card")
+    p.add_argument("--onnx", action="store_true", help="also write OUT_DIR/model.onnx (dynamic batch; outputs: every "
+                   "glimpse's logits and parameters) and check it against PyTorch with onnxruntime (max |difference| "
+                   "<= 1e-4 on random and real images); needs pip install mgnet[onnx]")
     a = p.parse_args(argv)
-    export = lambda: load("mgnet.checkpoint:export_weights")(a.checkpoint, a.out_dir, overwrite=a.force)
-    return run_command(p.prog, lambda: print(f"weights folder written to {export()}"))
+    def body():
+        out = load("mgnet.checkpoint:export_weights")(a.checkpoint, a.out_dir, overwrite=a.force, results=a.results)
+        print(f"weights folder written to {out}")
+        if a.onnx:
+            r = load("mgnet.deploy:export_and_check")(load("mgnet.checkpoint:load_checkpoint")(a.checkpoint),
+                                                     Path(out) / "model.onnx")
+            print(f"ONNX model written to {r['path']}\n{r['message']}")
+    return run_command(p.prog, body)
 
 # %% ../nbs/08_cli.ipynb #a2ddaf8f
 VERBS: dict[str, tuple[str, str]] = {   # verb: (module:function, what it does)

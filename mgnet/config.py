@@ -121,7 +121,7 @@ def _run_name(self: MGNetConfig) -> str:
              "lzero" if c.loc_init == "zero" else "", f"kp{c.keypoints}" if c.keypoints else "",
              ("anchor" + ("+mass" if c.anchor_map == "mass" else "")) if c.loc_anchor else "",
              f"ds{c.data_seed}" if c.data_seed is not None else "",
-             "pre" if c.pretrained else "", c.tag or ""]
+             "pre" if c.pretrained or c.pretrained_file else "", c.tag or ""]
     return "_".join(p for p in parts if p).replace(" ", "")
 MGNetConfig.run_name = _run_name
 

@@ -14,12 +14,13 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from .backbones import is_timm, timm_backbone
 from .config import MGNetConfig
 from .errors import ConfigError
 from .geometry import glimpse_grid, identity_params, sample_glimpse
 from .groups import ModelConfig
 from .layers import DynamicGradRescaler, GradientRescaler
-from .weights import PretrainedMixin
+from .weights import HubMixin, config_from_saved, recipe
 
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',
@@ -57,14 +58,18 @@ def backbone_weights(name: str, weights: str = "IMAGENET1K_V1"):
     except KeyError: raise ConfigError("pretrained_weights", f"torchvision has no {weights} weights for {name} "
                                        f"(it has {', '.join(enum.__members__)})") from None
 
-def create_backbone(name: str, in_chans: int = 3, pretrained: bool | str = False) -> tuple[nn.Module, int]:
-    "A feature extractor by name and its feature size `D`; `pretrained`: True (first ImageNet weights) or weights name."
+def create_backbone(name: str, in_chans: int = 3, pretrained: bool | str = False,
+                    file: str | None = None) -> tuple[nn.Module, int]:
+    ("A feature extractor by name and its feature size `D`; `pretrained`: True (first ImageNet weights) or weights "
+     "name; `timm/NAME`: a timm model (`file`: its local weights file).")
+    if is_timm(name): return timm_backbone(name, in_chans, bool(pretrained), file)
+    if file is not None: raise ConfigError("pretrained_file", f"only for timm models (--model timm/NAME), not {name}")
     if name == "vanilla":
         if pretrained: raise ConfigError("pretrained", "the vanilla CNN has no pretrained weights")
         return VanillaCNN(in_chans), VanillaCNN.num_features
     names = backbone_names()
     if name not in names:
-        raise ConfigError("model", f"unknown backbone {name!r}; choose from {', '.join(names)}")
+        raise ConfigError("model", f"unknown backbone {name!r}; choose from {', '.join(names)}, or timm/NAME")
     weights = backbone_weights(name, "IMAGENET1K_V1" if pretrained is True else pretrained) if pretrained else None
     try: m = torchvision.models.get_model(name, weights=weights)
     except (URLError, OSError, ConnectionError) as e:
@@ -249,19 +254,20 @@ class GlimpseSteps:
 
 # %% ../nbs/03_model.ipynb #45ffca27
 class ConfigRecord:
-    "A model's config as a dict and back, for checkpoints and weights folders."
+    "A model's config as a dict and back, for training checkpoints (weights folders: `HubMixin`)."
     def config_dict(self) -> dict:
-        "What a checkpoint or weights folder records: the full config, flat as ever, or the model's `ModelConfig`."
+        "What a training checkpoint records: the full config (the run too, for `--resume`), or the `ModelConfig`."
         return (self.full_cfg or self.cfg).to_dict()
 
     @classmethod
     def config_from_dict(cls, d: dict) -> MGNetConfig | ModelConfig:
-        "The config a saved dict describes (`config_dict`'s inverse): every file with a `dataset` holds a full config."
-        return MGNetConfig.from_dict(d) if "dataset" in d else ModelConfig.from_dict(d)
+        ("The config a saved dict describes (`config_dict`'s inverse; a weights folder's `config.json` too): a file "
+         "with a `dataset` gives an `MGNetConfig`.")
+        return config_from_saved(d)
 
 # %% ../nbs/03_model.ipynb #3bf468e2
-class MGNet(GlimpseSteps, ConfigRecord, PretrainedMixin, nn.Module):
-    "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`: a folder)."
+class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
+    "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`: a Hub folder)."
     def __init__(self, cfg: ModelConfig | MGNetConfig | None = None, backbone: nn.Module | None = None,
                  feat_dim: int | None = None, **kw):
         "Build from a `ModelConfig`, or an `MGNetConfig` (default: its defaults; `kw`: changes) kept as `full_cfg`."
@@ -273,8 +279,10 @@ class MGNet(GlimpseSteps, ConfigRecord, PretrainedMixin, nn.Module):
             self.full_cfg = cfg.resolved()
             cfg = self.full_cfg.model_config()
         self.cfg: ModelConfig = cfg
+        self.recipe = recipe(self.full_cfg)        # how it is trained, when known (the model card shows it)
         if backbone is None:
-            backbone, feat_dim = create_backbone(cfg.model, cfg.in_chans, cfg.pretrained and cfg.pretrained_weights)
+            backbone, feat_dim = create_backbone(cfg.model, cfg.in_chans, cfg.pretrained and cfg.pretrained_weights,
+                                               cfg.pretrained_file)
         elif feat_dim is None:
             raise ValueError("a custom backbone needs its feature dimension: MGNet(cfg, backbone, feat_dim)")
         kp = 2 * cfg.keypoints

@@ -82,7 +82,7 @@ def test_export_over_a_model_on_a_full_disk_keeps_the_old_one(small_disk, checkp
     r = in_process(main, "export", tmp_path / "other.ckpt", small_disk / "w", "--force")
     one_line_storage_error(r, small_disk / "w")
     assert {p: p.read_bytes() for p in (small_disk / "w").iterdir()} == before   # the old model, whole
-    assert files(small_disk) == ["w", "w/config.json", "w/model.safetensors"]
+    assert files(small_disk) == ["w", "w/README.md", "w/config.json", "w/model.safetensors"]   # the card too
     filler.unlink()
 
 

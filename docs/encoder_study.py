@@ -1,0 +1,201 @@
+"""Which encoders MGNet helps: timm encoders on one recipe, MGNet against the same encoder's baseline, several seeds.
+
+    python docs/encoder_study.py run [--epochs E] [--seeds 0 1 2] [--encoders timm/a timm/b] [--out docs/encoders.jsonl]
+    python docs/encoder_study.py table [--out docs/encoders.jsonl]     # docs/encoders.md's tables, from the records
+    python docs/encoder_study.py gflops                                 # fvcore GFLOPs per glimpse of every encoder
+
+One thread (the study is sized for one CPU core); every run appends one JSON line to the records, a run already
+recorded is not trained again, and a run that fails is recorded with its error (what did not work stays in the records).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ENCODERS = ["timm/mobilenetv3_small_100", "timm/resnet18", "timm/vit_tiny_patch16_224", "timm/convnext_atto"]
+# the digits benchmark's recipe (nbs/experiments/benchmark.ipynb's parameters), fewer epochs (--epochs)
+RECIPE = dict(dataset="digits", translate=0.4, n_iter=4, scale=4.0, alpha=0.6, s=0.02, loc_init="zero",
+              centre_coef=1000.0, batch_size=64, learning_rate=0.05, optimizer="sgd", scheduler="one-cycle",
+              data_seed=0)
+
+
+def configs(encoder: str, seed: int, epochs: int):
+    "MGNet's and the baseline's config of one encoder and seed (validated once, at the end: the final model)."
+    from mgnet import MGNetConfig
+    from mgnet.model import baseline_config
+    cfg = MGNetConfig(**RECIPE, model=encoder, seed=seed, epochs=epochs, val_per_n=epochs)
+    return {"mgnet": cfg, "baseline": baseline_config(cfg)}
+
+
+def train_one(cfg, log_dir: str) -> dict:
+    "Train `cfg`; accuracy per glimpse of the final model on the validation canvases, GFLOPs per glimpse."
+    import mgnet
+    from mgnet.data import data_info
+    from mgnet.flops import glimpse_gflops
+    from mgnet.train import fit
+    t0 = time.time()
+    res = fit(cfg.replace(log_dir=log_dir), progress=False)
+    seconds = time.time() - t0
+    model = mgnet.load_checkpoint(res.last_checkpoint or res.best_checkpoint)
+    return {"clean_acc": res.last_acc or res.clean_acc, "gflops": glimpse_gflops(model, data_info(res.cfg).img_size),
+            "train_seconds": round(seconds, 1)}
+
+
+def done(out: Path) -> set:
+    if not out.is_file(): return set()
+    return {(r["encoder"], r["model"], r["seed"], r["epochs"]) for r in map(json.loads, out.read_text().splitlines())}
+
+
+def run(a) -> None:
+    import torch
+    torch.set_num_threads(1)
+    out = Path(a.out)
+    have = done(out)
+    for seed in a.seeds:
+        for enc in a.encoders:
+            for name, cfg in configs(enc, seed, a.epochs).items():
+                if (enc, name, seed, a.epochs) in have: continue
+                rec = {"encoder": enc, "model": name, "seed": seed, "epochs": a.epochs,
+                       "config": {k: getattr(cfg, k) for k in ("n_iter", "scale", "img_size", "translate", "alpha",
+                                                               "centre_coef", "learning_rate", "batch_size")},
+                       "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
+                with tempfile.TemporaryDirectory() as d:
+                    try: rec.update(status="ok", **train_one(cfg, d))
+                    except Exception as e:
+                        first = str(e).splitlines()[0] if str(e) else ""
+                        rec.update(status="failed", error=f"{type(e).__name__}: {first}")
+                        traceback.print_exc()
+                with out.open("a") as f: f.write(json.dumps(rec) + "\n")
+                print(json.dumps({k: rec.get(k) for k in ("encoder", "model", "seed", "status", "clean_acc",
+                                                          "train_seconds", "error")}), flush=True)
+
+
+def cpu_name() -> str:
+    try:
+        return next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+def table(a) -> str:
+    "The markdown tables of the records: per seed, mean ± std, paired interval; per-glimpse accuracy and GFLOPs."
+    import numpy as np
+
+    from mgnet.evaluation import paired_interval
+    recs = [json.loads(ln) for ln in Path(a.out).read_text().splitlines()]
+    lines = []
+    encoders = list(dict.fromkeys(r["encoder"] for r in recs))
+    head = ("| encoder | epochs | seeds | baseline, last | MGNet, last | MGNet − baseline (95% interval) | "
+            "seeds MGNet ≥ baseline | GFLOPs MGNet / baseline |")
+    lines += [head, "|---|---|---|---|---|---|---|---|"]
+    per_seed, glimpses, failed = [], [], []
+    for enc in encoders:
+        for epochs in sorted({r["epochs"] for r in recs if r["encoder"] == enc}):
+            rs = [r for r in recs if r["encoder"] == enc and r["epochs"] == epochs]
+            bad = [r for r in rs if r["status"] != "ok"]
+            if bad:
+                failed += bad
+            ok = {(r["model"], r["seed"]): r for r in rs if r["status"] == "ok"}
+            seeds = sorted(s for (m, s) in ok if m == "mgnet" and ("baseline", s) in ok)
+            if not seeds: continue
+            m = [ok["mgnet", s]["clean_acc"][-1] for s in seeds]
+            b = [ok["baseline", s]["clean_acc"][0] for s in seeds]
+            d = [x - y for x, y in zip(m, b)]
+            mean, lo, hi = paired_interval(d) if len(d) > 1 else (d[0], float("nan"), float("nan"))
+            sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+            gm, gb = ok["mgnet", seeds[0]]["gflops"], ok["baseline", seeds[0]]["gflops"][0]
+            lines.append(f"| `{enc}` | {epochs} | {len(seeds)} | {np.mean(b):.4f} ± {sd(b):.4f} | {np.mean(m):.4f} ± "
+                         f"{sd(m):.4f} | {mean:+.4f} ({lo:+.4f} to {hi:+.4f}) | {sum(x >= y for x, y in zip(m, b))} of "
+                         f"{len(seeds)} | {gm[-1]:.4f} / {gb:.4f} ({gm[-1] / gb:.0%}) |")
+            per_seed.append(f"| `{enc}` | {epochs} | " + " | ".join(
+                f"seed {s}: {ok['mgnet', s]['clean_acc'][-1]:.4f} vs {ok['baseline', s]['clean_acc'][0]:.4f}"
+                for s in seeds) + " |")
+            acc = np.array([ok["mgnet", s]["clean_acc"] for s in seeds])
+            glimpses.append(f"| `{enc}` | {epochs} | " + " | ".join(
+                f"{a:.4f} ± {e:.4f} ({g:.4f})" for a, e, g in zip(acc.mean(0), acc.std(0, ddof=1) if len(seeds) > 1
+                                                                  else 0 * acc.mean(0), gm))
+                + f" | {np.mean(b):.4f} ({gb:.4f}) |")
+    out = ["### MGNet against the same encoder's baseline (final models, validation canvases)", "", *lines, "",
+           "### Per seed (MGNet's last glimpse vs the baseline)", "",
+           "| encoder | epochs | per seed |", "|---|---|---|",
+           *per_seed, "", "### Accuracy per glimpse, mean ± std over seeds (cumulative GFLOPs of one image)", "",
+           "| encoder | epochs | glimpse 1 | glimpse 2 | glimpse 3 | glimpse 4 | baseline |",
+           "|---|---|---|---|---|---|---|", *glimpses]
+    if failed:
+        out += ["", "### Runs that failed", "", "| encoder | model | seed | error |", "|---|---|---|---|"]
+        out += [f"| `{r['encoder']}` | {r['model']} | {r['seed']} | {r['error']} |" for r in failed]
+    cpus = sorted({r.get("cpu", "?") for r in recs})
+    secs = sum(r.get("train_seconds", 0) for r in recs)
+    out += ["", f"Records: `docs/encoders.jsonl` ({len(recs)} runs, {secs / 60:.0f} min of training on one thread of "
+            f"{', '.join(cpus)})."]
+    return "\n".join(out)
+
+
+GFLOPS_OUT = Path(__file__).with_name("encoders-gflops.jsonl")
+PAGE = Path(__file__).with_name("encoders.md")
+
+
+def page(a) -> None:
+    "Write both tables into docs/encoders.md, between their markers."
+    text = PAGE.read_text()
+    for name, body in (("gflops", gflops_table()), ("study", table(a))):
+        start, end = f"<!-- {name} table: docs/encoder_study.py page -->", f"<!-- end of {name} table -->"
+        i, j = text.index(start) + len(start), text.index(end)
+        text = text[:i] + "\n" + body + "\n" + text[j:]
+    PAGE.write_text(text)
+GFLOPS_ENCODERS = ["vanilla", "resnet18", *ENCODERS]
+
+
+def gflops(a) -> None:
+    "fvcore GFLOPs of one digits canvas (64 px) per glimpse, n_iter 4, at scale 4 and 2, beside the baseline's look."
+    import torch
+
+    from mgnet import MGNet, MGNetConfig
+    from mgnet.flops import baseline_gflops, glimpse_gflops
+    torch.set_num_threads(1)
+    with GFLOPS_OUT.open("w") as f:
+        for enc in GFLOPS_ENCODERS:
+            for scale in (4.0, 2.0):
+                cfg = MGNetConfig(model=enc, n_iter=4, scale=scale)
+                rec = {"encoder": enc, "img_size": 64, "scale": scale, "glimpse_px": int(64 // scale)}
+                try:
+                    rec.update(gflops=glimpse_gflops(MGNet(cfg), 64), baseline_gflops=baseline_gflops(cfg, 64))
+                except Exception as e:
+                    rec.update(error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
+                f.write(json.dumps(rec) + "\n")
+                f.flush()
+                print(json.dumps(rec), flush=True)
+
+
+def gflops_table() -> str:
+    recs = [json.loads(ln) for ln in GFLOPS_OUT.read_text().splitlines()]
+    out = ["| encoder | glimpse | one glimpse | 4 glimpses (cumulative) | baseline's look (64 px) | 4 / baseline |",
+           "|---|---|---|---|---|---|"]
+    for r in recs:
+        if "error" in r:
+            out.append(f"| `{r['encoder']}` | {r['glimpse_px']} px | cannot look: {r['error'][:90]} | | | |")
+            continue
+        g, b = r["gflops"], r["baseline_gflops"]
+        out.append(f"| `{r['encoder']}` | {r['glimpse_px']} px | {g[0]:.4f} | {g[-1]:.4f} | {b:.4f} | "
+                   f"{g[-1] / b:.0%} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["run", "table", "gflops", "page"])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--encoders", nargs="+", default=ENCODERS)
+    p.add_argument("--out", default=str(Path(__file__).with_name("encoders.jsonl")))
+    a = p.parse_args()
+    if a.what == "run": run(a)
+    elif a.what == "gflops": gflops(a)
+    elif a.what == "page": page(a)
+    else: print(table(a) + "\n\n### GFLOPs per glimpse (fvcore, one 64 px canvas)\n\n" + gflops_table())
+    sys.exit(0)
