@@ -16,9 +16,9 @@ LIBRARY = [
     {"groups"},                                                            # the hyperparameters' groups
     {"config"},                                                            # all of them, flat
     {"recipes"},                                                           # the named recipes
-    {"geometry", "layers", "weights", "backbones", "clutter", "canvases", "images", "data", "imagenet100"},  # maths, data
+    {"geometry", "layers", "weights", "backbones", "clutter", "canvases", "images", "data", "imagenet100"},
     {"model"},
-    {"checkpoint", "resume", "losses", "flops", "evaluation", "localisation", "deploy"},   # checkpoints, evaluation, ONNX
+    {"checkpoint", "resume", "losses", "flops", "evaluation", "localisation", "deploy"},   # evaluation, ONNX
     {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # make, read, score
     {"predict", "bench"},                                                  # predictions, the speed probe
     {"pictures"},                                                          # the pictures the library draws
