@@ -128,16 +128,13 @@ REMOVED_OPTIONS = {
 class ModelFlags(ConfigGroup):
     "The model's flags: what the command line says about the network."
     removed_options = REMOVED_OPTIONS
-    model: str = _f("vanilla", "backbone: 'vanilla' (small CNN), a torchvision ResNet name (resnet18, resnet50, ...), "
-                    "or any timm model as timm/NAME (timm/convnext_atto, timm/vit_tiny_patch16_224, ...)",
-                    group="model")
-    pretrained: bool = _f(False, "start the backbone from ImageNet weights: torchvision's (--pretrained_weights) or "
-        "timm's (needs them downloaded)", group="model")
+    model: str = _f("vanilla", "backbone: 'vanilla' (small CNN), a torchvision ResNet (resnet18, resnet50, ...) or "
+                    "any timm model as timm/NAME (timm/convnext_atto, timm/vit_tiny_patch16_224, ...)", group="model")
+    pretrained: bool = _f(False, "start the backbone from torchvision's or timm's ImageNet weights", group="model")
     pretrained_weights: str = _f("IMAGENET1K_V1", "with --pretrained, which torchvision ImageNet weights: "
         "IMAGENET1K_V1 (the first release, what the original's pretrained=True loaded), IMAGENET1K_V2 (a newer recipe; "
         "resnet50 and larger), DEFAULT (torchvision's best, V2 where there is one)", PRETRAINED_WEIGHTS, "model")
-    pretrained_file: str | None = _f(None, "timm models: start the backbone from this local weights file "
-        "(.safetensors, .pth, .bin; offline) instead of timm's download (implies --pretrained)", group="model")
+    pretrained_file: str | None = _f(None, "timm: a local weights file to start from (offline)", group="model")
     n_iter: int = _f(4, "number of glimpses T (1 with --scale 1.0 is the full-resolution baseline)", group="model")
     scale: float = _f(2.0, "down-sampling factor r: a glimpse is floor(H / r) pixels wide", group="model")
     scale_min: float = _f(0.2, "smallest glimpse size sigma (fraction of the image side)", group="model")
