@@ -86,8 +86,8 @@ def _is_cl(model) -> bool:
 @torch.inference_mode()
 def original_forward(model: MGNet, x: torch.Tensor, k: int | None = None) -> torch.Tensor:
     "Logits `(k, B, K)` of `model` computed the way the original code computes them (see above), for timing."
-    if model.keypoints is not None or model.glimpse_gen.coords or model.ge is not None:
-        raise ValueError("original_forward: the paper's model only (no keypoints, coordinate channels or --ge)")
+    if model.keypoints is not None or model.ge is not None:
+        raise ValueError("original_forward: the paper's model only (no keypoints or --ge)")
     g, B = model.glimpse_gen.size(x.size(-2)), x.size(0)
     a, tokens, logits = identity_params(B, x), [], []
     mha, norm = model.feat_fusion.mha, model.feat_fusion.norm
@@ -142,7 +142,7 @@ def _timed_models(cfg: MGNetConfig, mg: MGNet, base: MGNet, x: torch.Tensor, var
     models = {"baseline": lambda: base(x)}
     for k in range(1, T + 1): models[f"mgnet_{k}"] = (lambda k=k: mg(x, k))
     models["backbone_only_T"] = lambda: backbone_only(mg, x, T)
-    if mg.keypoints is None and not mg.glimpse_gen.coords and mg.ge is None:   # the paper's model: the original's way
+    if mg.keypoints is None and mg.ge is None:   # the paper's model: the original's way
         om = MGNet(cfg).to(dev).eval()
         om.load_state_dict(mg.state_dict())
         om.backbone.to(memory_format=torch.contiguous_format)
