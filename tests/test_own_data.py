@@ -47,8 +47,11 @@ def test_fashion_mnist_real_files_train_test_export_predict(tmp_path):
     # export to a weights folder; --test on the folder gives the same numbers
     e = in_process(main, "export", res["checkpoint"], tmp_path / "weights", cwd=tmp_path)
     assert e.returncode == 0, e.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["config.json", "model.safetensors"]
-    t2 = in_process(main, "--test", "--checkpoint", tmp_path / "weights", "--results", "t2.json", cwd=tmp_path)
+    weights = sorted(p.name for p in (tmp_path / "weights").iterdir())
+    assert weights == ["README.md", "config.json", "model.safetensors"]   # the model card beside the weights
+    # a weights folder holds the network and its preprocessing, not the run: where the data lies is given again
+    t2 = in_process(main, "--test", "--checkpoint", tmp_path / "weights", "--train_dir", FASHION,
+                    "--results", "t2.json", cwd=tmp_path)
     assert t2.returncode == 0, t2.stderr[-3000:]
     assert json.loads((tmp_path / "t2.json").read_text())["clean_acc"] == pytest.approx(res["clean_acc"])
     again = in_process(main, "export", res["checkpoint"], tmp_path / "weights", cwd=tmp_path)
