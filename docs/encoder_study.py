@@ -46,9 +46,11 @@ def train_one(cfg, log_dir: str) -> dict:
             "train_seconds": round(seconds, 1)}
 
 
-def done(out: Path) -> set:
+def done(out: Path, status: str | None = None) -> set:
+    "The runs recorded in `out` (those with `status` only, when given)."
     if not out.is_file(): return set()
-    return {(r["encoder"], r["model"], r["seed"], r["epochs"]) for r in map(json.loads, out.read_text().splitlines())}
+    return {(r["encoder"], r["model"], r["seed"], r["epochs"]) for r in map(json.loads, out.read_text().splitlines())
+            if status is None or r["status"] == status}
 
 
 def run(a) -> None:
@@ -60,6 +62,9 @@ def run(a) -> None:
         for enc in a.encoders:
             for name, cfg in configs(enc, seed, a.epochs).items():
                 if (enc, name, seed, a.epochs) in have: continue
+                if name == "baseline" and (enc, "mgnet", seed, a.epochs) in done(out, "failed"):
+                    print(f"{enc} seed {seed}: MGNet failed, its baseline is not trained (nothing to compare)")
+                    continue
                 rec = {"encoder": enc, "model": name, "seed": seed, "epochs": a.epochs,
                        "config": {k: getattr(cfg, k) for k in ("n_iter", "scale", "img_size", "translate", "alpha",
                                                                "centre_coef", "learning_rate", "batch_size")},

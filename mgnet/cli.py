@@ -157,7 +157,8 @@ def export_main(argv: list[str] | None = None) -> int:
                    "goes into the model card")
     p.add_argument("--onnx", action="store_true", help="also write OUT_DIR/model.onnx (dynamic batch; outputs: every "
                    "glimpse's logits and parameters) and check it against PyTorch with onnxruntime (max |difference| "
-                   "<= 1e-4 on random and real images); needs pip install mgnet[onnx]")
+                   "<= 1e-4 on random and real images; step by step when the model's own float32 rounding is larger); "
+                   "needs pip install mgnet[onnx]")
     a = p.parse_args(argv)
     def body():
         out = load("mgnet.checkpoint:export_weights")(a.checkpoint, a.out_dir, overwrite=a.force, results=a.results)
