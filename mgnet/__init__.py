@@ -20,7 +20,7 @@ install_moved_modules()   # old import paths (mgnet.runs, ...) keep working for 
 _LAZY = {
     "checkpoint": ("CheckpointError", "export_weights", "load_checkpoint", "save_checkpoint"),
     "errors": ("ConfigError",), "config": ("MGNetConfig",), "groups": ("ModelConfig",),
-    "canvases": ("TranslatedDigits",), "data": ("MGNetData", "data_info"),
+    "canvases": ("TranslatedDigits",), "data": ("data_info",), "datamodule": ("MGNetData",),
     "evaluation": ("evaluate",), "flops": ("glimpse_gflops",), "losses": ("mgnet_loss",),
     "model": ("MGNet", "MGNetOutput", "baseline_config", "create_backbone"),
     "predict": ("predict",), "recipes": ("get_recipe", "recipes"), "train": ("LitMGNet", "fit"),
@@ -44,7 +44,8 @@ if typing.TYPE_CHECKING:   # for type checkers and editors: the same names, impo
     from mgnet.canvases import TranslatedDigits
     from mgnet.checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
     from mgnet.config import MGNetConfig
-    from mgnet.data import MGNetData, data_info
+    from mgnet.data import data_info
+    from mgnet.datamodule import MGNetData
     from mgnet.errors import ConfigError
     from mgnet.evaluation import evaluate
     from mgnet.flops import glimpse_gflops

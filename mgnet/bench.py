@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 from .config import MGNetConfig
-from .data import MGNetData
+from .datamodule import MGNetData
 from .errors import ConfigError
 from .evaluation import text_table
 from .files import check_out_file, write_json

@@ -14,7 +14,8 @@ from .anytime import early_exit, exit_curve, exit_stats, glimpse_probs, plot_exi
 from .attacks import robust_accuracy
 from .checkpoint import load_checkpoint
 from .config import MGNetConfig
-from .data import MGNetData, data_info
+from .data import data_info
+from .datamodule import MGNetData
 from .errors import ConfigError
 from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
 from .files import atomic_write, check_out_file, write_json

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import MGNetError
-from .data import MGNetData
+from .datamodule import MGNetData
 from .files import atomic_write, package_version
 from .geometry import identity_params
 from .model import MGNet

@@ -57,6 +57,7 @@ MOVED_NAMES: dict[str, dict[str, str]] = {   # old module: {name: the module it 
                           "class_folders", "BadImageError", "skip_none_collate", "open_image",
                           "SafeImageFolder", "image_transform", "eval_region", "image_tree",
                           "image_folder", "channel_stats"], "mgnet.images"),
+        **dict.fromkeys(["MGNetData", "ShardSampler"], "mgnet.datamodule"),
     },
     "mgnet.predict": {
         **dict.fromkeys(["as_pixels", "prediction_figure", "glimpse_animation"], "mgnet.pictures"),

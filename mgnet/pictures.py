@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import patheffects
-from matplotlib.figure import Figure
 
 from .files import atomic_write
 from .predict import OUTPUT_MARK, Prediction
+
+if TYPE_CHECKING: from matplotlib.figure import Figure   # matplotlib loads when a picture is drawn
 
 # %% auto #0
 __all__ = ['GLIMPSE_COLORS', 'figure_png', 'show', 'show_image', 'draw_glimpses', 'as_pixels', 'prediction_figure',
@@ -46,6 +47,7 @@ def draw_glimpses(ax, img: np.ndarray, boxes: np.ndarray, n: int | None = None):
     from matplotlib.patches import Rectangle
     show_image(ax, img)
     n = len(boxes) if n is None else n
+    from matplotlib import patheffects     # here, not at the top: `mgnet predict --help` starts without matplotlib
     stroke = [patheffects.withStroke(linewidth=2.5, foreground="black")]
     for t in range(n):
         x0, y0, x1, y1 = boxes[t]
@@ -78,6 +80,7 @@ def prediction_figure(pred: Prediction,  # one image's prediction; with `crops`,
     "The picture of `pred` on its `image`: boxes, the glimpses as the backbone saw them, top classes after each."
     n = len(pred.glimpses) if n is None else min(n, len(pred.glimpses))
     width = max(width or n, n)
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(1.9 * (width + 1), 4.0), dpi=dpi)
     gs = fig.add_gridspec(2, width + 1, height_ratios=(1.6, 1), hspace=0.45, wspace=0.35, left=0.03, right=0.98,
                           top=0.86, bottom=0.05)

@@ -26,7 +26,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .checkpoint import fit_report, load_checkpoint
 from .config import MGNetConfig
-from .data import MGNetData, data_info
+from .data import data_info
+from .datamodule import MGNetData
 from .evaluation import evaluate
 from .files import check_out_dir, package_version
 from .localisation import dataset_localisation

@@ -8,7 +8,8 @@ from conftest import in_process
 import mgnet
 from mgnet.attacks import pgd_adaptive, pgd_paper, robust_accuracy
 from mgnet.cli import main
-from mgnet.data import MGNetData, data_info
+from mgnet.data import data_info
+from mgnet.datamodule import MGNetData
 from mgnet.images import to_pixels
 
 

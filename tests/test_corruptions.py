@@ -376,7 +376,7 @@ def test_mnist_family_tree(tmp_path, fashion_mnist_files):
     """A canvas dataset read from MNIST-format files (real Fashion-MNIST here, or tiny files written in that format):
     `mgnet-corrupt` writes its test canvases, `mgnet-corruptions` evaluates a Fashion-MNIST checkpoint on them, and the
     clean copy is the model's own validation canvases."""
-    from mgnet.data import MGNetData
+    from mgnet.datamodule import MGNetData
     files = fashion_mnist_files
     out = tmp_path / "fm-c"
     r = in_process(corrupt_main, out, "--dataset", "fashion-mnist", "--train_dir", files, "--img_size", 56,

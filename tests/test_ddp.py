@@ -8,7 +8,7 @@ import pytest
 
 import mgnet
 from mgnet.checkpoint import read_checkpoint
-from mgnet.data import MGNetData
+from mgnet.datamodule import MGNetData
 
 
 def test_ddp_two_cpu_processes(tmp_path, mgnet_cmd):

@@ -4,7 +4,7 @@ import torch
 
 from mgnet import MGNet, MGNetConfig
 from mgnet.canvases import TranslatedDigits
-from mgnet.data import MGNetData
+from mgnet.datamodule import MGNetData
 from mgnet.geometry import pixel_to_norm
 from mgnet.localisation import box_centre, dataset_localisation, glimpse_iou, localisation_stats, object_boxes
 from mgnet.train import data_config

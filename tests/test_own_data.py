@@ -12,7 +12,7 @@ from PIL import Image
 import mgnet
 from mgnet.canvases import idx_files, read_idx
 from mgnet.cli import main
-from mgnet.data import MGNetData
+from mgnet.datamodule import MGNetData
 from mgnet.datasets import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from mgnet.cli import VERBS
 HEAVY = ("lightning", "pytorch_lightning", "fvcore", "torchattacks", "papermill", "matplotlib")
 # verbs whose module still imports a heavy one at its top, so that their --help loads it (not checked here: each costs
 # a fresh Python loading Lightning); take a verb off when its module is made light
-NOT_YET = {"predict", "benchmark", "speed", "corrupt", "corruptions"}
+NOT_YET = {"benchmark", "speed"}
 
 PROBE = """
 import json, sys

@@ -16,7 +16,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..config import MGNetConfig
-from ..data import MGNetData
+from ..datamodule import MGNetData
 from ..errors import ConfigError
 from ..images import image_transform, to_pixels
 from .explorer_filters import outcomes_of, plural
