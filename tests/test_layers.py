@@ -16,7 +16,8 @@ LIBRARY = [
     {"groups"},                                                            # the hyperparameters' groups
     {"config"},                                                            # all of them, flat
     {"recipes"},                                                           # the named recipes
-    {"geometry", "layers", "weights", "backbones", "clutter", "canvases", "images", "data", "imagenet100"},
+    {"geometry", "layers", "weights", "backbones", "clutter", "canvases", "images", "data", "datamodule",
+     "imagenet100"},
     {"model"},
     {"checkpoint", "resume", "losses", "flops", "evaluation", "localisation", "deploy"},   # evaluation, ONNX
     {"train", "attacks", "anytime", "corruptions", "corruption_trees", "corruption_eval"},  # make, read, score
