@@ -14,7 +14,8 @@ import numpy as np
 from .files import atomic_write
 from .predict import OUTPUT_MARK, Prediction
 
-if TYPE_CHECKING: from matplotlib.figure import Figure   # matplotlib loads when a picture is drawn
+if TYPE_CHECKING:  # matplotlib loads when a picture is drawn
+    from matplotlib.figure import Figure
 
 # %% auto #0
 __all__ = ['GLIMPSE_COLORS', 'figure_png', 'show', 'show_image', 'draw_glimpses', 'as_pixels', 'prediction_figure',
@@ -47,7 +48,7 @@ def draw_glimpses(ax, img: np.ndarray, boxes: np.ndarray, n: int | None = None):
     from matplotlib.patches import Rectangle
     show_image(ax, img)
     n = len(boxes) if n is None else n
-    from matplotlib import patheffects     # here, not at the top: `mgnet predict --help` starts without matplotlib
+    from matplotlib import patheffects  # here, not at the top: `mgnet predict --help` starts without matplotlib
     stroke = [patheffects.withStroke(linewidth=2.5, foreground="black")]
     for t in range(n):
         x0, y0, x1, y1 = boxes[t]
