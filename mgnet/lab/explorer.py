@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
@@ -18,7 +19,7 @@ from ..checkpoint import load_checkpoint
 from ..config import MGNetConfig
 from ..datamodule import MGNetData
 from ..errors import ConfigError
-from ..images import image_transform, to_pixels
+from ..images import to_pixels
 from .explorer_filters import outcomes_of, plural
 from .explorer_widgets import ExplorerBase
 from .notebooks import default_sweep_dir
@@ -26,8 +27,8 @@ from .runs import load_runs, run_sweep
 from ..predict import class_names, find_images, predict, read_image
 
 # %% auto #0
-__all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'pixels', 'GlimpseExplorer',
-           'ImageExplorer', 'explore']
+__all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'MOVED', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'MovedNames', 'pixels',
+           'GlimpseExplorer', 'ImageExplorer', 'explore']
 
 # %% ../../nbs/12_explorer.ipynb #570a9c56
 def run_key(r: dict) -> tuple[float, float, float]:
@@ -87,6 +88,37 @@ def ensure_runs(sweep_dir=None,               # folder of the runs (default: `de
         for e in bad: print(f"mgnet: skipping a damaged run: {e}", file=sys.stderr, flush=True)
     return runs
 
+# %% ../../nbs/12_explorer.ipynb #7e1a0c02
+_RUN_BY_NAME = ("the run is chosen by name: ex.run.value = ex.names.index(NAME), or explore(..., run=NAME); "
+                "run_key(ex.runs[ex.j]) is its (alpha, s, scale)")
+MOVED = {  # the earlier explorer's attributes: the new way in words, and a getter of the old value (None: removed)
+    "alpha": (_RUN_BY_NAME, None), "s": (_RUN_BY_NAME, None), "scale": (_RUN_BY_NAME, None),
+    "controls": ("the runs are the dropdowns ex.run and ex.compare", None),
+    "iou_note": ("the status line (ex.describe()) ends with the glimpses' IoU with the object", None),
+    "object_box": ("mgnet.localisation.object_boxes(ex.dataset_at(ex.j))[i]; the glimpses' IoU with it: "
+                   "ex.prediction(ex.j, i)[3]", None),
+    "n_own": ("ex.n_own_at(ex.j)", lambda ex: ex.n_own_at(ex.j)),
+    "classes": ("ex.classes_at(ex.j)", lambda ex: ex.classes_at(ex.j)),
+    "model_key": ("ex.key_at(ex.j)", lambda ex: ex.key_at(ex.j)),
+    "title": ("ex.names[ex.j]", lambda ex: ex.names[ex.j]),
+    "width": ("ex.T_at(ex.j) (the glimpse columns are the run's glimpses)", lambda ex: ex.T_at(ex.j)),
+    "own_image": ("ex.own_image_at(ex.j, i)", lambda ex: lambda i: ex.own_image_at(ex.j, i)),
+    "own_dataset": ("ex.dataset_at(ex.j)", lambda ex: lambda: ex.dataset_at(ex.j)),
+    "name_of": ("ex.item(ex.j, i)[3]", lambda ex: lambda i: ex.item(ex.j, i)[3]),
+    "model": ("ex.model_at(ex.j)", lambda ex: ex.model_at(ex.j)),           # ImageExplorer.model still is one
+    "data": ("ex.data_at(ex.j) (the checkpoint's data module, or None)", lambda ex: ex.data_at(ex.j)),
+}
+
+class MovedNames:
+    "The earlier explorer's attributes (`MOVED`): the old value with a `FutureWarning`, or one line saying what to use."
+    moved: tuple = ()                     # the names of `MOVED` this explorer had
+    def __getattr__(self, name):
+        if name not in type(self).moved: raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+        new, get = MOVED[name]
+        if get is None: raise AttributeError(f"{type(self).__name__}.{name} was removed: {new}")
+        warnings.warn(f"{type(self).__name__}.{name} is {new} now", FutureWarning, stacklevel=2)
+        return get(self)
+
 # %% ../../nbs/12_explorer.ipynb #6769f80f
 def pixels(x: torch.Tensor, mean, std) -> np.ndarray:
     "A normalised `(C, H, W)` image → `(H, W, C)` pixels in [0, 1]."
@@ -98,14 +130,16 @@ def _run_index(names: Sequence[str], run, what: str = "run") -> int | None:
     if run in names: return list(names).index(run)
     raise ValueError(f"{what} {run!r}: not one of the runs here ({', '.join(names)})")
 
-class GlimpseExplorer(ExplorerBase):
+class GlimpseExplorer(MovedNames, ExplorerBase):
     "The explorer over the runs of a sweep folder: run dropdown, filters, views, comparison, save and share."
+    moved = ("alpha", "s", "scale", "controls", "n_own", "classes", "model_key", "title", "width", "own_image",
+             "own_dataset", "object_box", "iou_note", "model")
     def __init__(self, runs: Sequence[dict], index: int = 0, topk: int = 3, skipped: Sequence[Exception] = (),
                  run=None, compare=None, **settings):
         if not runs: raise ValueError("GlimpseExplorer needs at least one finished run")
         self.runs, self.skipped = list(runs), list(skipped)  # skipped: the damaged runs left out (`DamagedRunError`s)
         self.names = [r["name"] for r in self.runs]
-        self._models, self._data = {}, {}
+        self._models, self._data, self._data_of = {}, {}, {}
         dirs = {str(Path(r["run_dir"]).parent) for r in self.runs if "run_dir" in r}
         self.origin = dict(sweep_dir=dirs.pop()) if len(dirs) == 1 else {}
         self._build(self.names, _run_index(self.names, run) or 0, _run_index(self.names, compare, "compare"),
@@ -118,14 +152,17 @@ class GlimpseExplorer(ExplorerBase):
         if ck not in self._models: self._models[ck] = load_checkpoint(ck).eval()
         return self._models[ck]
     def dataset_at(self, j):
-        run = self.runs[j]
-        cfg = MGNetConfig.from_dict(run["config"])
-        key = (cfg.dataset, cfg.translate, cfg.seed, cfg.val_dir, cfg.train_dir)
-        if key not in self._data:
-            d = MGNetData(cfg.replace(test=True, checkpoint=run["checkpoint"]))
-            self._data[key] = d.val_dataloader().dataset
-            self._data[key].info = d.info
-        return self._data[key]
+        "Run `j`'s validation images (made once per dataset, looked up once per run: a redraw asks often)."
+        if j not in self._data_of:
+            run = self.runs[j]
+            cfg = MGNetConfig.from_dict(run["config"])
+            key = (cfg.dataset, cfg.translate, cfg.seed, cfg.val_dir, cfg.train_dir)
+            if key not in self._data:
+                d = MGNetData(cfg.replace(test=True, checkpoint=run["checkpoint"]))
+                self._data[key] = d.val_dataloader().dataset
+                self._data[key].info = d.info
+            self._data_of[j] = self._data[key]
+        return self._data_of[j]
     def classes_at(self, j): return tuple(self.dataset_at(j).info.classes)
     def n_own_at(self, j): return len(self.dataset_at(j))
     def own_image_at(self, j, i):
@@ -159,8 +196,10 @@ def _checkpoint_name(path) -> str:
     p = Path(path)
     return f"{p.parents[2].name}/{p.name}" if p.parent.name == "checkpoints" and len(p.parents) > 2 else p.name
 
-class ImageExplorer(ExplorerBase):
+class ImageExplorer(MovedNames, ExplorerBase):
     "The explorer on one checkpoint (and one to compare with): its validation images or a folder; upload your own."
+    moved = ("classes", "data", "title", "model_key", "n_own", "own_dataset", "own_image", "name_of", "width",
+             "object_box", "iou_note")
     def __init__(self, checkpoint, images=None, index: int = 0, topk: int = 3, compare=None, run: int = 0,
                  **settings):
         load = lambda c: c.eval() if isinstance(c, torch.nn.Module) else load_checkpoint(c)
@@ -207,13 +246,16 @@ class ImageExplorer(ExplorerBase):
         "Outcomes on the folder's images (unreadable ones count as unknown, never right or wrong)."
         m, cls, T = self.models[j], self.classes_at(j), self.T_at(j)
         preds = {p.source: p for p in predict(m, self.files, skip_bad=True, classes=cls)}
-        mode = "RGB" if m.cfg.in_chans == 3 else "L"
-        size = tuple(image_transform(m.full_cfg)(read_image(self.files[0]).convert(mode)).shape[:0:-1]) if preds \
-            else (1, 1)
+        size = self.input_size_at(j)
         blank = lambda f: SimpleNamespace(glimpses=[SimpleNamespace(index=-2, prob=0.0, params=(0.0, 0.0, 0.0))] * T)
         lab = lambda f: cls.index(f.parent.name) if f.parent.name in cls else -1
         ps = [preds.get(str(f)) or blank(f) for f in self.files]
         return outcomes_of(ps, [lab(f) if str(f) in preds else -1 for f in self.files], size)
+
+    def input_size_at(self, j) -> tuple[int, int]:
+        "(w, h) of checkpoint `j`'s input, where its glimpses are (the set view's canvas)."
+        s = self.models[j].full_cfg.resolved().img_size          # `image_transform`: always a square of this side
+        return (s, s)
 
     def describe_run(self, j) -> str:
         "The model shown: its name, dataset, network, glimpses, scale and classes."

@@ -17,8 +17,8 @@ from ..anytime import exit_points
 from ..localisation import params_iou
 
 # %% auto #0
-__all__ = ['FILTERS', 'SORTS', 'Outcomes', 'outcomes', 'outcomes_of', 'parse_filter', 'filter_spec', 'describe_filter', 'select',
-           'counts', 'order', 'step', 'num', 'plural', 'sees']
+__all__ = ['FILTERS', 'SORTS', 'Outcomes', 'outcomes', 'outcomes_of', 'join', 'parse_filter', 'filter_spec', 'describe_filter',
+           'select', 'counts', 'order', 'step', 'num', 'plural', 'sees']
 
 # %% ../../nbs/12a_explorer_filters.ipynb #bd7f03e7
 @dataclass
@@ -72,6 +72,15 @@ def outcomes_of(preds: Sequence, labels: Sequence[int], size: tuple[int, int]) -
     t = lambda f: torch.tensor([[f(g) for g in p.glimpses] for p in preds], dtype=torch.float64).T
     return Outcomes(t(lambda g: g.index).long(), t(lambda g: g.prob).float(), torch.tensor(list(labels)).long(),
                     torch.tensor([[g.params for g in p.glimpses] for p in preds]).transpose(0, 1).float(), size=size)
+
+def join(a: Outcomes, b: Outcomes) -> Outcomes:
+    "`a`'s images then `b`'s (the same glimpses), e.g. a set then the uploads; IoU NaN (unknown) where not known."
+    if a.T != b.T: raise ValueError(f"outcomes of {a.T} and {b.T} glimpses cannot be joined")
+    nan = lambda o: o.iou.float() if o.iou is not None else torch.full((o.T, o.N), float("nan"))
+    iou = None if a.iou is None and b.iou is None else torch.cat([nan(a), nan(b)], 1)
+    return Outcomes(torch.cat([a.pred, b.pred], 1), torch.cat([a.conf.float(), b.conf.float()], 1),
+                    torch.cat([a.labels, b.labels]), torch.cat([a.params.float(), b.params.float()], 1), iou,
+                    a.size if a.N or b.size is None else b.size)
 
 # %% ../../nbs/12a_explorer_filters.ipynb #cd21ea3d
 FILTERS = {"all": "all images", "wrong": "wrong after glimpse {k}", "right": "right after glimpse {k}",

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from types import SimpleNamespace
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from matplotlib import patheffects
+from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
@@ -22,13 +23,15 @@ from ..pictures import GLIMPSE_COLORS, as_pixels
 from ..predict import Prediction
 
 # %% auto #0
-__all__ = ['LINE_STYLES', 'CORNERS', 'glimpse_style', 'label_position', 'show_image', 'draw_boxes', 'wrap', 'confidence_line',
-           'top_classes', 'legend_lines', 'draw_prediction', 'prediction_view', 'coverage', 'centres', 'set_figure',
-           'compare_figure']
+__all__ = ['LINE_STYLES', 'CORNERS', 'NEST', 'glimpse_style', 'label_position', 'nest_depths', 'bare', 'show_image', 'draw_boxes',
+           'wrap', 'confidence_line', 'top_classes', 'legend_lines', 'draw_legend', 'prediction_axes', 'all_axes',
+           'clear', 'draw_prediction', 'FigureCache', 'prediction_view', 'coverage', 'centres', 'set_axes',
+           'set_figure', 'compare_figure']
 
 # %% ../../nbs/12b_explorer_views.ipynb #6fd07a75
 LINE_STYLES = ("-", "--", ":", "-.")
 CORNERS = ((0, 0), (1, 0), (1, 1), (0, 1))      # where glimpse t's number sits in its box (x, y as fractions)
+NEST = 2.2                                      # points between the lines of boxes drawn on one spot
 
 def glimpse_style(t: int) -> dict:
     "Colour, line style and width of glimpse `t` (0-based)."
@@ -44,25 +47,44 @@ def label_position(t: int, box: Sequence[float], w: int, h: int) -> tuple[float,
     y = np.clip(y0 + (cy + (1 - 2 * cy) * inset) * (y1 - y0), 0, h) - 0.5
     return float(x), float(y), "right" if cx else "left", "bottom" if cy else "top"
 
+def nest_depths(boxes: Sequence[Sequence[float]], tol: float) -> list[int]:
+    ("How far inside its edges each box is drawn, in steps: 0, or one more than the deepest earlier box whose edges "
+     "are all within `tol` of its own (boxes on one spot are drawn one inside the other).")
+    out = []
+    for t, b in enumerate(boxes):
+        near = [out[u] for u in range(t) if np.abs(np.subtract(boxes[u], b)).max() < tol]
+        out.append(max(near) + 1 if near else 0)
+    return out
+
+def bare(ax):
+    "No ticks or tick labels on `ax` (its spines stay): a picture's axes, quick to draw again."
+    ax.xaxis.set_visible(False); ax.yaxis.set_visible(False)
+
 def show_image(ax, img: np.ndarray):
-    "`img` `(H, W, C)` in [0, 1] on `ax`, grey when it has one channel; no ticks."
+    "`img` `(H, W, C)` in [0, 1] on `ax`, grey when it has one channel, the axes fitted to it; no ticks."
     ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([]); ax.set_yticks([])
+    h, w = img.shape[:2]
+    ax.set_xlim(-0.5, w - 0.5); ax.set_ylim(h - 0.5, -0.5)
+    bare(ax)
 
 def draw_boxes(ax, img: np.ndarray, boxes: Sequence[Sequence[float]]):
-    "`img` with glimpse `boxes` (pixel edges `(x0, y0, x1, y1)`), each in its own style, numbered 1, 2, ..."
+    ("`img` with glimpse `boxes` (pixel edges `(x0, y0, x1, y1)`), each in its own style, numbered 1, 2, ...; boxes on "
+     "one spot are drawn `NEST` points inside one another, so every line shows.")
     show_image(ax, img)
     h, w = img.shape[:2]
+    px = max(w / max(ax.bbox.width, 1), h / max(ax.bbox.height, 1)) * ax.figure.dpi / 72   # image pixels per point
     stroke = [patheffects.withStroke(linewidth=2.5, foreground="black")]
-    for t, (x0, y0, x1, y1) in enumerate(boxes):
+    for t, (box, d) in enumerate(zip(boxes, nest_depths(boxes, 2 * NEST * px))):
+        x0, y0, x1, y1 = box
+        i = min(d * NEST * px, (x1 - x0) / 4, (y1 - y0) / 4)
+        x0, y0, x1, y1 = x0 + i, y0 + i, x1 - i, y1 - i
         st = glimpse_style(t)
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=st["color"],
-                               ls=st["linestyle"], lw=st["linewidth"]))
+        ax.add_artist(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=st["color"],
+                                ls=st["linestyle"], lw=st["linewidth"]))     # the limits are the image's
         x, y, ha, va = label_position(t, (x0, y0, x1, y1), w, h)
         ax.annotate(str(t + 1), (x, y), xytext=(-2 if ha == "right" else 2, 2 if va == "bottom" else -2),
                     textcoords="offset points", color=st["color"], fontsize=9, fontweight="bold", ha=ha, va=va,
                     path_effects=stroke)
-    ax.set_xlim(-0.5, w - 0.5); ax.set_ylim(h - 0.5, -0.5)
 
 # %% ../../nbs/12b_explorer_views.ipynb #08672e42
 def wrap(text: str, width_in: float, fontsize: float = 9) -> str:
@@ -78,21 +100,23 @@ def confidence_line(ax, pred: Prediction, n: int, label: str | None = None):
     ax.scatter(xs, ys, c=col, s=22, zorder=2)
     ax.axvline(n + 0.5, color="#999999", ls=":", lw=1)
     ax.set_xlim(0.5, T + 0.5); ax.set_ylim(0, 1.05)
-    ax.set_xticks(list(xs)); ax.set_yticks([0, 0.5, 1]); ax.tick_params(labelsize=7)
-    ax.set_title("confidence per glimpse", fontsize=8)
+    if list(ax.get_xticks()) != list(xs): ax.set_xticks(list(xs))
+    if len(ax.get_yticks()) != 2: ax.set_yticks([0, 1]); ax.tick_params(labelsize=7)
+    ax.set_title("confidence per glimpse", fontsize=8, y=1.0)      # y given: matplotlib need not place it
 
 def top_classes(ax, steps: Sequence, width: int, label: str | None = None):
     "The top classes after each glimpse of `steps` as bars, one block per glimpse column, in one axes `ax`."
     ax.axis("off")
     k = max(len(g.top) for g in steps)
+    bars, colours = [], []
     for t, g in enumerate(steps):
         x0, top = t + 0.4, g.top[::-1]
-        ax.barh(range(len(top)), [0.55 * c.prob for c in top], left=x0, height=0.7,
-                color=["#2ca02c" if c.name == label else "#7f7f7f" for c in top])
-        ax.plot([x0, x0], [-0.5, k - 0.5], color="black", lw=0.8)
         for r, c in enumerate(top):
-            ax.text(x0 - 0.03, r, c.name[:10], ha="right", va="center", fontsize=7)
-            ax.text(x0 + 0.55 * c.prob + 0.02, r, num(c.prob), ha="left", va="center", fontsize=7)
+            bars.append(Rectangle((x0, r - 0.35), 0.55 * c.prob, 0.7))
+            colours.append("#2ca02c" if c.name == label else "#7f7f7f")
+            ax.text(x0 - 0.03, r, f"{c.name[:10]} {num(c.prob)}", ha="right", va="center", fontsize=7)
+        ax.plot([x0, x0], [-0.5, k - 0.5], color="black", lw=0.8)
+    ax.add_collection(PatchCollection(bars, facecolors=colours, edgecolors="none"), autolim=False)   # one artist
     ax.set_xlim(0, width); ax.set_ylim(-0.6, k - 0.4)
 
 def legend_lines(pred: Prediction, n: int, iou: Sequence[float] | None = None) -> list[str]:
@@ -103,7 +127,47 @@ def legend_lines(pred: Prediction, n: int, iou: Sequence[float] | None = None) -
         out.append(f"{t + 1}: {g.name[:14]} ({num(g.prob)}){where}\n{sees(g.params[0])}")
     return out
 
+def draw_legend(ax, pred: Prediction, n: int, iou: Sequence[float] | None = None):
+    "The legend of the first `n` glimpses of `pred` in `ax` (drawn without axes): each glimpse's line, `legend_lines`."
+    ax.axis("off"); ax.set_xlim(0, 1); ax.set_ylim(0, 1)
+    h = max(ax.bbox.height * 72 / ax.figure.dpi, 1)        # the axes' height in points
+    lines = legend_lines(pred, n, iou)
+    if n > 5: lines = [s.split("\n")[0] for s in lines]    # many glimpses: the size is under each glimpse's picture
+    step = (11 if n > 5 else 22) / h
+    ax.text(0, 1, f"{plural(n, 'glimpse')} shown of {len(pred.glimpses)}", fontsize=8, ha="left", va="top")
+    for t, s in enumerate(lines):
+        y = 1 - 15 / h - t * step
+        ax.plot([0, 0.16], [y - 4.5 / h] * 2, **glimpse_style(t))
+        ax.text(0.2, y, s, fontsize=7, ha="left", va="top", linespacing=1.2)
+
 # %% ../../nbs/12b_explorer_views.ipynb #3b548836
+def prediction_axes(fig,                    # a `Figure` or a sub-figure
+                    width: int,             # glimpse columns
+                    title_lines: int = 1,   # lines of the (sub-)figure's title above the axes
+                    width_in: float | None = None,  # the width drawn into, in inches (default: the figure's)
+                   ) -> SimpleNamespace:
+    "The axes `draw_prediction` draws into: image, legend, confidence line, a crop per glimpse column, top classes."
+    width_in = width_in or fig.get_figwidth()
+    ratios = (1.6, 1.4, *[1] * width)
+    gs = fig.add_gridspec(2, width + 2, height_ratios=(1.6, 1), width_ratios=ratios, hspace=0.55, wspace=0.3,
+                          left=0.02, right=0.98, top=1 - (0.3 + 0.2 * title_lines) / 4.2, bottom=0.07)
+    a = SimpleNamespace(image=fig.add_subplot(gs[:, 0]), legend=fig.add_subplot(gs[0, 1]),
+                        conf=fig.add_subplot(gs[1, 1]), crops=[fig.add_subplot(gs[0, t + 2]) for t in range(width)],
+                        top=fig.add_subplot(gs[1, 2:]), width=width, width_in=width_in,
+                        image_in=0.96 * width_in * ratios[0] / sum(ratios))
+    for ax in (a.image, *a.crops): bare(ax)
+    a.legend.axis("off"); a.top.axis("off")
+    return a
+
+def all_axes(a: SimpleNamespace) -> list:
+    "The axes of `prediction_axes`."
+    return [a.image, a.legend, a.conf, *a.crops, a.top]
+
+def clear(ax):
+    "Remove what was drawn on `ax` (images, lines, patches, texts, collections, its legend); the axes stay."
+    for x in (*ax.images, *ax.lines, *ax.patches, *ax.texts, *ax.collections, *ax.artists): x.remove()
+    if ax.legend_ is not None: ax.legend_.remove()
+
 def draw_prediction(fig,                                 # a `Figure` or a sub-figure to draw into
                     pred: Prediction,                    # one image's prediction, with crops
                     image,                               # the original image: PIL, or an array (H, W[, C])
@@ -113,45 +177,54 @@ def draw_prediction(fig,                                 # a `Figure` or a sub-f
                     title: str = "",                     # the (sub-)figure's title, wrapped to fit
                     iou: Sequence[float] | None = None,  # each glimpse's IoU with the object, where known
                     width_in: float | None = None,       # the width drawn into, in inches (default: the figure's)
+                    axes: SimpleNamespace | None = None, # `prediction_axes` made before (cleared and drawn again)
                    ):
     "The picture of `pred` on `image`: numbered boxes, a legend, the confidence line, the crops and top classes."
     T = len(pred.glimpses)
     n = T if n is None else max(1, min(n, T))
     width = max(width or n, n)
-    width_in = width_in or fig.get_figwidth()
-    lines = wrap(title, width_in * 0.96, 10).count("\n") + 1 if title else 0
-    top = 1 - (0.3 + 0.2 * lines) / 4.2
-    ratios = (1.6, 1.4, *[1] * width)
-    gs = fig.add_gridspec(2, width + 2, height_ratios=(1.6, 1), width_ratios=ratios, hspace=0.55, wspace=0.3,
-                          left=0.02, right=0.98, top=top, bottom=0.07)
-    col_in = lambda c: 0.96 * width_in * ratios[c] / sum(ratios)
-    ax = fig.add_subplot(gs[:, 0])
-    draw_boxes(ax, as_pixels(image), [g.box for g in pred.glimpses[:n]])
+    title = wrap(title, (width_in or fig.get_figwidth()) * 0.96, 10) if title else ""
+    if axes is None: axes = prediction_axes(fig, width, title.count("\n") + 1 if title else 0, width_in)
+    else:
+        for ax in all_axes(axes): clear(ax)
+    draw_boxes(axes.image, as_pixels(image), [g.box for g in pred.glimpses[:n]])
     name = f"{Path(pred.source).name} ({pred.size[0]}×{pred.size[1]})" + (f", label {label}" if label else "")
-    ax.set_title(wrap(name, col_in(0), 8), fontsize=8)
-    box = gs[0, 1].get_position(fig)                     # the legend: no axes of its own (a redraw stays quick)
-    fig.legend([Line2D([], [], **glimpse_style(t)) for t in range(n)], legend_lines(pred, n, iou), loc="upper left",
-               bbox_to_anchor=(box.x0, box.y1), fontsize=7, frameon=False, handlelength=2.4, borderaxespad=0,
-               labelspacing=0.6, title=f"{plural(n, 'glimpse')} shown of {T}", title_fontsize=8, alignment="left")
-    confidence_line(fig.add_subplot(gs[1, 1]), pred, n, label)
-    for t, g in enumerate(pred.glimpses[:n]):
-        st = glimpse_style(t)
-        a = fig.add_subplot(gs[0, t + 2])
+    axes.image.set_title(wrap(name, axes.image_in, 8), fontsize=8, y=1.0)
+    draw_legend(axes.legend, pred, n, iou)
+    confidence_line(axes.conf, pred, n, label)
+    for t, a in enumerate(axes.crops):
+        a.set_visible(t < n)
+        if t >= n: continue
+        g, st = pred.glimpses[t], glimpse_style(t)
         if pred.crops is not None: show_image(a, pred.crops[t])
-        else: a.set_xticks([]); a.set_yticks([])
-        a.set_title(f"glimpse {t + 1}\nsees {g.params[0]:.0%} of the side", fontsize=8, color=st["color"])
+        a.set_title(f"glimpse {t + 1} · sees {g.params[0]:.0%}", fontsize=8, color=st["color"], y=1.0)
         for sp in a.spines.values():
             sp.set_edgecolor(st["color"]); sp.set_linewidth(2); sp.set_linestyle(st["linestyle"])
-    top_classes(fig.add_subplot(gs[1, 2:]), pred.glimpses[:n], width, label)
-    if title: fig.suptitle(wrap(title, width_in * 0.96, 10), fontsize=10)
+    top_classes(axes.top, pred.glimpses[:n], width, label)
+    fig.suptitle(title, fontsize=10)
     return fig
 
+class FigureCache:
+    "Figures kept from one redraw to the next, one per layout: drawing again clears their axes, it does not make them."
+    def __init__(self, keep: int = 6): self.figs, self.keep = {}, keep
+    def get(self, key, make: Callable[[], tuple]) -> tuple:
+        "`(figure, axes)` for layout `key`: made by `make()` the first time."
+        if key not in self.figs:
+            if len(self.figs) >= self.keep: self.figs.pop(next(iter(self.figs)))
+            self.figs[key] = make()
+        return self.figs[key]
+
 def prediction_view(pred: Prediction, image, n=None, width=None, label=None, title="", iou=None,
-                    dpi: int = 80) -> Figure:
-    "`draw_prediction` in a figure of its own, sized to its glimpse columns."
-    width = max(width or len(pred.glimpses), 1)
-    fig = Figure(figsize=(1.75 * (width + 3), 4.2), dpi=dpi)
-    return draw_prediction(fig, pred, image, n, width, label, title, iou)
+                    dpi: int = 80, cache: FigureCache | None = None) -> Figure:
+    "`draw_prediction` in a figure of its own, sized to its glimpse columns (the one `cache` keeps for that layout)."
+    width = max(width or len(pred.glimpses), n or 0, 1)
+    size = (1.75 * (width + 3), 4.2)
+    lines = wrap(title, size[0] * 0.96, 10).count("\n") + 1 if title else 0
+    def make():
+        fig = Figure(figsize=size, dpi=dpi)
+        return fig, prediction_axes(fig, width, lines)
+    fig, axes = cache.get(("image", width, lines, dpi), make) if cache is not None else make()
+    return draw_prediction(fig, pred, image, n, width, label, title, iou, axes=axes)
 
 # %% ../../nbs/12b_explorer_views.ipynb #d91115f2
 def coverage(params: Tensor, w: int, h: int) -> np.ndarray:
@@ -168,6 +241,18 @@ def centres(params: Tensor, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     return ((params[:, 1] + 1) / 2 * (w - 1)).numpy(), ((params[:, 2] + 1) / 2 * (h - 1)).numpy()
 
 # %% ../../nbs/12b_explorer_views.ipynb #74cafbc9
+def set_axes(fig, T: int, title: bool = True, iou: bool = True) -> SimpleNamespace:
+    "The axes `set_figure` draws into: a map per glimpse, then the IoU distribution (or a note when `iou` is unknown)."
+    gs = fig.add_gridspec(1, T + 1, width_ratios=(*[1] * T, 1.5), wspace=0.25, left=0.02, right=0.98,
+                          top=0.66 if title else 0.74, bottom=0.16)
+    a = SimpleNamespace(maps=[fig.add_subplot(gs[0, t]) for t in range(T)], hist=fig.add_subplot(gs[0, T]))
+    for ax in a.maps: bare(ax)
+    if iou:
+        a.hist.set_xlim(0, 1); a.hist.tick_params(labelsize=7)
+        a.hist.set_xlabel("glimpse IoU with the object", fontsize=8); a.hist.set_ylabel("images", fontsize=8)
+    else: a.hist.axis("off")
+    return a
+
 def set_figure(o: Outcomes,                         # the model's outcomes on the set
                size: tuple[int, int],               # (w, h) of the model's input
                mask: Tensor | None = None,          # (N,) the images shown (default: all)
@@ -175,16 +260,18 @@ def set_figure(o: Outcomes,                         # the model's outcomes on th
                marks: Sequence[int] = (),           # images numbered on the map
                title: str = "",
                dpi: int = 80,
+               cache: FigureCache | None = None,    # figures kept between calls (one per layout)
               ) -> Figure:
     "Where each glimpse of `o` goes over the images of `mask`: coverage, centres and IoU with the objects."
     w, h = size
     idx = torch.arange(o.N) if mask is None else torch.nonzero(mask).flatten()
-    T = o.T
-    fig = Figure(figsize=(2.2 * T + 3.2, 3.6), dpi=dpi)
-    gs = fig.add_gridspec(1, T + 1, width_ratios=(*[1] * T, 1.5), wspace=0.25, left=0.02, right=0.98,
-                          top=0.66 if title else 0.74, bottom=0.1)
-    for t in range(T):
-        ax = fig.add_subplot(gs[0, t])
+    T, has_iou = o.T, o.iou is not None and len(idx) > 0
+    def make():
+        fig = Figure(figsize=(2.2 * T + 3.2, 3.6), dpi=dpi)
+        return fig, set_axes(fig, T, bool(title), has_iou)
+    fig, a = cache.get(("set", T, bool(title), has_iou, dpi), make) if cache is not None else make()
+    for ax in (*a.maps, a.hist): clear(ax)
+    for t, ax in enumerate(a.maps):
         p = o.params[t, idx]
         ax.imshow(coverage(p, w, h), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         x, y = centres(p, w, h)
@@ -201,25 +288,24 @@ def set_figure(o: Outcomes,                         # the model's outcomes on th
             x0, x1 = (tx - s + 1) / 2 * (w - 1), (tx + s + 1) / 2 * (w - 1)
             y0, y1 = (ty - s + 1) / 2 * (h - 1), (ty + s + 1) / 2 * (h - 1)
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=st["color"], ls=st["linestyle"], lw=2))
-        ax.set_xlim(-0.5, w - 0.5); ax.set_ylim(h - 0.5, -0.5); ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xlim(-0.5, w - 0.5); ax.set_ylim(h - 0.5, -0.5)
         med = float(p[:, 0].median()) if len(p) else float("nan")
         nr, nw = int(r.sum()), int(wr.sum())
         ax.set_title(f"glimpse {t + 1}: median σ {num(med)}\n(sees {med:.0%} of the side)\n{nr} right, {nw} wrong",
-                     fontsize=8, color=glimpse_style(t)["color"])
-    hx = fig.add_subplot(gs[0, T])
-    if o.iou is None or not len(idx):
-        hx.axis("off")
+                     fontsize=8, color=glimpse_style(t)["color"], y=1.0)
+    hx = a.hist
+    if not has_iou:
         hx.text(0.5, 0.5, "IoU with the object:\nthe objects' boxes are\nnot known for these images"
                 if o.iou is None else "no images", ha="center", va="center", fontsize=8)
     else:
-        bins = np.linspace(0, 1, 21)
+        bins, top = np.linspace(0, 1, 21), 1
         for t in range(T):
             v = o.iou[t, idx].numpy()
             st = glimpse_style(t)
-            hx.hist(v, bins, histtype="step", color=st["color"], ls=st["linestyle"], lw=1.6,
-                    label=f"{t + 1}: median {num(np.median(v))}")
-        hx.set_xlim(0, 1); hx.tick_params(labelsize=7)
-        hx.set_xlabel("glimpse IoU with the object", fontsize=8); hx.set_ylabel("images", fontsize=8)
+            c, _, _ = hx.hist(v, bins, histtype="step", color=st["color"], ls=st["linestyle"], lw=1.6,
+                              label=f"{t + 1}: median {num(np.median(v))}")
+            top = max(top, c.max())
+        hx.set_ylim(0, top * 1.05)
         hx.legend(fontsize=7, title="glimpse", title_fontsize=7, frameon=False)
     sub = f"{plural(len(idx), 'image')}; shade: share of them each glimpse covers; dots: glimpse centres"
     fig.suptitle("\n".join(wrap(t, fig.get_figwidth() * 0.96, 9) for t in (title, sub) if t), fontsize=9)
@@ -229,11 +315,21 @@ def set_figure(o: Outcomes,                         # the model's outcomes on th
 def compare_figure(panels: Sequence[dict | str],  # per run: `draw_prediction`'s arguments (pred, image, ...), or a note
                    n: int | None = None,          # glimpses shown in each (at most each run's own)
                    dpi: int = 80,
+                   cache: FigureCache | None = None,  # figures kept between calls (one per layout)
                   ) -> Figure:
     "The pictures of several runs on one image, stacked; the glimpse columns line up."
     width = max([len(p["pred"].glimpses) for p in panels if isinstance(p, dict)] or [1])
-    fig = Figure(figsize=(1.75 * (width + 3), 4.2 * len(panels)), dpi=dpi)
-    for sf, p in zip(np.atleast_1d(fig.subfigures(len(panels), 1)), panels):
-        if isinstance(p, str): sf.text(0.5, 0.5, wrap(p, fig.get_figwidth() * 0.9, 10), ha="center", va="center")
-        else: draw_prediction(sf, **{**p, "n": n, "width": width}, width_in=fig.get_figwidth())
+    size = (1.75 * (width + 3), 4.2 * len(panels))
+    lines = [None if isinstance(p, str) else wrap(p.get("title", ""), size[0] * 0.96, 10).count("\n") + 1
+             if p.get("title") else 0 for p in panels]
+    def make():
+        fig = Figure(figsize=size, dpi=dpi)
+        sfs = np.atleast_1d(fig.subfigures(len(panels), 1))
+        return fig, [sf.text(0.5, 0.5, "", ha="center", va="center") if k is None
+                     else prediction_axes(sf, width, k, size[0]) for sf, k in zip(sfs, lines)]
+    fig, axes = cache.get(("compare", width, tuple(lines), dpi), make) if cache is not None else make()
+    sfs = np.atleast_1d(fig.subfigs)
+    for sf, p, a in zip(sfs, panels, axes):
+        if isinstance(p, str): a.set_text(wrap(p, size[0] * 0.9, 10))
+        else: draw_prediction(sf, **{**p, "n": n, "width": width}, width_in=size[0], axes=a)
     return fig

@@ -10,6 +10,7 @@ import io
 import re
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -23,21 +24,22 @@ from mgnet.lab.explorer_filters import (
     Outcomes,
     describe_filter,
     filter_spec,
+    join,
     num,
     order,
     outcomes,
+    outcomes_of,
     parse_filter,
     plural,
     select,
     step,
 )
-from .explorer_views import compare_figure, prediction_view, set_figure
+from .explorer_views import FigureCache, compare_figure, prediction_view, set_figure
 from ..localisation import object_boxes
-from ..pictures import figure_png
 from ..predict import predict, read_image
 
 # %% auto #0
-__all__ = ['VIEWS', 'MAX_POINTS', 'ExplorerBase', 'outcomes_for']
+__all__ = ['VIEWS', 'MAX_POINTS', 'ExplorerBase', 'outcomes_for', 'png']
 
 # %% ../../nbs/12c_explorer_widgets.ipynb #d3ccfa4e
 VIEWS = {"image": "image", "set": "glimpses over the set", "compare": "compare"}
@@ -51,6 +53,7 @@ class ExplorerBase:
                exit_threshold: float = 0.9, klass: str | None = None, topk: int = 3):
         import ipywidgets as W
         self.uploads, self.topk, self._pic, self._out, self._hold = [], topk, {}, {}, 1
+        self.figures = FigureCache()           # the views' figures, kept from one redraw to the next
         self.redraw_times, self.last_redraw, self.order, self.note = [], 0.0, [], ""
         if view not in VIEWS: raise ValueError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
         if sort not in SORTS: raise ValueError(f"sort {sort!r}: expected one of {', '.join(SORTS)}")
@@ -104,8 +107,11 @@ class ExplorerBase:
     @property
     def n_items(self) -> int: return self.n_own_at(self.j) + len(self.uploads)
     def dataset_at(self, j: int): return None
-    def item(self, j: int, i: int) -> tuple:
+    def item(self, j: int, i: int | None = None) -> tuple:
         "Image `i` of run `j`: input, picture, true class (or None), name; uploads after the run's own."
+        if i is None:                                   # the explorer's earlier item(i): the run shown
+            warnings.warn("item(i) is item(j, i) now (j: the run, ex.j for the one shown)", FutureWarning, 2)
+            j, i = self.j, j
         if i < self.n_own_at(j): return self.own_image_at(j, i)
         name, img = self.uploads[i - self.n_own_at(j)]
         return img, img, None, f"uploaded {name}"
@@ -138,15 +144,21 @@ ExplorerBase.sync, ExplorerBase._glimpse_range = _sync, _glimpse_range
 
 # %% ../../nbs/12c_explorer_widgets.ipynb #2d0bc032
 def _outcomes(self: ExplorerBase, j: int):
-    "The outcomes of run `j` on its own images (`explorer_filters.outcomes`), computed once."
-    key = self.key_at(j)
+    ("The outcomes of run `j` on its own images (`explorer_filters.outcomes`, computed once), then on the images "
+     "uploaded (no label: never right or wrong; IoU unknown).")
+    key, u = self.key_at(j), len(self.uploads)
     if key not in self._out:
         ds, T = self.dataset_at(j), self.T_at(j)
         if not self.n_own_at(j): self._out[key] = Outcomes(torch.zeros(T, 0).long(), torch.zeros(T, 0),
-                                                          torch.zeros(0).long(), torch.zeros(T, 0, 3), size=(1, 1))
+                                                          torch.zeros(0).long(), torch.zeros(T, 0, 3),
+                                                          size=self.input_size_at(j))
         elif ds is None: self._out[key] = self.own_outcomes(j)
         else: self._out[key] = outcomes_for(self.model_at(j), ds)
-    return self._out[key]
+    if u and (key, u) not in self._out:
+        n, o = self.n_own_at(j), self._out[key]
+        ups = outcomes_of([self.prediction(j, n + k)[0] for k in range(u)], [-1] * u, o.size)
+        self._out[key, u] = join(o, ups)
+    return self._out[key, u] if u else self._out[key]
 
 def outcomes_for(model, ds):
     "`outcomes` of `model` on dataset `ds`, with its objects' boxes where the dataset knows them."
@@ -166,10 +178,13 @@ def _refilter(self: ExplorerBase, change=None, jump: bool = True):
         self.filter.options = [(f"{describe_filter(f, k)} ({n[f]})", f) for f in FILTERS]
         self.filter.value = v
         self.counts.value = ("<span class='mgnet-counts'>" + " · ".join(f"{describe_filter(f, k)}: {n[f]}"
-                             for f in FILTERS) + f" (of {plural(o.N, 'image')}; exit at {num(thr)})</span>")
+                             for f in FILTERS) + f" (of {plural(o.N, 'image')}; exit at {num(thr)})"
+                             + (f"; {plural(len(self.uploads), 'image')} uploaded: no label, so never right or wrong"
+                                if self.uploads else "") + "</span>")
         conf, iou = o.conf[k - 1], o.iou
+        known = lambda i: iou is not None and not iou[k - 1, i].isnan()
         lab = lambda i: (f"image {i}: {'right' if o.right(k)[i] else 'wrong' if o.wrong(k)[i] else '?'}, "
-                         f"sure {num(conf[i])}" + (f", IoU {num(iou[k - 1, i])}" if iou is not None else ""))
+                         f"sure {num(conf[i])}" + (f", IoU {num(iou[k - 1, i])}" if known(i) else ""))
         self.points.options = [(lab(i), i) for i in self.order[:MAX_POINTS]]
         self.points.value = None
         if jump and self.order and self.image.value not in self.order: self.image.value = self.order[0]
@@ -228,16 +243,25 @@ def _figure(self: ExplorerBase):
     j, i, v = self.j, self.image.value, self.view.value
     if v == "set":
         o = self.outcomes_at(j)
-        cur = i if i < self.n_own_at(j) else None
-        return set_figure(o, o.size, self.mask, cur, self.order[:5],
+        cur = i if i < o.N else None
+        return set_figure(o, o.size, self.mask, cur, self.order[:3],
                           f"{self.names[j]} · {describe_filter(self.filter.value, self.after.value)}"
-                          + ("" if self.klass.value is None else f", class {self.klass.label}"))
+                          + ("" if self.klass.value is None else f", class {self.klass.label}"), cache=self.figures)
     if v == "compare":
         c = self.compare.value
         second = "choose a run under 'compare with'" if c < 0 else self.panel(c, i, "B: ")
-        return compare_figure([self.panel(j, i, "A: "), second], self.glimpses.value)
+        return compare_figure([self.panel(j, i, "A: "), second], self.glimpses.value, cache=self.figures)
     d = self.panel(j, i, "")
-    return prediction_view(d["pred"], d["image"], self.glimpses.value, self.T_at(j), d["label"], d["title"], d["iou"])
+    return prediction_view(d["pred"], d["image"], self.glimpses.value, self.T_at(j), d["label"], d["title"], d["iou"],
+                           cache=self.figures)
+
+def png(fig, dpi: int = 80) -> bytes:
+    "`fig` as PNG bytes for the screen: text drawn without hinting and the PNG packed lightly (a third quicker)."
+    from matplotlib import rc_context
+    buf = io.BytesIO()
+    with rc_context({"text.hinting": "no_hinting"}):
+        fig.savefig(buf, format="png", dpi=dpi, pil_kwargs=dict(compress_level=1))
+    return buf.getvalue()
 
 ExplorerBase.prediction, ExplorerBase.panel, ExplorerBase.figure = _prediction, _panel, _figure
 
@@ -251,7 +275,7 @@ def _describe(self: ExplorerBase) -> str:
     s = (f"{self.describe_run(j)} · image {i} of 0–{self.n_items - 1}" + (f" ({name})" if name else "")
          + f", {plural(n, 'glimpse')} shown of {self.T_at(j)}: {_verdict(p, n, label)}")
     chosen = self.filter.value != "all" or self.sort.value != "index" or self.klass.value is not None
-    if own and self.order and chosen:
+    if self.order and chosen:
         f = describe_filter(self.filter.value, self.after.value)
         s += (f" · {f}: {self.order.index(i) + 1} of {len(self.order)}" if i in self.order
               else f" · not one of the {plural(len(self.order), 'image')} {f}")
@@ -269,7 +293,7 @@ def _redraw(self: ExplorerBase):
             self.status.value = (f"<span class='mgnet-status'>{self.describe_run(self.j)} · "
                                  "no images yet: upload one with the button</span>")
             return
-        self.picture.value = figure_png(self.figure(), dpi=80)
+        self.picture.value = png(self.figure(), dpi=80)
         self.last_redraw = time.perf_counter() - t0
         self.redraw_times.append(self.last_redraw)
         self.status.value = (f"<span class='mgnet-status'>{self.describe()}{' · ' + note if note else ''} · "
@@ -302,10 +326,12 @@ def _uploaded(self: ExplorerBase, change):
     for f in files:
         try: self.uploads.append((f["name"], read_image(io.BytesIO(bytes(f["content"])))))
         except BadImageError: bad.append(f["name"])
-    if self.n_items > first:
+    if self.n_items > first:                               # the uploads count in the filters: recount, then draw
         self.sync()
-        if self.image.value == first: self.redraw()
-        else: self.image.value = first                     # redraws
+        self._hold += 1
+        try: self.image.value = first
+        finally: self._hold -= 1
+        self._refilter(jump=False)
     if bad: self.status.value += f" · <span style='color:#b00'>not an image, left out: {', '.join(bad)}</span>"
 
 def _save(self: ExplorerBase, path=None, dpi: int = 100) -> Path:
