@@ -143,7 +143,7 @@ class GlimpseExplorer(MovedNames, ExplorerBase):
         dirs = {str(Path(r["run_dir"]).parent) for r in self.runs if "run_dir" in r}
         self.origin = dict(sweep_dir=dirs.pop()) if len(dirs) == 1 else {}
         self._build(self.names, _run_index(self.names, run) or 0, _run_index(self.names, compare, "compare"),
-                    image=settings.pop("image", index), topk=topk, **settings)
+                    image=settings.pop("image", index or None), topk=topk, **settings)
 
     def T_at(self, j): return len(self.runs[j]["clean_acc"])
     def key_at(self, j): return self.runs[j]["checkpoint"]
@@ -212,8 +212,8 @@ class ImageExplorer(MovedNames, ExplorerBase):
         if images is not None: self.files = find_images([images] if isinstance(images, (str, Path)) else images)
         self.origin = dict(checkpoint=str(self.paths[0])) if self.paths[0] else {}
         if images is not None: self.origin["images"] = str(images)
-        self._build(self.names, run, None if compare is None else 1, image=settings.pop("image", index), topk=topk,
-                    **settings)
+        self._build(self.names, run, None if compare is None else 1, image=settings.pop("image", index or None),
+                    topk=topk, **settings)
 
     def T_at(self, j): return self.models[j].cfg.n_iter
     def key_at(self, j): return id(self.models[j])
@@ -274,7 +274,7 @@ def explore(sweep_dir=None,             # folder of the runs (default: `default_
             *,
             run=None,                   # the run shown: its name (over a sweep) or index
             compare=None,               # a run to compare with: its name, or with `checkpoint` a second checkpoint
-            image: int | None = None,   # the image shown, numbered from 0 as on the slider
+            image: int | None = None,   # the image shown, numbered from 0 (default: the filter's first)
             glimpse: int | None = None, # glimpses shown (default: all)
             filter: str = "all",        # images walked through: all, wrong@K, right@K, changed@K, unsure@K, exit@K
             sort: str = "index",        # their order: index, confidence, iou, exit
@@ -286,8 +286,8 @@ def explore(sweep_dir=None,             # folder of the runs (default: `default_
     ("`ImageExplorer(checkpoint, images)` with a `checkpoint`; else a `GlimpseExplorer` over the runs of `sweep_dir` "
      "(training a small grid there if it has none; damaged runs left out and named on its status line). The rest "
      "says what to show first: `ex.call()` (the explorer's share button) writes this call for the view shown.")
-    settings = dict(image=index if image is None else image, glimpse=glimpse, filter=filter, sort=sort, view=view,
-                    klass=klass, exit_threshold=exit_threshold)
+    settings = dict(image=(index or None) if image is None else image, glimpse=glimpse, filter=filter, sort=sort,
+                    view=view, klass=klass, exit_threshold=exit_threshold)   # no image: the filter's first
     if checkpoint is not None: return ImageExplorer(checkpoint, images, compare=compare, run=run or 0, **settings)
     if images is not None: raise ValueError("explore(images=...) needs checkpoint=...: the model to look with")
     skipped = []                                         # damaged runs: said on the status line, once per explorer

@@ -48,7 +48,7 @@ MAX_POINTS = 200                       # images listed in the "open" list (the f
 class ExplorerBase:
     "The explorer's widgets over a list of runs; a subclass says what the runs and their images are."
     origin: dict = {}
-    def _build(self, names: Sequence[str], run: int = 0, compare: int | None = None, image: int = 0,
+    def _build(self, names: Sequence[str], run: int = 0, compare: int | None = None, image: int | None = None,
                glimpse: int | None = None, filter: str = "all", sort: str = "index", view: str = "image",
                exit_threshold: float = 0.9, klass: str | None = None, topk: int = 3):
         import ipywidgets as W
@@ -92,11 +92,11 @@ class ExplorerBase:
                               self.next]), self.counts, self.points, H([self.save_button, self.share_button]),
                               self.call_text, self.status, self.picture, self.log])
         self.sync()
-        self.image.value = min(max(image, 0), self.image.max)
+        self.image.value = min(max(image or 0, 0), self.image.max)
         if glimpse is not None: self.glimpses.value = min(max(glimpse, 1), self.glimpses.max)
         if klass is not None: self.klass.value = self.classes_at(run).index(klass)
         self._hold = 0
-        self._refilter(None, jump=False)
+        self._refilter(None, jump=image is None)          # no image asked for: the filter's first
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -349,7 +349,7 @@ def _call(self: ExplorerBase) -> str:
     "The one-line call that reopens this explorer with this run, image and settings."
     kw = dict(self.origin)
     kw.update(self.run_arg(self.j))
-    if self.image.value: kw["image"] = self.image.value
+    if self.image.value or self.order and 0 not in self.order: kw["image"] = self.image.value   # else: where it opens
     if self.glimpses.value != self.T_at(self.j): kw["glimpse"] = self.glimpses.value
     if self.filter.value != "all": kw["filter"] = filter_spec(self.filter.value, self.after.value)
     if self.sort.value != "index": kw["sort"] = self.sort.value
