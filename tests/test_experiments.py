@@ -1,5 +1,6 @@
 """The experiment notebooks run through papermill with tiny parameters; `mgnet-benchmark` end to end."""
 import json
+import re
 
 import nbformat
 import pytest
@@ -138,6 +139,20 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
     assert list(oc["corruptions"]["results"]["MGNet"]["corruption_acc"]) == ["gaussian_noise"]
     html = (out / "benchmark.html").read_text()
     assert "Benchmark: MGNet against the baseline" in html and "data:image/png;base64" in html
+    # the report reads as one (issue 41): the title, then the summary and its verdicts; tables as HTML tables; no code,
+    # no progress bar (in the report or the executed notebook); accuracies as fractions; eps as n/255
+    heads = re.findall(r"<h([12])[^>]*>(.*?)</h\1>", html, re.S)
+    assert [re.sub(r"<[^>]+>|¶", "", h).strip() for _, h in heads[:2]] == \
+        ["Benchmark: MGNet against the baseline", "Summary and verdicts"], heads[:3]
+    summary = html[html.index("Summary and verdicts"):html.index("What it runs, and why")]
+    assert re.search(r"MGNet (above|level|below|no verdict)", summary) and "<table" in summary, summary[:3000]
+    assert "PGD adaptive, eps 4/255" in summary and "% of the baseline" in summary
+    assert html.count("<table") >= 8 and "from mgnet" not in html                      # tables; the code left out
+    executed = nbformat.read(out / "benchmark.ipynb", as_version=4)
+    saved = json.dumps([c.get("outputs", []) for c in executed.cells])
+    for text in (html, saved):
+        assert not re.search(r"\d+%\|| \d+/\d+ \[\d\d:\d\d|it/s|epoch/s", text), "a progress bar was saved"
+    assert "eps 0.01569" not in html and "10.00*" not in html    # eps as 4/255; the corruption table in fractions
     assert "MGNet accuracy per glimpse" in p.stdout and "2 training seeds" in p.stdout and "mean ± std" in p.stdout
     assert "final models (last epoch) on 3590 fresh images" in p.stdout
     assert "the variant (keypoints=1, loc_anchor=True), against the same baselines:" in p.stdout

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..files import check_out_dir, run_command
 from ..groups import TrainConfig
 from .notebooks import ExperimentError, notebook_parameters, notebook_path, run_notebook
+from .report import report_html
 from .runs import RESULTS, config_from, seeds_table
 from ..recipes import from_recipe
 
@@ -138,7 +139,11 @@ def _benchmark(args, prog: str) -> int:
     params["out_dir"] = str(out.resolve())
     t0 = time.time()
     print(f"{prog}: running {src} with papermill into {out}/ ...", file=sys.stderr, flush=True)
-    dest = run_notebook(src, out, params, progress=True, html=not args.no_html, cwd=out)
+    try: dest = run_notebook(src, out, params, progress=True, html=False, cwd=out)
+    except ExperimentError:            # the failed notebook, whole, as a report too: the error is in it
+        if not args.no_html and (out / src.name).is_file(): report_html(out / src.name)
+        raise
+    if not args.no_html: report_html(dest)        # the summary first, tables as tables (the report chapter)
     res_path = out / RESULTS
     print(f"\n{prog}: done in {(time.time() - t0) / 60:.1f} min. Executed notebook: {dest}"
           + ("" if args.no_html else f"; HTML: {dest.with_suffix('.html')}"))

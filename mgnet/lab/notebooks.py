@@ -16,11 +16,12 @@ from ..errors import ConfigError, MGNetError
 from ..files import atomic_write
 
 TERMINAL_PROGRESS = "MGNET_TERMINAL_PROGRESS"   # set by `run_notebook`: bars over runs go to the terminal
+KERNEL_OUTPUT = "--IPKernelApp.capture_fd_output=False"   # the kernel's own stdout/stderr: not the notebook's
 
 
 # %% auto #0
-__all__ = ['TERMINAL_PROGRESS', 'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path', 'default_sweep_dir',
-           'notebook_parameters', 'export_html', 'run_notebook']
+__all__ = ['TERMINAL_PROGRESS', 'KERNEL_OUTPUT', 'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path',
+           'default_sweep_dir', 'notebook_parameters', 'export_html', 'run_notebook']
 
 # %% ../../nbs/13c_notebooks.ipynb #848a93f8
 class ExperimentError(MGNetError, RuntimeError):
@@ -104,6 +105,8 @@ def run_notebook(name_or_path: str | os.PathLike,        # an experiment noteboo
                  cwd: str | os.PathLike | None = None,   # the folder the notebook runs in (default: papermill's)
                 ) -> Path:
     "Execute an experiment notebook with papermill into `out_dir`; returns the executed notebook's path."
+    # KERNEL_OUTPUT: what the kernel process (and the training processes it starts) write to its file descriptors
+    # goes to this terminal, not into the notebook: the bars over runs (`TERMINAL_PROGRESS`) are shown, not saved
     import papermill as pm
     src = Path(name_or_path)
     src = src if src.suffix == ".ipynb" and src.is_file() else notebook_path(str(name_or_path))
@@ -120,7 +123,7 @@ def run_notebook(name_or_path: str | os.PathLike,        # an experiment noteboo
         with mock.patch.dict(os.environ, {TERMINAL_PROGRESS: "1"} if progress else {}):  # bars over runs: here
             pm.execute_notebook(str(src), str(partial), parameters=params, progress_bar=progress,
                                 kernel_name="python3", cwd=str(cwd) if cwd else None, execution_timeout=timeout,
-                                log_output=False)
+                                log_output=False, extra_arguments=[KERNEL_OUTPUT])
         os.replace(partial, dest)
     except pm.PapermillExecutionError:
         os.replace(partial, dest)                    # whole, with the error in it: the record of the failure
