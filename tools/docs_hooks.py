@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -79,3 +80,16 @@ def on_files(files, config):
     for m in modules():
         files.append(File.generated(config, _api_uri(m), content=f"# `{m}`\n\n::: {m}\n"))
     return files
+
+
+_DOCS_LINK = re.compile(r'(src|href)="\.\./docs/([^"#]*?)(\.md)?(#[^"]*)?"')
+
+
+def chapter_links(html: str) -> str:
+    ("A chapter's links into `docs/` as the site has them: the chapter's `../docs/x.png` (right beside the notebook, "
+     "on GitHub) is the site's `../x.png`, and `../docs/x.md` its page `../x.html`.")
+    return _DOCS_LINK.sub(lambda m: f'{m[1]}="../{m[2]}{".html" if m[3] else ""}{m[4] or ""}"', html)
+
+
+def on_post_page(output, page, config):
+    return chapter_links(output) if page.file.src_uri.startswith("chapters/") else output
