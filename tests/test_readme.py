@@ -26,6 +26,9 @@ def test_readme_lengths():
     assert len(lines) <= 250, f"README.md has {len(lines)} lines; the front page keeps to 250"
     for section in ("Install", "Quick start", "Python", "Results", "Documentation", "Tests", "Citation"):
         assert f"## {section}" in lines, f"README.md lacks '## {section}'"
+    first_screen = "\n".join(lines[:40])        # a newcomer finds these without scrolling (issue 41)
+    for anchor in ("#install", "#quick-start", "#python", "#results", "#documentation"):
+        assert f"]({anchor})" in first_screen, f"README.md's first 40 lines do not link to {anchor}"
 
 
 def test_quick_start_runs_as_written(tmp_path):
