@@ -55,6 +55,8 @@ def done(out: Path, status: str | None = None) -> set:
 
 def run(a) -> None:
     import torch
+
+    from mgnet.resume import RunInterrupted
     torch.set_num_threads(1)
     out = Path(a.out)
     have = done(out)
@@ -71,6 +73,7 @@ def run(a) -> None:
                        "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
                 with tempfile.TemporaryDirectory() as d:
                     try: rec.update(status="ok", **train_one(cfg, d))
+                    except RunInterrupted: raise             # stopped by a signal: not a result, the study stops
                     except Exception as e:
                         first = str(e).splitlines()[0] if str(e) else ""
                         rec.update(status="failed", error=f"{type(e).__name__}: {first}")
@@ -111,11 +114,12 @@ def table(a) -> str:
             m = [ok["mgnet", s]["clean_acc"][-1] for s in seeds]
             b = [ok["baseline", s]["clean_acc"][0] for s in seeds]
             d = [x - y for x, y in zip(m, b)]
-            mean, lo, hi = paired_interval(d) if len(d) > 1 else (d[0], float("nan"), float("nan"))
-            sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+            mean, lo, hi = paired_interval(d) if len(d) > 1 else (d[0], None, None)
+            ms = lambda v: f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f} (one seed)"
+            ci = f"({lo:+.4f} to {hi:+.4f})" if lo is not None else "(one seed: no interval)"
             gm, gb = ok["mgnet", seeds[0]]["gflops"], ok["baseline", seeds[0]]["gflops"][0]
-            lines.append(f"| `{enc}` | {epochs} | {len(seeds)} | {np.mean(b):.4f} ± {sd(b):.4f} | {np.mean(m):.4f} ± "
-                         f"{sd(m):.4f} | {mean:+.4f} ({lo:+.4f} to {hi:+.4f}) | {sum(x >= y for x, y in zip(m, b))} of "
+            lines.append(f"| `{enc}` | {epochs} | {len(seeds)} | {ms(b)} | {ms(m)} | {mean:+.4f} {ci} | "
+                         f"{sum(x >= y for x, y in zip(m, b))} of "
                          f"{len(seeds)} | {gm[-1]:.4f} / {gb:.4f} ({gm[-1] / gb:.0%}) |")
             per_seed.append(f"| `{enc}` | {epochs} | " + " | ".join(
                 f"seed {s}: {ok['mgnet', s]['clean_acc'][-1]:.4f} vs {ok['baseline', s]['clean_acc'][0]:.4f}"
@@ -132,12 +136,12 @@ def table(a) -> str:
            "| encoder | epochs | glimpse 1 | glimpse 2 | glimpse 3 | glimpse 4 | baseline |",
            "|---|---|---|---|---|---|---|", *glimpses]
     if failed:
-        out += ["", "### Runs that failed", "", "| encoder | model | seed | error |", "|---|---|---|---|"]
-        out += [f"| `{r['encoder']}` | {r['model']} | {r['seed']} | {r['error']} |" for r in failed]
+        out += ["", "### Runs that failed", "", "| encoder | model | epochs | seed | error |", "|---|---|---|---|---|"]
+        out += [f"| `{r['encoder']}` | {r['model']} | {r['epochs']} | {r['seed']} | {r['error']} |" for r in failed]
     cpus = sorted({r.get("cpu", "?") for r in recs})
     secs = sum(r.get("train_seconds", 0) for r in recs)
-    out += ["", f"Records: `docs/encoders.jsonl` ({len(recs)} runs, {secs / 60:.0f} min of training on one thread of "
-            f"{', '.join(cpus)})."]
+    out += ["", f"Records: `docs/encoders.jsonl` ({len(recs)} runs, {secs / 60:.0f} min of training, wall clock, "
+            f"on one thread of {', '.join(cpus)}, shared). Chance is 0.10 (ten classes)."]
     return "\n".join(out)
 
 
