@@ -34,7 +34,7 @@ NBS = ROOT / "nbs"
 # The chapters whose outputs are kept (a few seconds each on a CPU; 12_explorer trains two tiny runs first): those
 # with a picture, and a few whose printed checks are worth reading (tests/test_docs_site.py: every chapter that keeps
 # a picture is here, and at least 12 do).
-CHAPTERS = ("01_geometry", "02_layers", "03_model", "04c_canvases", "05b_losses", "05d_clutter", "07_flops",
+CHAPTERS = ("01_geometry", "02_layers", "03_model", "04c_canvases", "05_data", "05b_losses", "05d_clutter", "07_flops",
             "07b_recipes", "09_attacks", "10_corruptions", "12_explorer", "12b_explorer_views", "13e_report",
             "14_anytime", "16_predict", "16a_pictures", "17_localisation")
 
