@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import MGNetConfig
 from .files import run_command
-from .recipes import NO_RECIPE, best_recipe, config_yaml, get_recipe, recipe_dir, recipes, settings
+from .recipes import NO_RECIPE, best_recipe, config_yaml, get_recipe, measured_notes, recipe_dir, recipes, settings
 
 # %% auto #0
 __all__ = ['VERBS', 'bench_alias', 'benchmark_alias', 'corrupt_alias', 'corruptions_alias', 'imagenet100_alias',
@@ -47,7 +47,9 @@ def add_config_flags(p: argparse.ArgumentParser, keep=lambda f: True, note=lambd
         md = f.metadata
         g = groups.setdefault(md["group"], p.add_argument_group(md["group"]))
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        kw = dict(help=f"{md['help']} (default: {default}{note(f)})")
+        said = measured_notes().get(f.name)           # what it gave where measured; argparse reads % as a format
+        kw = dict(help=f"{md['help']} (default: {default}{note(f)})" + (f". Measured: {said}".replace("%", "%%")
+                                                                          if said else ""))
         tp = _base_type(hints[f.name])
         if tp is bool: kw.update(action=argparse.BooleanOptionalAction if default else "store_true")
         elif typing.get_origin(tp) is list: kw.update(type=typing.get_args(tp)[0], nargs="+", metavar="N")

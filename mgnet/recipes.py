@@ -18,7 +18,7 @@ from .errors import ConfigError
 
 # %% auto #0
 __all__ = ['NO_RECIPE', 'read_yaml', 'config_fields', 'Recipe', 'recipe_from_file', 'recipe_dir', 'recipes', 'get_recipe',
-           'best_recipe', 'read_config', 'settings', 'config_yaml', 'from_recipe', 'recipes_markdown']
+           'best_recipe', 'read_config', 'settings', 'config_yaml', 'from_recipe', 'recipes_markdown', 'measured_notes']
 
 # %% ../nbs/07b_recipes.ipynb #63422e9b
 def read_yaml(path: str | Path, flag: str = "config") -> dict:
@@ -150,3 +150,11 @@ def recipes_markdown() -> str:
             f" {m['versus']}." if m.get("versus") else "")
         rows.append(f"| `{r.name}` | {r.about}.{best} | {flags} | {r.result}.{versus} | {where} |")
     return "\n".join(rows)
+
+# %% ../nbs/07b_recipes.ipynb #c9760f73
+@functools.cache
+def measured_notes() -> dict[str, str]:
+    "Option name: what it gave where measured, one line ending with the docs pages that hold it (`measured.yaml`)."
+    d = read_yaml(Path(str(resources.files("mgnet") / "resources" / "measured.yaml")), "measured")
+    pages = {k: [m["page"]] if isinstance(m["page"], str) else m["page"] for k, m in d.items()}
+    return {k: f"{' '.join(m['note'].split())}; see {', '.join('docs/' + p for p in pages[k])}" for k, m in d.items()}

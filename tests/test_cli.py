@@ -210,6 +210,26 @@ def test_verbs_each_with_its_own_flags():
     assert bad.returncode == 2 and "--adv" in bad.stderr.strip().splitlines()[-1]
 
 
+def test_help_says_what_measured_options_gave():
+    "Each note in measured.yaml names a flag, cites docs pages that exist and hold its numbers, and is in the help."
+    import re
+
+    import yaml
+    data = yaml.safe_load((ROOT / "mgnet" / "resources" / "measured.yaml").read_text(encoding="utf-8"))
+    assert len(data) >= 10
+    train = in_process(main, "train", "--help")
+    assert train.returncode == 0
+    flat = "".join(train.stdout.split())              # argparse wraps lines (and breaks words at hyphens)
+    for name, m in data.items():
+        assert f"\n  --{name}" in train.stdout, f"--{name} is not a flag of mgnet train"
+        pages = [m["page"]] if isinstance(m["page"], str) else m["page"]
+        text = "".join((ROOT / "docs" / p).read_text(encoding="utf-8") for p in pages)   # a missing page fails here
+        for number in re.findall(r"\d+\.\d+", m["note"]):          # every figure is one the cited pages state
+            assert number in text, f"--{name}: {number} is in no page of {pages}"
+        said = f"Measured:{''.join(m['note'].split())};see{','.join('docs/' + p for p in pages)}"
+        assert said in flat, f"mgnet train --help does not show --{name}'s measured note"
+
+
 def test_recipes_listed_one_line_each():
     from mgnet.recipes import recipes
     r = in_process(main, "recipes")
