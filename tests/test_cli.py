@@ -217,17 +217,18 @@ def test_help_says_what_measured_options_gave():
     import yaml
     data = yaml.safe_load((ROOT / "mgnet" / "resources" / "measured.yaml").read_text(encoding="utf-8"))
     assert len(data) >= 10
-    train = in_process(main, "train", "--help")
-    assert train.returncode == 0
-    flat = "".join(train.stdout.split())              # argparse wraps lines (and breaks words at hyphens)
+    helps = [in_process(main, verb, "--help") for verb in ("train", "test")]
+    assert all(h.returncode == 0 for h in helps)
     for name, m in data.items():
-        assert f"\n  --{name}" in train.stdout, f"--{name} is not a flag of mgnet train"
+        shown = [h.stdout for h in helps if f"\n  --{name}" in h.stdout]
+        assert shown, f"--{name} is not a flag of mgnet train or mgnet test"
+        flat = "".join(shown[0].split())              # argparse wraps lines (and breaks words at hyphens)
         pages = [m["page"]] if isinstance(m["page"], str) else m["page"]
         text = "".join((ROOT / "docs" / p).read_text(encoding="utf-8") for p in pages)   # a missing page fails here
         for number in re.findall(r"\d+\.\d+", m["note"]):          # every figure is one the cited pages state
             assert number in text, f"--{name}: {number} is in no page of {pages}"
         said = f"Measured:{''.join(m['note'].split())};see{','.join('docs/' + p for p in pages)}"
-        assert said in flat, f"mgnet train --help does not show --{name}'s measured note"
+        assert said in flat, f"--help does not show --{name}'s measured note"
 
 
 def test_recipes_listed_one_line_each():
