@@ -26,7 +26,7 @@ from ..predict import Prediction
 __all__ = ['LINE_STYLES', 'CORNERS', 'NEST', 'glimpse_style', 'label_position', 'nest_depths', 'bare', 'show_image', 'draw_boxes',
            'wrap', 'confidence_line', 'top_classes', 'legend_lines', 'draw_legend', 'prediction_axes', 'all_axes',
            'clear', 'draw_prediction', 'FigureCache', 'prediction_view', 'coverage', 'centres', 'set_axes',
-           'set_figure', 'compare_figure']
+           'set_figure', 'point_at', 'compare_figure']
 
 # %% ../../nbs/12b_explorer_views.ipynb #6fd07a75
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -310,6 +310,26 @@ def set_figure(o: Outcomes,                         # the model's outcomes on th
     sub = f"{plural(len(idx), 'image')}; shade: share of them each glimpse covers; dots: glimpse centres"
     fig.suptitle("\n".join(wrap(t, fig.get_figwidth() * 0.96, 9) for t in (title, sub) if t), fontsize=9)
     return fig
+
+# %% ../../nbs/12b_explorer_views.ipynb #5e0c1a04
+def point_at(fig,                       # a figure `set_figure` drew (and rendered: its maps' aspect is applied)
+             o: Outcomes,               # the outcomes it showed
+             size: tuple[int, int],     # (w, h) of the model's input
+             mask: Tensor | None,       # the images it showed
+             x: float, y: float,        # the point, as fractions of the figure's width and height from its bottom left
+             near: float = 0.08,        # how far a centre may be, as a fraction of the input's side
+            ) -> tuple[int, int] | None:
+    "`(image, glimpse)` whose glimpse centre on the map under `(x, y)` is nearest; None off the maps or far from all."
+    w, h = size
+    idx = torch.arange(o.N) if mask is None else torch.nonzero(mask).flatten()
+    for t, ax in enumerate(fig.axes[:o.T]):                  # `set_axes`: the maps come first
+        if not len(idx) or not ax.get_position().contains(x, y): continue
+        xd, yd = ax.transData.inverted().transform((x * fig.bbox.width, y * fig.bbox.height))
+        cx, cy = centres(o.params[t, idx], w, h)
+        d = np.hypot(cx - xd, cy - yd)
+        k = int(d.argmin())
+        return (int(idx[k]), t + 1) if d[k] <= near * max(w, h) else None
+    return None
 
 # %% ../../nbs/12b_explorer_views.ipynb #0fc9f836
 def compare_figure(panels: Sequence[dict | str],  # per run: `draw_prediction`'s arguments (pred, image, ...), or a note

@@ -34,7 +34,7 @@ from mgnet.lab.explorer_filters import (
     select,
     step,
 )
-from .explorer_views import FigureCache, compare_figure, prediction_view, set_figure
+from .explorer_views import FigureCache, compare_figure, point_at, prediction_view, set_figure
 from ..localisation import object_boxes
 from ..predict import predict, read_image
 
@@ -52,6 +52,7 @@ class ExplorerBase:
                glimpse: int | None = None, filter: str = "all", sort: str = "index", view: str = "image",
                exit_threshold: float = 0.9, klass: str | None = None, topk: int = 3):
         import ipywidgets as W
+        from ipyevents import Event
         self.uploads, self.topk, self._pic, self._out, self._hold = [], topk, {}, {}, 1
         self.figures = FigureCache()           # the views' figures, kept from one redraw to the next
         self.redraw_times, self.last_redraw, self.order, self.note = [], 0.0, [], ""
@@ -84,6 +85,8 @@ class ExplorerBase:
         for w in (self.filter, self.after, self.sort, self.threshold, self.klass): w.observe(self._refilter, "value")
         self.points.observe(self._open_point, "value")
         self.upload.observe(self._uploaded, "value")
+        self.clicks, self.shown = Event(source=self.picture, watched_events=["click"]), None   # clicks on the picture
+        self.clicks.on_dom_event(self.clicked)
         self.prev.on_click(lambda _: self.go(-1)); self.next.on_click(lambda _: self.go(1))
         self.save_button.on_click(lambda _: self.save()); self.share_button.on_click(lambda _: self.share())
         H = W.HBox
@@ -207,7 +210,17 @@ def _open_point(self: ExplorerBase, change):
     finally: self._hold -= 1
     self.redraw()
 
+def _clicked(self: ExplorerBase, event: dict):
+    "A click on the set view's maps (an ipyevents event) opens the image whose glimpse centre is nearest to it."
+    fig = self.shown
+    if self.view.value != "set" or fig is None or "dataX" not in event: return
+    o = self.outcomes_at(self.j)
+    hit = point_at(fig, o, o.size, self.mask, event["dataX"] / fig.bbox.width, 1 - event["dataY"] / fig.bbox.height)
+    if hit is None: self.status.value += " · no glimpse centre near that point: click a dot"
+    else: self._open_point(dict(new=hit[0]))
+
 ExplorerBase.outcomes_at, ExplorerBase._refilter, ExplorerBase.go = _outcomes, _refilter, _go
+ExplorerBase.clicked = _clicked
 ExplorerBase._open_point = _open_point
 
 # %% ../../nbs/12c_explorer_widgets.ipynb #f677260c
@@ -246,7 +259,8 @@ def _figure(self: ExplorerBase):
         cur = i if i < o.N else None
         return set_figure(o, o.size, self.mask, cur, self.order[:3],
                           f"{self.names[j]} · {describe_filter(self.filter.value, self.after.value)}"
-                          + ("" if self.klass.value is None else f", class {self.klass.label}"), cache=self.figures)
+                          + ("" if self.klass.value is None else f", class {self.klass.label}")
+                          + " · click a dot (or choose under 'open') to open its image", cache=self.figures)
     if v == "compare":
         c = self.compare.value
         second = "choose a run under 'compare with'" if c < 0 else self.panel(c, i, "B: ")
@@ -293,7 +307,8 @@ def _redraw(self: ExplorerBase):
             self.status.value = (f"<span class='mgnet-status'>{self.describe_run(self.j)} · "
                                  "no images yet: upload one with the button</span>")
             return
-        self.picture.value = png(self.figure(), dpi=80)
+        self.shown = self.figure()                              # kept: a click on it is read against it
+        self.picture.value = png(self.shown, dpi=80)
         self.last_redraw = time.perf_counter() - t0
         self.redraw_times.append(self.last_redraw)
         self.status.value = (f"<span class='mgnet-status'>{self.describe()}{' · ' + note if note else ''} · "
