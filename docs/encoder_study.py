@@ -121,18 +121,21 @@ def table(a) -> str:
             lines.append(f"| `{enc}` | {epochs} | {len(seeds)} | {ms(b)} | {ms(m)} | {mean:+.4f} {ci} | "
                          f"{sum(x >= y for x, y in zip(m, b))} of "
                          f"{len(seeds)} | {gm[-1]:.4f} / {gb:.4f} ({gm[-1] / gb:.0%}) |")
-            per_seed.append(f"| `{enc}` | {epochs} | " + " | ".join(
-                f"seed {s}: {ok['mgnet', s]['clean_acc'][-1]:.4f} vs {ok['baseline', s]['clean_acc'][0]:.4f}"
-                for s in seeds) + " |")
+            per_seed.append((enc, epochs, {s: f"{ok['mgnet', s]['clean_acc'][-1]:.4f} vs "
+                                             f"{ok['baseline', s]['clean_acc'][0]:.4f}" for s in seeds}))
             acc = np.array([ok["mgnet", s]["clean_acc"] for s in seeds])
             glimpses.append(f"| `{enc}` | {epochs} | " + " | ".join(
-                f"{a:.4f} ± {e:.4f} ({g:.4f})" for a, e, g in zip(acc.mean(0), acc.std(0, ddof=1) if len(seeds) > 1
-                                                                  else 0 * acc.mean(0), gm))
+                (f"{a:.4f} ± {e:.4f} ({g:.4f})" if len(seeds) > 1 else f"{a:.4f} ({g:.4f})")
+                for a, e, g in zip(acc.mean(0), acc.std(0, ddof=1) if len(seeds) > 1 else acc.mean(0), gm))
                 + f" | {np.mean(b):.4f} ({gb:.4f}) |")
+    all_seeds = sorted({s for _, _, cells in per_seed for s in cells})
     out = ["### MGNet against the same encoder's baseline (final models, validation canvases)", "", *lines, "",
            "### Per seed (MGNet's last glimpse vs the baseline)", "",
-           "| encoder | epochs | per seed |", "|---|---|---|",
-           *per_seed, "", "### Accuracy per glimpse, mean ± std over seeds (cumulative GFLOPs of one image)", "",
+           "| encoder | epochs | " + " | ".join(f"seed {s}" for s in all_seeds) + " |",
+           "|---|---|" + "---|" * len(all_seeds),
+           *[f"| `{enc}` | {epochs} | " + " | ".join(cells.get(s, "") for s in all_seeds) + " |"
+             for enc, epochs, cells in per_seed], "",
+           "### Accuracy per glimpse, mean ± std over seeds (cumulative GFLOPs of one image)", "",
            "| encoder | epochs | glimpse 1 | glimpse 2 | glimpse 3 | glimpse 4 | baseline |",
            "|---|---|---|---|---|---|---|", *glimpses]
     if failed:
