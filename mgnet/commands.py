@@ -14,7 +14,7 @@ from .anytime import early_exit, exit_curve, exit_stats, glimpse_probs, plot_exi
 from .attacks import robust_accuracy
 from .checkpoint import load_checkpoint
 from .config import MGNetConfig
-from .data import data_info
+from .data import DataInfo, data_info
 from .datamodule import MGNetData
 from .errors import ConfigError
 from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
@@ -156,15 +156,15 @@ def _report_attack(r: dict) -> None:
               f"vs PGD on the last glimpse {r['pgd_last_acc']:.4f}. {verdict}.")
 
 # %% ../nbs/08b_commands.ipynb #f4cd9fd0
-def run_train(cfg: MGNetConfig) -> dict:
+def run_train(cfg: MGNetConfig, info: DataInfo | None = None) -> dict:
     "Train a configuration (and its baseline with `--with_baseline`), then report per-glimpse accuracy and FLOPs."
     runs = [("MGNet" if cfg.n_iter > 1 else "baseline", cfg)]
     if cfg.with_baseline and cfg.n_iter > 1: runs.append(("baseline", baseline_config(cfg).replace(resume=None)))
     results = {}
     for name, c in runs:
-        res = fit(c)
+        res = fit(c, info=info)     # the data, described once by the caller
         if rank_zero_only.rank != 0: return {}   # DDP: the other processes only train
-        info = data_info(res.cfg)
+        info = info if info is not None else data_info(res.cfg)
         model = load_checkpoint(res.best_checkpoint)
         gflops, base = _flops(model, res.cfg, info.img_size, cfg.flop_count or cfg.results or cfg.with_baseline)
         results[name] = {"clean_acc": res.clean_acc, "gflops": gflops, "baseline_gflops": base,
@@ -209,9 +209,9 @@ def train_or_test(given: dict) -> int:
         out = run_test(cfg, given)
     else:
         if cfg.resume: cfg = resume_config(given)   # the run's configuration, the flags given on top; its own outputs
-        data_info(cfg)
+        info = data_info(cfg)    # the data checked before any work, and described once for what follows
         check_glimpse_size(cfg)
-        out = run_train(cfg)
+        out = run_train(cfg, info)
     if cfg.results and out:
         print(f"results written to {write_json(out, cfg.results)}")
     return 0

@@ -26,7 +26,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .checkpoint import fit_report, load_checkpoint
 from .config import MGNetConfig
-from .data import data_info
+from .data import DataInfo, data_info
 from .datamodule import MGNetData
 from .evaluation import evaluate
 from .files import check_out_dir, package_version
@@ -276,12 +276,14 @@ class EpochHook(Callback):
 
 def fit(cfg: MGNetConfig, progress: bool = True,
         on_epoch: Callable[[int], None] | None = None,   # called with the epoch's index after every training epoch
+        info: DataInfo | None = None,                    # the caller's `data_info(cfg)`, if it has described the data
         **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
     cfg = cfg.resolved()
     hold_freed_memory()
-    info = data_info(cfg)
-    cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes))
+    info = info if info is not None else data_info(cfg)     # described once: by the caller, or here
+    if (cfg.num_class, cfg.class_names) != (info.num_classes, list(info.classes)):
+        cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes)).resolved()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data, lit = MGNetData(data_config(cfg), info), LitMGNet(cfg)       # the data described once
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)

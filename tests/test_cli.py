@@ -293,3 +293,27 @@ def test_docs_show_the_current_recipes():
     from mgnet.recipes import recipes_markdown
     text = (ROOT / "docs" / "recipes.md").read_text()
     assert recipes_markdown() in text, "stale docs/recipes.md: regenerate its table with mgnet.recipes.recipes_markdown"
+
+
+def test_train_describes_the_data_once(tmp_path, monkeypatch):
+    """Followed from the command line, the data is described once, at the edge (`train_or_test`), and that description
+    travels down to training and its data module; a flag reaches the model."""
+    import mgnet.commands
+    import mgnet.data
+    import mgnet.datamodule
+    import mgnet.train
+    calls = []
+    real = mgnet.data.data_info
+
+    def counting(*a, **k):
+        calls.append(a[0].n_iter)
+        return real(*a, **k)
+    for mod in (mgnet.data, mgnet.datamodule, mgnet.train, mgnet.commands):
+        if hasattr(mod, "data_info"): monkeypatch.setattr(mod, "data_info", counting)
+    r = in_process(main, "train", "--epochs", 1, "--limit_train", 1, "--limit_val", 1, "--n_iter", 3, "--workers", 0,
+                   "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert calls == [3], f"the data was described {len(calls)} times: {calls}"
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert len(res["clean_acc"]) == 3
+    assert mgnet.load_checkpoint(res["checkpoint"]).cfg.n_iter == 3
