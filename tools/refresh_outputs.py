@@ -4,6 +4,7 @@
     python tools/refresh_outputs.py            # re-run the chapters in place, then nbdev_clean them
     python tools/refresh_outputs.py --check    # re-run into memory; fail if a text output differs from the saved one
     python tools/refresh_outputs.py 01_geometry 14_anytime    # only these chapters
+    python tools/refresh_outputs.py --check --jobs 1          # one chapter at a time (default: one per core)
 
 Each chapter runs top to bottom in a fresh Python kernel (nbclient), with `nbs/` as the working directory as
 `nbdev_test` does, on the CPU, and skips the cells
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -68,26 +72,21 @@ def execute(name: str, timeout: int = 600) -> nbformat.NotebookNode:
     "Chapter `name` run top to bottom in a fresh kernel; stderr streams dropped."
     nb = nbformat.read(NBS / f"{name}.ipynb", as_version=4)
     flags = test_flags()
-    old = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NBS)}})
-        with client.setup_kernel(stderr=subprocess.DEVNULL):    # the kernel's own start-up warnings
-            for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code": continue
-                if skipped(cell, flags):
-                    cell.outputs = []
-                    continue
-                try: client.execute_cell(cell, i)
-                except CellExecutionError as e:
-                    first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
-                    raise SystemExit(f"{name}, cell {i} (id {cell.get('id', '?')}) {first!r} failed: "
-                                     f"{e.ename}: {e.evalue}") from None
-                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NBS)}})
+    # the kernel's environment is ENV over this process's (given to the kernel, not set here: chapters run side by
+    # side); its own start-up warnings are dropped
+    with client.setup_kernel(env={**os.environ, **ENV}, stderr=subprocess.DEVNULL):
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code": continue
+            if skipped(cell, flags):
+                cell.outputs = []
+                continue
+            try: client.execute_cell(cell, i)
+            except CellExecutionError as e:
+                first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
+                raise SystemExit(f"{name}, cell {i} (id {cell.get('id', '?')}) {first!r} failed: "
+                                 f"{e.ename}: {e.evalue}") from None
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     return nb
 
 
@@ -147,26 +146,34 @@ def refresh(name: str) -> None:
     subprocess.run(["nbdev_clean", "--fname", str(path)], cwd=ROOT, check=True)
 
 
+def _one(name: str, check: bool) -> tuple[str, list[str], str, float]:
+    "Check or refresh chapter `name`: its name, its differences, what happened, seconds."
+    t0 = time.monotonic()
+    if check:
+        diff = differences(name, nbformat.read(NBS / f"{name}.ipynb", as_version=4), execute(name))
+        return name, diff, "differs" if diff else "same", time.monotonic() - t0
+    refresh(name)
+    return name, [], "written", time.monotonic() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Re-run the chapters that keep their outputs; --check compares instead.")
     p.add_argument("chapters", nargs="*", metavar="CHAPTER", help=f"chapters to run (default: {' '.join(CHAPTERS)})")
     p.add_argument("--check", action="store_true",
                    help="do not write: fail if a saved text output differs from a fresh run")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                   help="chapters run at once, each in its own kernel (default: one per core, at most 4)")
     a = p.parse_args(argv)
+    if a.jobs < 1: p.error(f"--jobs: must be at least 1, got {a.jobs}")
     names = [Path(c).stem for c in a.chapters] or list(CHAPTERS)
     for n in names:
         if not (NBS / f"{n}.ipynb").is_file(): p.error(f"no chapter nbs/{n}.ipynb")
     failed = []
-    for n in names:
-        t0 = time.monotonic()
-        if a.check:
-            diff = differences(n, nbformat.read(NBS / f"{n}.ipynb", as_version=4), execute(n))
+    # chapters run side by side, one kernel each (`--jobs`, default: one per core, at most 4); results print in order
+    with ProcessPoolExecutor(min(a.jobs, len(names)), mp_context=multiprocessing.get_context("fork")) as pool:
+        for n, diff, state, seconds in pool.map(partial(_one, check=a.check), names):
             failed += diff
-            state = "differs" if diff else "same"
-        else:
-            refresh(n)
-            state = "written"
-        print(f"{n}: {state} ({time.monotonic() - t0:.0f} s)", flush=True)
+            print(f"{n}: {state} ({seconds:.0f} s)", flush=True)
     if failed:
         print("\n".join(["", *failed, "", "FAIL: saved outputs differ from a fresh run; "
                          "run `python tools/refresh_outputs.py` and commit the chapters"]), file=sys.stderr)
