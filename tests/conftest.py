@@ -13,6 +13,13 @@ import pytest
 
 BIN = Path(sys.executable).parent
 
+# pytest-xdist runs the test files on one worker per core (pyproject.toml's addopts): each worker's torch, and every
+# process a test starts, gets its share of the cores instead of all of them, so that workers do not oversubscribe them
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 
 def run_mgnet(*args, cwd=None, timeout=600, command="mgnet"):
     """Run an installed mgnet console command; return the CompletedProcess."""
