@@ -359,8 +359,8 @@ def report(r: dict) -> str:
 
 # %% ../nbs/15_bench.ipynb #fc31a616
 def bench_main(argv: list[str] | None = None) -> int:
-    "`mgnet-bench`: print the benchmark of the chosen settings on this device."
-    p = argparse.ArgumentParser(prog="mgnet-bench",
+    "`mgnet speed`: print the benchmark of the chosen settings on this device."
+    p = argparse.ArgumentParser(prog="mgnet speed",
                                 description="Wall-clock speed of MGNet beside its baseline and FLOPs.")
     p.add_argument("--settings", nargs="+", default=["paper", "digits", "run"], choices=[*SETTINGS, "run"],
                    help="paper, digits: the models' speed; run: a whole training run's wall time and the share in "

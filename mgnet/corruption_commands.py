@@ -34,7 +34,7 @@ __all__ = ['corrupt_parser', 'corrupt_main', 'corruptions_parser', 'corruptions_
 
 # %% ../nbs/10d_corruption_commands.ipynb #34926e05
 def corrupt_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mgnet-corrupt", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog="mgnet corrupt", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description="Write the ImageNet-C corrupted copies (15 types × severities 1-5) of a "
                                             "dataset's validation images as "
                                             "OUT_DIR/<corruption>/<severity>/<class>/<image>.png "
@@ -63,7 +63,7 @@ def corrupt_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/10d_corruption_commands.ipynb #2d58ce7a
 def corrupt_main(argv: list[str] | None = None) -> int:
-    "The `mgnet-corrupt` console command."
+    "`mgnet corrupt` (and its old name `mgnet-corrupt`)."
     p = corrupt_parser()
     a = p.parse_args(argv)
     def body():
@@ -94,14 +94,14 @@ def _check_tree_fits(tree: Path, models: dict) -> None:
 
 # %% ../nbs/10d_corruption_commands.ipynb #41f3463c
 def corruptions_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mgnet-corruptions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog="mgnet corruptions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description="Accuracy after every glimpse of one or more checkpoints on every "
                                             "corruption and severity of a corruption tree "
                                             "(<corruption>/<severity>/<class>/<image>).")
     p.add_argument("--checkpoint", action="append", required=True, metavar="FILE_OR_DIR",
                    help="a checkpoint (repeat for several models)")
     p.add_argument("--corruption_dir", required=True, metavar="TREE",
-                   help="the tree (mgnet-corrupt's output, ImageNet-C, ImageNet100-C)")
+                   help="the tree (mgnet corrupt's output, ImageNet-C, ImageNet100-C)")
     p.add_argument("--corruptions", nargs="+", metavar="NAME",
                    help="only these corruption types (default: all in the tree)")
     p.add_argument("--severities", nargs="+", type=int, metavar="N",
@@ -120,7 +120,7 @@ def corruptions_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/10d_corruption_commands.ipynb #a377d60e
 def corruptions_main(argv: list[str] | None = None) -> int:
-    "The `mgnet-corruptions` console command."
+    "`mgnet corruptions` (and its old name `mgnet-corruptions`)."
     p = corruptions_parser()
     a = p.parse_args(argv)
     def body():

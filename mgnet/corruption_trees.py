@@ -33,8 +33,8 @@ def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Seq
     root = Path(tree)
     if not root.is_dir(): raise ConfigError(flag, f"{tree}: no such directory")
     if (root / UNFINISHED).exists():
-        raise ConfigError(flag, f"{tree}: unfinished (mgnet-corrupt stopped before it ended: killed, or out of space); "
-                                "run the same mgnet-corrupt command again to finish it")
+        raise ConfigError(flag, f"{tree}: unfinished (mgnet corrupt stopped before it ended: killed, or out of space); "
+                                "run the same mgnet corrupt command again to finish it")
     found = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "clean"):
         sev = {int(s.name): s for s in d.iterdir() if s.is_dir() and s.name in {str(v) for v in SEVERITIES}}

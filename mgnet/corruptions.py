@@ -221,7 +221,7 @@ def _check_out_dir(out: Path, settings: dict, src: Path | None) -> None:
                 raise ConfigError(flag, f"{out} was made with {k} = {old.get(k)!r}, not {settings.get(k)!r}; "
                                         f"use the same settings to add to it, or another OUT_DIR")
     elif out.is_dir() and any(out.iterdir()):
-        raise CorruptionError(f"OUT_DIR {out}: exists, is not empty and was not made by mgnet-corrupt (no {TREE_FILE})")
+        raise CorruptionError(f"OUT_DIR {out}: exists, is not empty and was not made by mgnet corrupt (no {TREE_FILE})")
 
 # %% ../nbs/10_corruptions.ipynb #64989027
 def _write_all(out: Path, plan: list, seed: int, side: int, workers: int, bar) -> None:

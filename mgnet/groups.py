@@ -35,7 +35,7 @@ class DataConfig(ConfigGroup):
     train_dir: str | None = _f(None, "ImageFolder training directory (imagenet), or the folder of MNIST-format files "
         "(mnist, fashion-mnist, kmnist: the .gz files, or torchvision's root holding <Name>/raw/)", group="data")
     val_dir: str | None = _f(None, "ImageFolder validation directory (default: --train_dir); with digits, a folder of "
-        "canvases such as TREE/fog/3 from mgnet-corrupt", group="data")
+        "canvases such as TREE/fog/3 from mgnet corrupt", group="data")
     translate: float | None = _f(None, "canvas datasets: how far the object may wander from the centre, as a fraction "
         "of the free room (1.0: anywhere; default: 0.4 for digits, 1.0 for the MNIST family, the original's ±37.5%% of "
         "a 112 px canvas)", group="data")
@@ -164,7 +164,7 @@ class ModelFlags(ConfigGroup):
     ge_final: float | None = _f(None, "dynamic gradient re-scaling: factor at the end of training (cosine annealing "
         "from --ge; default: --ge)", group="model")
     channels_last: bool = _f(True, "run the backbone in channels_last memory format (faster in training and inference "
-        "on the CPUs measured, see mgnet-bench; --no-channels_last turns it off)", group="model")
+        "on the CPUs measured, see mgnet speed; --no-channels_last turns it off)", group="model")
 
     @property
     def aux(self) -> bool:

@@ -155,11 +155,11 @@ def _run(p: argparse.ArgumentParser, link, argv) -> int:
     return run_command(p.prog, body)
 
 def imagenet100_main(argv: list[str] | None = None) -> int:
-    "The `mgnet-imagenet100` console command."
-    return _run(_parser("mgnet-imagenet100", "IMAGENET_DIR", "IMAGENET_DIR/{train,val}/<class>"),
+    "`mgnet imagenet100` (and its old name `mgnet-imagenet100`)."
+    return _run(_parser("mgnet imagenet100", "IMAGENET_DIR", "IMAGENET_DIR/{train,val}/<class>"),
                 link_imagenet100, argv)
 
 def imagenet100c_main(argv: list[str] | None = None) -> int:
-    "The `mgnet-imagenet100c` console command."
-    return _run(_parser("mgnet-imagenet100c", "IMAGENET_C_DIR", "IMAGENET_C_DIR/<type>/<severity>/<class>"),
+    "`mgnet imagenet100c` (and its old name `mgnet-imagenet100c`)."
+    return _run(_parser("mgnet imagenet100c", "IMAGENET_C_DIR", "IMAGENET_C_DIR/<type>/<severity>/<class>"),
                 link_imagenet100c, argv)

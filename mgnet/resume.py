@@ -5,8 +5,11 @@
 # %% ../nbs/06a_resume.ipynb #1c4685d6
 from __future__ import annotations
 
+import math
 import os
 import random
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -23,8 +26,9 @@ from .groups import ModelConfig
 from .weights import check_state_dict
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState', 'SaveOnInterrupt', 'resume_hint',
-           'crashed', 'RunInterrupted', 'resume_point', 'resume_config', 'check_resume']
+__all__ = ['SAVE_SECONDS', 'NonFiniteLossError', 'AtomicCheckpointIO', 'rng_state', 'set_rng_state', 'RNGState',
+           'SaveOnInterrupt', 'save_interval', 'SaveDuringEpoch', 'resume_hint', 'crashed', 'RunInterrupted',
+           'resume_point', 'resume_config', 'check_resume']
 
 # %% ../nbs/06a_resume.ipynb #a6b8781e
 class NonFiniteLossError(MGNetError, RuntimeError):
@@ -84,6 +88,27 @@ class SaveOnInterrupt(Callback):
             try: trainer.save_checkpoint(path)
             except Exception: pass            # a full disk, damaged weights: the last whole checkpoint stays as it was
         self.saved = path if path.is_file() else None
+
+# %% ../nbs/06a_resume.ipynb #59a1ab2c
+SAVE_SECONDS = "MGNET_SAVE_SECONDS"   # seconds of training between saves of last.ckpt during an epoch (default 120)
+
+def save_interval(env: dict | None = None) -> timedelta:
+    "The training time between saves of `last.ckpt` during an epoch: `$MGNET_SAVE_SECONDS`, else two minutes."
+    v = (os.environ if env is None else env).get(SAVE_SECONDS, "120")
+    try: s = float(v)
+    except ValueError: s = math.nan
+    if not (math.isfinite(s) and s >= 0):
+        raise MGNetError(f"{SAVE_SECONDS}={v!r}: must be a finite number of seconds, 0 or more")
+    return timedelta(seconds=s)
+
+class SaveDuringEpoch(ModelCheckpoint):
+    "`last.ckpt` during an epoch: after the first training step, then every `interval` of training."
+    def __init__(self, dirpath, interval: timedelta | None = None):
+        super().__init__(dirpath=dirpath, filename="last", save_top_k=1, enable_version_counter=False,
+                         train_time_interval=save_interval() if interval is None else interval)
+    def on_train_start(self, trainer, pl_module):
+        super().on_train_start(trainer, pl_module)     # the interval counts from here: as if it had just run out
+        self._last_time_checked = time.monotonic() - self._train_time_interval.total_seconds()
 
 # %% ../nbs/06a_resume.ipynb #82d7c823
 def resume_hint(saved: Path | None) -> str:

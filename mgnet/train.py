@@ -38,6 +38,7 @@ from mgnet.resume import (
     NonFiniteLossError,
     RNGState,
     RunInterrupted,
+    SaveDuringEpoch,
     SaveOnInterrupt,
     check_resume,
     crashed,
@@ -193,9 +194,11 @@ def make_trainer(cfg: MGNetConfig, run_dir: Path | None = None, **overrides) -> 
     # the latest state after every training epoch, validated or not: the last epoch is saved whatever --val_per_n
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
                              save_on_train_epoch_end=True)
+    during = SaveDuringEpoch(ckpt_dir)    # and during an epoch: after the first step, then every two minutes
     dev = device_settings(cfg)
     kw = dict(max_epochs=cfg.epochs, logger=logger, plugins=[AtomicCheckpointIO()],
-              callbacks=[ckpt, latest, LearningRateMonitor(logging_interval="step"), RNGState(), SaveOnInterrupt(ckpt)],
+              callbacks=[ckpt, latest, during, LearningRateMonitor(logging_interval="step"), RNGState(),
+                         SaveOnInterrupt(ckpt)],
               deterministic=True if dev["accelerator"] == "cpu" else "warn", gradient_clip_val=cfg.clip or None,
               precision=cfg.precision, use_distributed_sampler=False,   # MGNetData shards the data itself
               check_val_every_n_epoch=cfg.val_per_n, limit_train_batches=_limit(cfg.limit_train),

@@ -37,57 +37,64 @@ CASES = [
     ("mgnet", "seed out of range", "range", "--seed -1", "--seed"),
     ("mgnet", "plot in a missing folder", "output",
      "--test --checkpoint {ckpt} --exit_sweep --exit_plot {tmp}/no/p.png", "--exit_plot"),
-    ("mgnet predict", "missing image", "path", "predict {tmp}/nope.png --checkpoint {ckpt}", "nope.png"),
-    ("mgnet predict", "folder with no images", "path", "predict {empty} --checkpoint {ckpt}", "no images"),
-    ("mgnet predict", "unreadable image", "damaged", "predict {file} --checkpoint {ckpt}", "cannot read image"),
-    ("mgnet predict", "missing checkpoint", "path", "predict {tmp}/img.png --checkpoint {tmp}/nope.ckpt", "nope.ckpt"),
+    ("mgnet train", "out of range", "range", "--alpha 2", "--alpha"),
+    ("mgnet train", "unknown recipe", "type", "--recipe digits-paperr", "digits-paper"),
+    ("mgnet test", "damaged checkpoint", "damaged", "--checkpoint {file}", "not a readable PyTorch checkpoint"),
+    ("mgnet test", "output that is a folder", "output", "--checkpoint {ckpt} --results {empty}", "is a directory"),
+    ("mgnet recipes", "unknown recipe", "type", "nope", "nope"),
+    ("mgnet predict", "missing image", "path", "{tmp}/nope.png --checkpoint {ckpt}", "nope.png"),
+    ("mgnet predict", "folder with no images", "path", "{empty} --checkpoint {ckpt}", "no images"),
+    ("mgnet predict", "unreadable image", "damaged", "{file} --checkpoint {ckpt}", "cannot read image"),
+    ("mgnet predict", "missing checkpoint", "path", "{tmp}/img.png --checkpoint {tmp}/nope.ckpt", "nope.ckpt"),
     ("mgnet predict", "output in a missing folder", "output",
-     "predict {tmp}/img.png --checkpoint {ckpt} --json {tmp}/no/p.json", "--json"),
-    ("mgnet predict", "out of range", "range", "predict {tmp}/img.png --checkpoint {ckpt} --exit_threshold 2",
+     "{tmp}/img.png --checkpoint {ckpt} --json {tmp}/no/p.json", "--json"),
+    ("mgnet predict", "out of range", "range", "{tmp}/img.png --checkpoint {ckpt} --exit_threshold 2",
      "--exit_threshold"),
-    ("mgnet predict", "unavailable device", "range", "predict {tmp}/img.png --checkpoint {ckpt} --device meta",
+    ("mgnet predict", "unavailable device", "range", "{tmp}/img.png --checkpoint {ckpt} --device meta",
      "--device"),
     ("mgnet predict", "output that is an input", "output",
-     "predict {tmp}/img.png --checkpoint {ckpt} --json {tmp}/img.png --force", "input images"),
-    ("mgnet export", "missing checkpoint", "path", "export {tmp}/nope.ckpt {tmp}/w", "nope.ckpt"),
-    ("mgnet export", "damaged checkpoint", "damaged", "export {file} {tmp}/w", "not a readable PyTorch checkpoint"),
-    ("mgnet export", "output folder holding a model", "output", "export {ckpt} {weights}", "--force"),
-    ("mgnet export", "output that is a file", "output", "export {ckpt} {file}", "is a file"),
-    ("mgnet-corrupt", "wrong type", "type", "{tmp}/out --severities x", "--severities"),
-    ("mgnet-corrupt", "out of range", "range", "{tmp}/out --severities 9", "--severities"),
-    ("mgnet-corrupt", "missing path", "path", "{tmp}/out --dataset imagenet --val_dir {tmp}/nope", "--val_dir"),
-    ("mgnet-corrupt", "empty folder", "path", "{tmp}/out --dataset imagenet --val_dir {empty}", "no class folders"),
-    ("mgnet-corrupt", "output that is a file", "output", "{file}", "OUT_DIR"),
-    ("mgnet-corruptions", "missing checkpoint", "path", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}",
+     "{tmp}/img.png --checkpoint {ckpt} --json {tmp}/img.png --force", "input images"),
+    ("mgnet export", "missing checkpoint", "path", "{tmp}/nope.ckpt {tmp}/w", "nope.ckpt"),
+    ("mgnet export", "damaged checkpoint", "damaged", "{file} {tmp}/w", "not a readable PyTorch checkpoint"),
+    ("mgnet export", "output folder holding a model", "output", "{ckpt} {weights}", "--force"),
+    ("mgnet export", "output that is a file", "output", "{ckpt} {file}", "is a file"),
+    ("mgnet corrupt", "wrong type", "type", "{tmp}/out --severities x", "--severities"),
+    ("mgnet corrupt", "out of range", "range", "{tmp}/out --severities 9", "--severities"),
+    ("mgnet corrupt", "missing path", "path", "{tmp}/out --dataset imagenet --val_dir {tmp}/nope", "--val_dir"),
+    ("mgnet corrupt", "empty folder", "path", "{tmp}/out --dataset imagenet --val_dir {empty}", "no class folders"),
+    ("mgnet corrupt", "output that is a file", "output", "{file}", "OUT_DIR"),
+    ("mgnet corruptions", "missing checkpoint", "path", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}",
      "nope.ckpt"),
-    ("mgnet-corruptions", "missing tree", "path", "--checkpoint {ckpt} --corruption_dir {tmp}/nope",
+    ("mgnet corruptions", "missing tree", "path", "--checkpoint {ckpt} --corruption_dir {tmp}/nope",
      "--corruption_dir"),
-    ("mgnet-corruptions", "empty tree", "path", "--checkpoint {ckpt} --corruption_dir {empty}", "--corruption_dir"),
-    ("mgnet-corruptions", "out of range", "range", "--checkpoint {ckpt} --corruption_dir {tree} --severities 0",
+    ("mgnet corruptions", "empty tree", "path", "--checkpoint {ckpt} --corruption_dir {empty}", "--corruption_dir"),
+    ("mgnet corruptions", "out of range", "range", "--checkpoint {ckpt} --corruption_dir {tree} --severities 0",
      "--severities"),
-    ("mgnet-corruptions", "output that is a folder", "output",
+    ("mgnet corruptions", "output that is a folder", "output",
      "--checkpoint {ckpt} --corruption_dir {tree} --results {empty}", "--results"),
-    ("mgnet-imagenet100", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
-    ("mgnet-imagenet100", "empty folder", "path", "{empty} {tmp}/out", "train"),
-    ("mgnet-imagenet100", "missing class list", "path", "{empty} {tmp}/out --classes {tmp}/nope.txt", "nope.txt"),
-    ("mgnet-imagenet100c", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
-    ("mgnet-imagenet100c", "empty folder", "path", "{empty} {tmp}/out", "folders inside"),
-    ("mgnet-benchmark", "unknown parameter", "type", "--out {tmp}/b -p nope 1", "nope"),
-    ("mgnet-benchmark", "wrong type", "type", "--out {tmp}/b -p epochs many", "epochs"),
-    ("mgnet-benchmark", "output that is a file", "output", "--out {file}", "--out"),
-    ("mgnet-benchmark", "non-empty output folder", "output", "--out {tree}", "--force"),
-    ("mgnet-benchmark", "missing notebook", "path", "--out {tmp}/b --notebook {tmp}/nope.ipynb", "nope.ipynb"),
-    ("mgnet-bench", "out of range", "range", "--repeats 0", "--repeats"),
-    ("mgnet-bench", "wrong type", "type", "--batch_size big", "--batch_size"),
-    ("mgnet-bench", "unknown device", "range", "--device tpu7", "--device"),
-    ("mgnet-bench", "output in a missing folder", "output", "--json {tmp}/no/b.json", "--json"),
+    ("mgnet imagenet100", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
+    ("mgnet imagenet100", "empty folder", "path", "{empty} {tmp}/out", "train"),
+    ("mgnet imagenet100", "missing class list", "path", "{empty} {tmp}/out --classes {tmp}/nope.txt", "nope.txt"),
+    ("mgnet imagenet100c", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
+    ("mgnet imagenet100c", "empty folder", "path", "{empty} {tmp}/out", "folders inside"),
+    ("mgnet benchmark", "unknown parameter", "type", "--out {tmp}/b -p nope 1", "nope"),
+    ("mgnet benchmark", "wrong type", "type", "--out {tmp}/b -p epochs many", "epochs"),
+    ("mgnet benchmark", "output that is a file", "output", "--out {file}", "--out"),
+    ("mgnet benchmark", "non-empty output folder", "output", "--out {tree}", "--force"),
+    ("mgnet benchmark", "missing notebook", "path", "--out {tmp}/b --notebook {tmp}/nope.ipynb", "nope.ipynb"),
+    ("mgnet speed", "out of range", "range", "--repeats 0", "--repeats"),
+    ("mgnet speed", "wrong type", "type", "--batch_size big", "--batch_size"),
+    ("mgnet speed", "unknown device", "range", "--device tpu7", "--device"),
+    ("mgnet speed", "output in a missing folder", "output", "--json {tmp}/no/b.json", "--json"),
 ]
 
 
 def _main(command: str):
-    """The function behind a console command (a subcommand of `mgnet` goes through `mgnet`'s main)."""
-    mod, fn = _entry_points()[command.split()[0]].split(":")
-    return getattr(importlib.import_module(mod), fn)
+    """The function behind a console command: `mgnet VERB` is `mgnet`'s main with the verb first, as typed."""
+    name, *verb = command.split()
+    mod, fn = _entry_points()[name].split(":")
+    main = getattr(importlib.import_module(mod), fn)
+    return lambda argv: main([*verb, *argv])
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +124,26 @@ def test_bad_input(command, what, kind, args, culprit, places):
     assert code == 2, (code, err[-2000:])
     assert "Traceback" not in err, err[-2000:]
     last = err.splitlines()[-1] if err else ""
-    assert "error" in last and culprit in last, last
+    assert last.startswith(f"{command}: error: ") and culprit in last, last   # the command as the user typed it
     assert snapshot(places["tmp"]) == before, "something on disk changed"
+
+
+OLD_NAMES = [("mgnet-corrupt", "corrupt", "{tmp}/out --severities 9"), ("mgnet-bench", "speed", "--repeats 0"),
+             ("mgnet-corruptions", "corruptions", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}"),
+             ("mgnet-benchmark", "benchmark", "--out {tmp}/b -p n_itr 2"),
+             ("mgnet-imagenet100", "imagenet100", "{tmp}/nope {tmp}/out"),
+             ("mgnet-imagenet100c", "imagenet100c", "{tmp}/nope {tmp}/out")]
+
+
+@pytest.mark.parametrize("old,verb,args", OLD_NAMES)
+def test_old_names_still_run_and_errors_name_the_verb(old, verb, args, places):
+    """The old console scripts still work one release: they say their new spelling first, and their errors, like every
+    verb's, name the form `mgnet VERB`."""
+    argv = [a.format(**{k: str(v) for k, v in places.items()}) for a in args.split()]
+    r = in_process(getattr(importlib.import_module("mgnet.cli"), _entry_points()[old].split(":")[1]), *argv)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and lines[0].startswith(f"{old} is now `mgnet {verb}`"), r.stderr
+    assert lines[-1].startswith(f"mgnet {verb}: error: ") and "Traceback" not in r.stderr, r.stderr
 
 
 def table() -> str:
@@ -140,7 +165,9 @@ def test_reliability_page_shows_the_current_table():
 
 
 def test_every_console_command_is_tried():
-    assert {c.split()[0] for c, *_ in CASES} == set(_entry_points())
+    from mgnet.cli import VERBS
+    assert {c for c, *_ in CASES} == {"mgnet", *(f"mgnet {v}" for v in VERBS)}    # every verb, and the original form
+    assert set(_entry_points()) == {"mgnet", *(old for old, *_ in OLD_NAMES)}        # every old name as well
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def test_resume(tmp_path):
 
     # a different seed would mix two trees: refused, nothing touched
     r = in_process(corrupt_main, out, *args, "--seed", 5)
-    one_line_error(r, "mgnet-corrupt", "--seed")
+    one_line_error(r, "mgnet corrupt", "--seed")
     assert snapshot(out) == after
 
 
@@ -154,26 +154,26 @@ def test_imagefolder_source(tmp_path):
         with Image.open(tmp_path / "small" / f) as im: assert im.size == (96, 96)
     r = in_process(corrupt_main, tmp_path / "small", "--dataset", "imagenet", "--val_dir", src, "--corruptions",
                    "contrast", "--severities", 3)
-    one_line_error(r, "mgnet-corrupt", "--img_size")
+    one_line_error(r, "mgnet corrupt", "--img_size")
     assert not (tmp_path / "small" / "contrast").exists()
     # refuses to write inside the source
     r = in_process(corrupt_main, src / "cat" / "c", "--dataset", "imagenet", "--val_dir", src, "--corruptions", "fog")
-    one_line_error(r, "mgnet-corrupt", "inside the source")
+    one_line_error(r, "mgnet corrupt", "inside the source")
     assert snapshot(src) == before
 
 
 def test_corrupt_invalid_input(tmp_path):
     (tmp_path / "keep.txt").write_text("precious")
     before = snapshot(tmp_path)
-    one_line_error(corrupt(tmp_path / "out", "--corruptions", "rain"), "mgnet-corrupt", "--corruptions")
+    one_line_error(corrupt(tmp_path / "out", "--corruptions", "rain"), "mgnet corrupt", "--corruptions")
     for args, culprit in [(["--severities", "6"], "--severities"), (["--dataset", "imagenet"], "--val_dir"),
                           (["--dataset", "imagenet", "--val_dir", "/no/such/dir"], "/no/such/dir"),
                           (["--limit", "0"], "--limit"), (["--translate", "2"], "--translate"),
                           (["--workers", "-1"], "--workers"), (["--img_size", "4"], "--img_size")]:
-        one_line_error(in_process(corrupt_main, tmp_path / "out", *args), "mgnet-corrupt", culprit)
+        one_line_error(in_process(corrupt_main, tmp_path / "out", *args), "mgnet corrupt", culprit)
     assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
     r = in_process(corrupt_main, tmp_path, "--limit", 1)       # a folder it did not make, not empty
-    one_line_error(r, "mgnet-corrupt", "not empty")
+    one_line_error(r, "mgnet corrupt", "not empty")
     assert snapshot(tmp_path) == before
 
 
@@ -291,7 +291,7 @@ def test_evaluate_invalid_input(tree, checkpoints, tmp_path):
              (["--corruption_dir", tree, "--results", tmp_path / "no/such/r.json"], "--results")]
     for k, (args, culprit) in enumerate(cases):
         r = in_process(corruptions_main, "--checkpoint", ck, *args)        # test_evaluate_tree runs the installed one
-        one_line_error(r, "mgnet-corruptions", culprit)
+        one_line_error(r, "mgnet corruptions", culprit)
     assert snapshot(tmp_path) == before
 
 
@@ -324,7 +324,7 @@ def test_imagenet100_links(tmp_path):
     # an existing target: refused without --overwrite; with it the links are remade, the source untouched
     links_before = {p: os.readlink(p) for p in (out / "train").iterdir()}
     r = in_process(imagenet100_main, src, out)
-    one_line_error(r, "mgnet-imagenet100", "--overwrite")
+    one_line_error(r, "mgnet imagenet100", "--overwrite")
     r = in_process(imagenet100_main, src, out, "--overwrite")
     assert r.returncode == 0, r.stderr[-3000:]
     assert {p: os.readlink(p) for p in (out / "train").iterdir()} == links_before
@@ -336,16 +336,16 @@ def test_imagenet100_links(tmp_path):
     real.mkdir(parents=True)
     (real / "mine.txt").write_text("keep")
     r = in_process(imagenet100_main, src, tmp_path / "o2", "--classes", tmp_path / "cls.txt", "--overwrite")
-    one_line_error(r, "mgnet-imagenet100", "never replaced")
+    one_line_error(r, "mgnet imagenet100", "never replaced")
     assert (real / "mine.txt").read_text() == "keep" and not (tmp_path / "o2" / "train").exists()
 
     # a class missing from the source, and an OUT_DIR inside the source: refused, nothing made
     (tmp_path / "bad.txt").write_text("n01443537\nn00000000\n")
     r = in_process(imagenet100_main, src, tmp_path / "o3", "--classes", tmp_path / "bad.txt")
-    one_line_error(r, "mgnet-imagenet100", "n00000000")
+    one_line_error(r, "mgnet imagenet100", "n00000000")
     assert not (tmp_path / "o3").exists()
     r = in_process(imagenet100_main, src, src / "train" / "sub")
-    one_line_error(r, "mgnet-imagenet100", "inside IMAGENET_DIR")
+    one_line_error(r, "mgnet imagenet100", "inside IMAGENET_DIR")
     assert snapshot(src) == before
 
 
@@ -365,9 +365,9 @@ def test_imagenet100c_links(tmp_path):
     assert links == sorted(Path(t) / s / c for t in ("fog", "gaussian_noise") for s in "12345" for c in ("n01", "n03"))
     assert all((out / p).is_symlink() and Path(os.readlink(out / p)) == src.absolute() / p for p in links)
     r = in_process(imagenet100c_main, src, out, "--classes", tmp_path / "cls.txt")
-    one_line_error(r, "mgnet-imagenet100c", "--overwrite")
+    one_line_error(r, "mgnet imagenet100c", "--overwrite")
     r = in_process(imagenet100c_main, src, tmp_path / "x")     # default list: classes not in this source
-    one_line_error(r, "mgnet-imagenet100c", "n01440764")
+    one_line_error(r, "mgnet imagenet100c", "n01440764")
     assert not (tmp_path / "x").exists()
     assert snapshot(src) == before
 
@@ -406,4 +406,4 @@ def test_mnist_family_tree(tmp_path, fashion_mnist_files):
     digits = tmp_path / "digits.ckpt"
     mgnet.save_checkpoint(mgnet.MGNet(mgnet.MGNetConfig(n_iter=2).resolved()), digits)
     bad = in_process(corruptions_main, "--checkpoint", digits, "--corruption_dir", out)
-    one_line_error(bad, "mgnet-corruptions", "made from fashion-mnist images")
+    one_line_error(bad, "mgnet corruptions", "made from fashion-mnist images")

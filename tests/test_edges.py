@@ -11,6 +11,7 @@ import torch
 from conftest import in_process, snapshot
 
 import mgnet
+import mgnet.cli
 import mgnet.files
 import mgnet.lab.benchmark
 from mgnet.cli import main
@@ -86,8 +87,36 @@ def test_results_json_has_no_bare_nan(tmp_path):
 
 
 def test_misspelt_notebook_parameter_is_named(tmp_path):
-    from mgnet.lab.notebooks import run_notebook
-    with pytest.raises(ConfigError, match="n_itr"):
+    """`-p n_itr 2` is refused with the same line naming the parameter and the nearest declared one: by
+    `run_notebook`, by `mgnet benchmark -p` and by papermill itself running a shipped notebook (a cell right after the
+    parameters cell checks what papermill injected), before anything is trained."""
+    from mgnet.lab.notebooks import UnknownParameterError, notebook_path, run_notebook
+    says = "-p n_itr: the notebook has no parameter 'n_itr'; did you mean n_iter?"
+    with pytest.raises(UnknownParameterError) as e:
         run_notebook("sweep", tmp_path / "out", parameters={"n_itr": 2}, progress=False, html=False)
-    r = in_process(mgnet.lab.benchmark.benchmark_main, "--out", tmp_path / "b", "-p", "n_itr", "2", cwd=tmp_path)
-    assert r.returncode == 2 and "n_itr" in r.stderr.strip().splitlines()[-1], r.stderr[-1000:]
+    assert str(e.value) == says and isinstance(e.value, ConfigError)
+    r = in_process(mgnet.cli.main, "benchmark", "--out", tmp_path / "b", "-p", "n_itr", "2", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == f"mgnet benchmark: error: {says}", r.stderr
+    import papermill as pm  # papermill's own run, as `papermill sweep.ipynb o.ipynb -p n_itr 2`
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        pm.execute_notebook(str(notebook_path("sweep")), str(tmp_path / "o.ipynb"), kernel_name="python3",
+                            parameters={"n_itr": 2, "out_dir": str(tmp_path / "sweep")}, progress_bar=False)
+    assert f"UnknownParameterError: {says}" in str(e.value), str(e.value)[-2000:]
+    assert not (tmp_path / "sweep").exists()                              # stopped before the grid
+
+
+@pytest.mark.parametrize("name", ["benchmark", "evaluate", "explorer", "sweep", "train"])
+def test_every_shipped_notebook_checks_what_papermill_injects(name):
+    """The cell after the parameters cell of each shipped notebook calls `check_parameters`, and papermill puts its
+    injected cell between the two (what `check_parameters` relies on)."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    from mgnet.lab.notebooks import assigned_names, notebook_path
+    nb = load_notebook_node(str(notebook_path(name)))
+    i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    assert "check_parameters()" in nb.cells[i + 1].source
+    nb = parameterize_notebook(nb, {"n_itr": 2}, kernel_name="python3", language="python")
+    injected = nb.cells[i + 1]
+    assert injected.metadata["tags"] == ["injected-parameters"] and injected.source.startswith("# Parameters")
+    assert "check_parameters()" in nb.cells[i + 2].source and "n_itr" not in assigned_names(nb.cells[i].source)

@@ -214,5 +214,5 @@ def test_mgnet_benchmark_bad_input(tmp_path, capsys, args, culprit):
     # The console command is this function (the end-to-end test above runs it as a process).
     rc = benchmark_main(["--out", str(tmp_path / "b"), *args])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and culprit in err and err.count("\n") == 0 and err.startswith("mgnet-benchmark: error:"), err
+    assert rc == 2 and culprit in err and err.count("\n") == 0 and err.startswith("mgnet benchmark: error:"), err
     assert not (tmp_path / "b").exists()

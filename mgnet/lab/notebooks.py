@@ -5,8 +5,11 @@
 # %% ../../nbs/13c_notebooks.ipynb #4cb6354f
 from __future__ import annotations
 
+import ast
+import difflib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -20,8 +23,9 @@ KERNEL_OUTPUT = "--IPKernelApp.capture_fd_output=False"   # the kernel's own std
 
 
 # %% auto #0
-__all__ = ['TERMINAL_PROGRESS', 'KERNEL_OUTPUT', 'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path',
-           'default_sweep_dir', 'notebook_parameters', 'export_html', 'run_notebook']
+__all__ = ['TERMINAL_PROGRESS', 'KERNEL_OUTPUT', 'INJECTED', 'ExperimentError', 'checkout_root', 'notebook_dirs', 'notebook_path',
+           'default_sweep_dir', 'notebook_parameters', 'export_html', 'UnknownParameterError', 'assigned_names',
+           'check_parameters', 'run_notebook']
 
 # %% ../../nbs/13c_notebooks.ipynb #848a93f8
 class ExperimentError(MGNetError, RuntimeError):
@@ -95,6 +99,40 @@ def _error_of(nb_path: Path) -> str:
                 return f"cell {i}: {o.get('ename')}: {o.get('evalue')}\n{tail}"
     return "unknown error"
 
+# %% ../../nbs/13c_notebooks.ipynb #65385412
+class UnknownParameterError(ConfigError):
+    ("A notebook parameter the notebook does not declare (papermill's `-p NAME VALUE`, `run_notebook(parameters=)`, "
+     "`mgnet benchmark -p`): named as `-p NAME`, with the nearest declared one.")
+    def __init__(self, name: str, known: Sequence[str]):
+        self.name, self.flag, self.known = name, f"-p {name}", list(known)
+        near = difflib.get_close_matches(name, self.known, n=1)
+        hint = f"did you mean {near[0]}?" if near else f"its parameters: {', '.join(self.known)}"
+        MGNetError.__init__(self, f"-p {name}: the notebook has no parameter {name!r}; {hint}")
+    def _render_traceback_(self): return [f"{type(self).__name__}: {self}"]   # in a kernel: this line, no traceback
+
+def assigned_names(source: str) -> list[str]:
+    "The names a cell's top-level assignments bind, in order (a parameters cell's, or papermill's injected cell's)."
+    try: body = ast.parse(source).body
+    except SyntaxError: return []
+    out = []
+    for node in body:
+        targets = (node.targets if isinstance(node, ast.Assign) else
+                   [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+        out += [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and n.id not in out]
+    return out
+
+INJECTED = "# Parameters"   # the first line of the cell papermill injects after the parameters cell
+
+def check_parameters() -> None:
+    ("In the cell right after an experiment notebook's parameters cell: refuse a parameter papermill injected that "
+     "the parameters cell does not declare. Outside IPython, or with no injected cell just before: nothing to check.")
+    ip = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None   # a kernel has imported it
+    hist = list(getattr(ip, "user_ns", {}).get("In", []))   # this cell last, papermill's before it, the parameters'
+    if len(hist) < 3 or not str(hist[-2]).lstrip().startswith(INJECTED): return
+    known = assigned_names(hist[-3])
+    given = [n for n in assigned_names(hist[-2]) if not n.startswith("PAPERMILL_")]   # --inject-paths adds these
+    if (unknown := [n for n in given if n not in known]): raise UnknownParameterError(unknown[0], known)
+
 # %% ../../nbs/13c_notebooks.ipynb #e5afd5be
 def run_notebook(name_or_path: str | os.PathLike,        # an experiment notebook's name or an `.ipynb` path
                  out_dir: str | os.PathLike,             # where the executed notebook (and its HTML) go
@@ -113,8 +151,7 @@ def run_notebook(name_or_path: str | os.PathLike,        # an experiment noteboo
     params = dict(parameters or {})
     known = notebook_parameters(src)
     unknown = sorted(set(params) - set(known))
-    if unknown: raise ConfigError(unknown[0],
-                                  f"{src.name} has no parameter {unknown[0]!r} (its parameters: {', '.join(known)})")
+    if unknown: raise UnknownParameterError(unknown[0], known)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dest = out / src.name
