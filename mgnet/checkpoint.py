@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import ORIGINAL_DEFAULTS, MGNetConfig
 from .errors import MGNetError
-from .files import atomic_write, package_version
+from .files import atomic_write, check_outputs, input_files, package_version
 from .flops import baseline_gflops, glimpse_gflops
 from .groups import ModelConfig
 from .model import MGNet
@@ -196,6 +196,9 @@ def export_weights(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, ov
                    results: str | os.PathLike | None = None) -> Path:
     ("Convert a checkpoint (this project's or the original's) to a weights folder: `config.json` (the network and its "
      "preprocessing), `model.safetensors`, and a model card with the recipe and `card_results`.")
+    inputs = input_files(checkpoint, results)    # the folder's files never replace what it is made from
+    for name in ("config.json", "model.safetensors", "README.md"):
+        check_outputs({"out_dir": Path(out_dir) / name}, inputs)
     model = load_checkpoint(checkpoint)
     model.results = card_results(model, results)
     try: return model.save_pretrained(out_dir, overwrite=overwrite)

@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import MGNetConfig
-from .files import run_command
+from .files import check_outputs, input_files, run_command
 from .recipes import NO_RECIPE, best_recipe, config_yaml, get_recipe, measured_notes, recipe_dir, recipes, settings
 
 # %% auto #0
@@ -109,6 +109,7 @@ def test_parser() -> argparse.ArgumentParser:
 def _train(given: dict, recipe: str | None, config: str | None, show: bool) -> int:
     if given.get("resume") and not (recipe or config): recipe = NO_RECIPE   # resuming: the run's own settings
     fields_, r = settings(given, recipe, config)
+    check_outputs({k: fields_.get(k) for k in ("results", "exit_plot")}, input_files(config))   # not over the file
     cfg = MGNetConfig(**fields_).validate()
     if show:
         print(config_yaml(cfg, r), end="")

@@ -18,7 +18,7 @@ from .data import DataInfo, data_info
 from .datamodule import MGNetData
 from .errors import ConfigError
 from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_table
-from .files import atomic_write, check_out_file, write_json
+from .files import atomic_write, check_out_file, check_outputs, input_files, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
 from .model import baseline_config, create_backbone, fold_batchnorm
@@ -203,6 +203,7 @@ def train_or_test(given: dict) -> int:
     cfg = MGNetConfig(**given).resolved()
     check_out_file(cfg.results)
     check_out_file(cfg.exit_plot, "exit_plot")
+    check_outputs({"results": cfg.results, "exit_plot": cfg.exit_plot}, input_files(cfg.checkpoint, cfg.resume))
     hold_freed_memory()          # training and testing on the CPU (see the training chapter)
     if cfg.test:
         if not cfg.checkpoint: raise ConfigError("test", "needs --checkpoint FILE_OR_DIR")

@@ -27,7 +27,7 @@ from .corruption_trees import tree_folders
 from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE, generate_corruptions
 from .datasets import DATASETS
 from .errors import ConfigError
-from .files import atomic_write, check_out_file, run_command, write_json
+from .files import atomic_write, check_out_file, check_outputs, input_files, run_command, write_json
 
 # %% auto #0
 __all__ = ['corrupt_parser', 'corrupt_main', 'corruptions_parser', 'corruptions_main']
@@ -125,6 +125,8 @@ def corruptions_main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     def body():
         check_out_file(a.results, "results"); check_out_file(a.csv, "csv")
+        check_outputs({"results": a.results}, input_files(*a.checkpoint))
+        check_outputs({"csv": a.csv}, input_files(*a.checkpoint))
         if a.results and a.csv and Path(a.results).resolve() == Path(a.csv).resolve():
             raise ConfigError("csv", "must differ from --results")
         if a.batch_size < 1: raise ConfigError("batch_size", f"must be at least 1, got {a.batch_size}")

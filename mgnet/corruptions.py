@@ -257,6 +257,8 @@ def generate_corruptions(out_dir,                                   # the tree t
     corruptions, severities = _check_selection(corruptions, severities)
     if limit is not None and limit < 1: raise ConfigError("limit", f"must be at least 1, got {limit}")
     if workers < 0: raise ConfigError("workers", f"must be 0 or more, got {workers}")
+    for name, v in (("seed", seed), ("data_seed", data_seed)):      # as the training seeds: 32-bit, not negative
+        if v is not None and not 0 <= v < 2**32: raise ConfigError(name, f"must be between 0 and {2**32 - 1}, got {v}")
     if img_size is not None and img_size < 8: raise ConfigError("img_size", f"must be at least 8 px, got {img_size}")
     spec = _spec(dataset)
     if translate is not None and not 0 <= translate <= 1:

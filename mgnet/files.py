@@ -19,8 +19,8 @@ from typing import IO, Any, Callable, Iterator
 from .errors import ConfigError, MGNetError
 
 # %% auto #0
-__all__ = ['StorageError', 'storage_error', 'atomic_write', 'write_json', 'atomic_dir', 'check_out_file', 'check_out_dir',
-           'package_version', 'run_command']
+__all__ = ['MODEL_FILES', 'StorageError', 'storage_error', 'atomic_write', 'write_json', 'atomic_dir', 'check_out_file',
+           'check_out_dir', 'package_version', 'input_files', 'check_outputs', 'run_command']
 
 # %% ../nbs/00b_files.ipynb #68be833a
 class StorageError(MGNetError, OSError):
@@ -117,6 +117,34 @@ def package_version() -> str:
     "The installed mgnet's version (stored in checkpoints and weight folders)."
     try: return metadata.version("mgnet")
     except metadata.PackageNotFoundError: return "unknown"
+
+# %% ../nbs/00b_files.ipynb #2c65259a
+MODEL_FILES = (".ckpt", ".pth", ".pt", ".tar", ".safetensors", ".bin")   # weights a folder given as input may hold
+
+def input_files(*paths: str | os.PathLike | None) -> list[Path]:
+    "The files a command reads from `paths`: a file itself; in a folder (a run, a weights folder), its weights files."
+    out = []
+    for p in (Path(p) for p in paths if p not in (None, "")):
+        if p.is_file(): out.append(p)
+        elif p.is_dir(): out += [f for f in p.rglob("*") if f.is_file() and (f.suffix in MODEL_FILES
+                                                                            or f.name == "config.json")]
+    return out
+
+def _same(a: Path, b: Path) -> bool:
+    try: return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError: return False
+
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: list[Path]) -> None:
+    "Fail, naming the flag, if an output path (flag: path) is one of the `inputs` or another output's path."
+    seen: dict[str, Path] = {}
+    for flag, path in outputs.items():
+        if path in (None, ""): continue
+        path = Path(path)
+        if (hit := next((f for f in inputs if _same(path, f)), None)) is not None:
+            raise ConfigError(flag, f"{path} is an input of this command ({hit}); write the output elsewhere")
+        if (other := next((k for k, q in seen.items() if _same(path, q)), None)) is not None:
+            raise ConfigError(flag, f"{path} is also --{other}'s output; give each output its own path")
+        seen[flag] = path
 
 # %% ../nbs/00b_files.ipynb #aaf262c2
 def run_command(prog: str, body: Callable[[], int | None]) -> int:

@@ -21,7 +21,7 @@ def _entry_points() -> dict:
     return dict(item.split("=") for item in cfg["DEFAULT"]["console_scripts"].split())
 
 
-# (command, what is tried, kind, argv with {tmp}, {ckpt}, {file}, {empty}, {tree}, {weights} placeholders,
+# (command, what is tried, kind, argv with {tmp}, {ckpt}, {file}, {empty}, {tree}, {weights}, {cfg} placeholders,
 #  culprit in the message)
 CASES = [
     ("mgnet", "wrong type", "type", "--n_iter four", "--n_iter"),
@@ -37,10 +37,14 @@ CASES = [
     ("mgnet", "seed out of range", "range", "--seed -1", "--seed"),
     ("mgnet", "plot in a missing folder", "output",
      "--test --checkpoint {ckpt} --exit_sweep --exit_plot {tmp}/no/p.png", "--exit_plot"),
+    ("mgnet", "two outputs on one path", "output",
+     "--test --checkpoint {ckpt} --exit_sweep --results {tmp}/r.png --exit_plot {tmp}/r.png", "--exit_plot"),
     ("mgnet train", "out of range", "range", "--alpha 2", "--alpha"),
     ("mgnet train", "unknown recipe", "type", "--recipe digits-paperr", "digits-paper"),
+    ("mgnet train", "output that is an input", "output", "--config {cfg} --results {cfg}", "is an input"),
     ("mgnet test", "damaged checkpoint", "damaged", "--checkpoint {file}", "not a readable PyTorch checkpoint"),
     ("mgnet test", "output that is a folder", "output", "--checkpoint {ckpt} --results {empty}", "is a directory"),
+    ("mgnet test", "output that is an input", "output", "--checkpoint {tmp}/run --results {ckpt}", "is an input"),
     ("mgnet recipes", "unknown recipe", "type", "nope", "nope"),
     ("mgnet predict", "missing image", "path", "{tmp}/nope.png --checkpoint {ckpt}", "nope.png"),
     ("mgnet predict", "folder with no images", "path", "{empty} --checkpoint {ckpt}", "no images"),
@@ -58,11 +62,13 @@ CASES = [
     ("mgnet export", "damaged checkpoint", "damaged", "{file} {tmp}/w", "not a readable PyTorch checkpoint"),
     ("mgnet export", "output folder holding a model", "output", "{ckpt} {weights}", "--force"),
     ("mgnet export", "output that is a file", "output", "{ckpt} {file}", "is a file"),
+    ("mgnet export", "output that is an input", "output", "{weights} {weights} --force", "is an input"),
     ("mgnet corrupt", "wrong type", "type", "{tmp}/out --severities x", "--severities"),
     ("mgnet corrupt", "out of range", "range", "{tmp}/out --severities 9", "--severities"),
     ("mgnet corrupt", "missing path", "path", "{tmp}/out --dataset imagenet --val_dir {tmp}/nope", "--val_dir"),
     ("mgnet corrupt", "empty folder", "path", "{tmp}/out --dataset imagenet --val_dir {empty}", "no class folders"),
     ("mgnet corrupt", "output that is a file", "output", "{file}", "OUT_DIR"),
+    ("mgnet corrupt", "seed out of range", "range", "{tmp}/out --seed -1", "--seed"),
     ("mgnet corruptions", "missing checkpoint", "path", "--checkpoint {tmp}/nope.ckpt --corruption_dir {tree}",
      "nope.ckpt"),
     ("mgnet corruptions", "missing tree", "path", "--checkpoint {ckpt} --corruption_dir {tmp}/nope",
@@ -72,6 +78,8 @@ CASES = [
      "--severities"),
     ("mgnet corruptions", "output that is a folder", "output",
      "--checkpoint {ckpt} --corruption_dir {tree} --results {empty}", "--results"),
+    ("mgnet corruptions", "output that is an input", "output",
+     "--checkpoint {ckpt} --corruption_dir {tree} --csv {ckpt}", "is an input"),
     ("mgnet imagenet100", "missing path", "path", "{tmp}/nope {tmp}/out", "nope"),
     ("mgnet imagenet100", "empty folder", "path", "{empty} {tmp}/out", "train"),
     ("mgnet imagenet100", "missing class list", "path", "{empty} {tmp}/out --classes {tmp}/nope.txt", "nope.txt"),
@@ -79,6 +87,8 @@ CASES = [
     ("mgnet imagenet100c", "empty folder", "path", "{empty} {tmp}/out", "folders inside"),
     ("mgnet benchmark", "unknown parameter", "type", "--out {tmp}/b -p nope 1", "nope"),
     ("mgnet benchmark", "wrong type", "type", "--out {tmp}/b -p epochs many", "epochs"),
+    ("mgnet benchmark", "notebook value out of range", "range", "--out {tmp}/b -p parallel_runs 0", "parallel_runs"),
+    ("mgnet benchmark", "seed out of range", "range", "--out {tmp}/b -p seeds [0,-1]", "-p seeds"),
     ("mgnet benchmark", "output that is a file", "output", "--out {file}", "--out"),
     ("mgnet benchmark", "non-empty output folder", "output", "--out {tree}", "--force"),
     ("mgnet benchmark", "missing notebook", "path", "--out {tmp}/b --notebook {tmp}/nope.ipynb", "nope.ipynb"),
@@ -103,6 +113,7 @@ def places(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad input")
     (root / "empty").mkdir()
     (root / "file.ckpt").write_bytes(b"this is not a checkpoint")
+    (root / "run.yaml").write_text("epochs: 1\n")
     torch.manual_seed(0)
     model = mgnet.MGNet(n_iter=2)
     mgnet.save_checkpoint(model, root / "run" / "best.ckpt")
@@ -112,7 +123,7 @@ def places(tmp_path_factory):
     (root / "tree" / "fog" / "1" / "0").mkdir(parents=True)
     Image.new("L", (64, 64)).save(root / "tree" / "fog" / "1" / "0" / "a.png")
     return {"tmp": root, "ckpt": root / "run" / "best.ckpt", "file": root / "file.ckpt", "empty": root / "empty",
-            "tree": root / "tree", "weights": root / "weights"}
+            "tree": root / "tree", "weights": root / "weights", "cfg": root / "run.yaml"}
 
 
 @pytest.mark.parametrize("command,what,kind,args,culprit", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])

@@ -26,3 +26,5 @@ def test_ddp_two_cpu_processes(tmp_path, mgnet_cmd):
     assert res["clean_acc"] == pytest.approx(single)
     last = read_checkpoint(Path(res["checkpoint"]).parent / "last.ckpt")
     assert res["config"]["devices"] == 2 and last["global_step"] == 2 * 4      # 2 epochs of 4 steps on each process
+    during = [v for k, v in last["callbacks"].items() if k.startswith("SaveDuringEpoch")]
+    assert during and during[0]["best_model_path"].endswith("last.ckpt")     # saved during an epoch in DDP too

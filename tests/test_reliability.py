@@ -174,7 +174,7 @@ def test_kill_9_in_the_first_epoch_then_resume_finishes(tmp_path):
     """`kill -9` a few steps into the first epoch: `last.ckpt` was written after the first training step (and every
     MGNET_SAVE_SECONDS after), so `--resume` continues from that step and ends the run."""
     import os
-    args = ["--epochs", 1, "--limit_train", 60, "--limit_val", 2, "--batch_size", 8, "--n_iter", 2, "--seed", 3,
+    args = ["--epochs", 1, "--limit_train", 30, "--limit_val", 2, "--batch_size", 8, "--n_iter", 2, "--seed", 3,
             "--log_dir", tmp_path / "logs"]
     proc = subprocess.Popen([str(BIN / "mgnet"), *map(str, args)], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "MGNET_SAVE_SECONDS": "0.2"})
@@ -182,12 +182,12 @@ def test_kill_9_in_the_first_epoch_then_resume_finishes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     ck = read_checkpoint(last)
-    assert ck["epoch"] == 0 and 0 < ck["global_step"] < 60 and ck["optimizer_states"], ck["global_step"]  # mid-epoch
+    assert ck["epoch"] == 0 and 0 < ck["global_step"] < 30 and ck["optimizer_states"], ck["global_step"]  # mid-epoch
     assert _processed(last) == 0                                     # the first epoch had not ended
     r = in_process(main, "--resume", last.parent.parent, "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     end = read_checkpoint(last)
-    assert _processed(last) == 1 and end["global_step"] == 60       # the epoch ended: its remaining steps trained
+    assert _processed(last) == 1 and end["global_step"] == 30       # the epoch ended: its remaining steps trained
     assert json.loads((tmp_path / "r.json").read_text())["run_dir"] == str(last.parent.parent.resolve())
 
 

@@ -28,7 +28,7 @@ from .runs import RESULTS, config_from, seeds_table
 from ..recipes import from_recipe
 
 # %% auto #0
-__all__ = ['BASELINE_RECIPE', 'parse_value', 'benchmark_parser', 'benchmark_main']
+__all__ = ['BASELINE_RECIPE', 'parse_value', 'benchmark_parser', 'check_notebook_values', 'benchmark_main']
 
 # %% ../../nbs/13d_benchmark.ipynb #b26cc497
 def parse_value(v: str):
@@ -70,10 +70,34 @@ def _check_laid_over(name: str, laid: dict | None, cfg: dict, allowed: set, over
     try: config_from({**cfg, **laid})
     except ConfigError as e: raise ConfigError(name, str(e)) from None
 
+def _count(values: dict, name: str, low: int) -> None:
+    v = values.get(name)
+    if name in values and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+        raise ConfigError(name, f"must be an integer of at least {low}, got {v!r}")
+
+def check_notebook_values(values: dict) -> None:
+    "The benchmark notebook's own parameters (not `MGNetConfig` fields) among `values`, checked as flags are."
+    for name in ("parallel_runs", "torch_threads"): _count(values, name, 1)
+    for name in ("pgd_images", "fresh_placements", "corruption_images", "gallery"): _count(values, name, 0)
+    seeds = values.get("seeds", [0])
+    if not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ConfigError("seeds", f"a non-empty list of training seeds, e.g. \"[0, 1, 2]\"; got {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32:
+            raise ConfigError("seeds", f"each seed an integer between 0 and {2**32 - 1}, got {s!r}")
+    if len(set(seeds)) != len(seeds): raise ConfigError("seeds", f"{list(seeds)}: each seed once")
+    sev = values.get("severities", [1])
+    if not isinstance(sev, (list, tuple)) or not sev or any(s not in range(1, 6) or isinstance(s, bool) for s in sev):
+        raise ConfigError("severities", f"a non-empty list of severities 1 to 5, got {sev!r}")
+    at = values.get("anywhere_translate")
+    if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 <= at <= 1):
+        raise ConfigError("anywhere_translate", f"None (skip the section) or a number in [0, 1], got {at!r}")
+
 def _check_params(src: Path, params: dict) -> None:
     known = notebook_parameters(src)
     unknown = sorted(set(params) - set(known))
     if unknown: raise UnknownParameterError(unknown[0], known)
+    if src.stem == "benchmark": check_notebook_values(params)
     cfg_names = set(MGNetConfig.field_names())
     defaults = {}
     for k, v in known.items():             # defaults that are literals; expressions (4 / 255) are left to the notebook
