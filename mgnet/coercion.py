@@ -5,13 +5,14 @@
 # %% ../nbs/00d_coercion.ipynb #e50a77e3
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownSettingError
 
 # %% auto #0
 __all__ = ['flag', 'coerce_fields', 'check_value', 'check_choice', 'Removed', 'ConfigGroup']
@@ -101,9 +102,13 @@ class ConfigGroup:
     removed_options = {}   # {name: Removed}: options a group no longer has (a class attribute, not a field)
 
     def __new__(cls, *args, **kw):
-        "An option that was removed, passed by name, is one `ConfigError` saying why it went."
+        "A removed option passed by name is one `ConfigError` saying why it went; an unknown one names the nearest."
         for k in kw:
             if k in cls.removed_options: raise ConfigError(k, f"was removed: {cls.removed_options[k].why}")
+            if k not in (names := cls.field_names()):
+                near = difflib.get_close_matches(k, names, n=1)
+                raise UnknownSettingError(k, f"{cls.__name__} has no setting {k!r}"
+                                          + (f"; did you mean {near[0]}?" if near else ""))
         return super().__new__(cls)
 
     def __post_init__(self): coerce_fields(self)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['MGNetError', 'ConfigError']
+__all__ = ['MGNetError', 'ConfigError', 'UnknownSettingError']
 
 # %% ../nbs/00a_errors.ipynb #da66063c
 class MGNetError(Exception):
@@ -18,3 +18,6 @@ class ConfigError(MGNetError, ValueError):
     def __init__(self, name: str, msg: str):
         self.name, self.flag = name, f"--{name}"
         super().__init__(f"{self.flag}: {msg}")
+
+class UnknownSettingError(ConfigError, TypeError):
+    "A keyword no config takes (`MGNet(n_itr=2)`): a `ConfigError`, and the `TypeError` of an unknown keyword."

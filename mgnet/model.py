@@ -273,6 +273,9 @@ class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
         "Build from a `ModelConfig`, or an `MGNetConfig` (default: its defaults; `kw`: changes) kept as `full_cfg`."
         super().__init__()
         cfg = cfg if cfg is not None else MGNetConfig()
+        if not isinstance(cfg, (ModelConfig, MGNetConfig)):
+            raise ConfigError("cfg", f"expected a ModelConfig or an MGNetConfig (or keywords), got "
+                                     f"{type(cfg).__name__}")
         cfg = cfg.replace(**kw) if kw else cfg                   # a resolved config comes down as it is
         if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.resolved()
         else:

@@ -249,10 +249,13 @@ def predict(model: MGNet,  # the network, with its config (`load_model`)
            ) -> Predictions:
     "A `Prediction` per image of `images` (paths, PIL images, or normalised tensors) with `model`, glimpse by glimpse."
     check_predict_args(topk, batch_size, exit_threshold)
+    if not isinstance(model, MGNet):
+        raise InputError(f"model: expected an MGNet, got {type(model).__name__} (a checkpoint or weights folder: "
+                         "mgnet.load_checkpoint(path) loads one)")
     model.eval()
     items = _items(images)
     if model.full_cfg is None and (transform is None or crops):
-        raise ValueError("a model made from a ModelConfig alone has no normalisation or image size: pass `transform` "
+        raise InputError("a model made from a ModelConfig alone has no normalisation or image size: pass `transform` "
             "(and no `crops`)")
     cfg, mode = model.full_cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
     transform = transform or image_transform(model.full_cfg)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import inspect
 import logging
 import os
 import platform
@@ -28,6 +29,7 @@ from .checkpoint import fit_report, load_checkpoint
 from .config import MGNetConfig
 from .data import DataInfo, data_info
 from .datamodule import MGNetData
+from .errors import ConfigError, UnknownSettingError
 from .evaluation import evaluate
 from .files import check_out_dir, package_version
 from .localisation import dataset_localisation
@@ -277,12 +279,18 @@ class EpochHook(Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.is_global_zero: self.fn(trainer.current_epoch)
 
+def _as_config(cfg) -> MGNetConfig:
+    if isinstance(cfg, dict): return MGNetConfig(**cfg).resolved()
+    raise ConfigError("cfg", f"expected an MGNetConfig (or a dict of its settings), got {type(cfg).__name__}")
+
 def fit(cfg: MGNetConfig, progress: bool = True,
         on_epoch: Callable[[int], None] | None = None,   # called with the epoch's index after every training epoch
         info: DataInfo | None = None,                    # the caller's `data_info(cfg)`, if it has described the data
         **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
-    cfg = cfg.resolved()
+    cfg = cfg.resolved() if isinstance(cfg, MGNetConfig) else _as_config(cfg)
+    if (bad := sorted(set(trainer_overrides) - set(inspect.signature(L.Trainer).parameters))):
+        raise UnknownSettingError(bad[0], f"fit hands extra keywords to lightning's Trainer, which has no {bad[0]!r}")
     hold_freed_memory()
     info = info if info is not None else data_info(cfg)     # described once: by the caller, or here
     if (cfg.num_class, cfg.class_names) != (info.num_classes, list(info.classes)):

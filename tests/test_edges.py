@@ -120,3 +120,25 @@ def test_every_shipped_notebook_checks_what_papermill_injects(name):
     injected = nb.cells[i + 1]
     assert injected.metadata["tags"] == ["injected-parameters"] and injected.source.startswith("# Parameters")
     assert "check_parameters()" in nb.cells[i + 2].source and "n_itr" not in assigned_names(nb.cells[i].source)
+
+
+# --- every value checked at the edge: the Python API's keywords and arguments -----------------------------------------
+
+def test_python_api_unknown_keywords_and_wrong_types_are_one_line_of_our_kind(tmp_path):
+    """A mistyped keyword is an `UnknownSettingError` (a `ConfigError`, and the `TypeError` Python gives) naming the
+    nearest setting; a wrong type for the config or the model is named; nothing is trained or written."""
+    from mgnet.errors import UnknownSettingError
+    from mgnet.predict import InputError, predict
+    for make in (lambda: MGNetConfig(n_itr=2), lambda: mgnet.MGNet(n_itr=2), lambda: mgnet.ModelConfig(n_itr=2)):
+        with pytest.raises(UnknownSettingError, match="--n_itr: .* has no setting 'n_itr'; did you mean n_iter") as e:
+            make()
+        assert isinstance(e.value, TypeError) and isinstance(e.value, ConfigError)
+    with pytest.raises(UnknownSettingError, match="--max_epoch: .*Trainer"):
+        mgnet.fit(MGNetConfig(epochs=1, log_dir=str(tmp_path / "logs")), progress=False, max_epoch=3)
+    with pytest.raises(ConfigError, match="--cfg: expected an MGNetConfig"):
+        mgnet.fit("digits", progress=False)
+    with pytest.raises(ConfigError, match="--cfg: expected a ModelConfig or an MGNetConfig"):
+        mgnet.MGNet("digits")
+    with pytest.raises(InputError, match="model: expected an MGNet, got str"):
+        predict(str(tmp_path / "m.ckpt"), torch.zeros(1, 64, 64))
+    assert list(tmp_path.iterdir()) == []
