@@ -9,11 +9,12 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 import warnings
 from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['MOVED_MODULES', 'MOVED_NAMES', 'MovedModules', 'install_moved_modules', 'moved_names']
+__all__ = ['MOVED_MODULES', 'MOVED_NAMES', 'MovedModules', 'install_moved_modules', 'moved_names', 'callable_module']
 
 # %% ../nbs/18_moved.ipynb #c618970d
 MOVED_MODULES = {f"mgnet.{m}": f"mgnet.lab.{m}"
@@ -79,3 +80,15 @@ def moved_names(module: str) -> Callable[[str], Any]:
         warnings.warn(f"{module}.{name} moved to {table[name]}: import it from there", FutureWarning, stacklevel=2)
         return getattr(importlib.import_module(table[name]), name)
     return __getattr__
+
+# %% ../nbs/18_moved.ipynb #bdef08dd
+class _CallableModule(types.ModuleType):
+    "A module that, called, calls its `__call_target__` (the function the package exports under the module's name)."
+    def __call__(self, *args, **kwargs): return self.__call_target__(*args, **kwargs)
+
+def callable_module(module: str, fn: Callable) -> None:
+    "Let module `module` (an `mgnet.` module, as imported) be called as `fn`; nothing where a chapter runs itself."
+    m = sys.modules.get(module)
+    if m is None or not module.startswith("mgnet."): return
+    m.__call_target__ = fn
+    m.__class__ = _CallableModule

@@ -21,7 +21,7 @@ from .errors import ConfigError, MGNetError
 from .imagenet100 import default_classes
 from .images import BadImageError, eval_region, image_transform, to_pixels
 from .model import MGNet
-from .moved import moved_names
+from .moved import callable_module, moved_names
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'OUTPUT_MARK', 'MAX_ASPECT', 'class_names', 'InputError', 'is_own_output', 'find_images',
@@ -280,3 +280,4 @@ def predict(model: MGNet,  # the network, with its config (`load_model`)
 
 # %% ../nbs/16_predict.ipynb #8a7ff154
 __getattr__ = moved_names(__name__)
+callable_module(__name__, predict)     # `mgnet.predict(...)` works even after `import mgnet.predict`

@@ -15,6 +15,7 @@ import yaml
 
 from .config import MGNetConfig
 from .errors import ConfigError
+from .moved import callable_module
 
 # %% auto #0
 __all__ = ['NO_RECIPE', 'read_yaml', 'config_fields', 'Recipe', 'recipe_from_file', 'recipe_dir', 'recipes', 'get_recipe',
@@ -158,3 +159,6 @@ def measured_notes() -> dict[str, str]:
     d = read_yaml(Path(str(resources.files("mgnet") / "resources" / "measured.yaml")), "measured")
     pages = {k: [m["page"]] if isinstance(m["page"], str) else m["page"] for k, m in d.items()}
     return {k: f"{' '.join(m['note'].split())}; see {', '.join('docs/' + p for p in pages[k])}" for k, m in d.items()}
+
+# %% ../nbs/07b_recipes.ipynb #83bdc9c4
+callable_module(__name__, recipes)     # `mgnet.recipes()` works even after `import mgnet.recipes`
