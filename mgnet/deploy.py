@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import MGNetError
 from .datamodule import MGNetData
+from .errors import MGNetError
 from .files import atomic_write, package_version
 from .geometry import identity_params
 from .model import MGNet

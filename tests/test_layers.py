@@ -28,7 +28,7 @@ LIBRARY = [
 # The lab (`mgnet.lab`): runs, sweeps, their figures, the notebook runner, the benchmark, the explorer. It may import
 # the library; the library never imports it.
 LAB = [
-    {"lab.notebooks", "lab.runs"},
+    {"lab.notebooks", "lab.runs", "lab.report"},                          # notebooks, runs, the HTML report
     {"lab.figures"},
     {"lab.explorer_filters", "lab.explorer_views"},                        # the explorer's filters and pictures
     {"lab.explorer_widgets"},                                             # its widgets
