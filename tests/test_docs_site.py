@@ -37,6 +37,11 @@ def test_every_chapter_and_module_has_a_page(site):
         assert (site / "chapters" / f"{nb.stem}.html").is_file(), f"no page for the chapter {nb.name}"
     for mod in ("model", "geometry", "attacks"):
         assert (site / "api" / f"{mod}.html").is_file(), f"no API page for mgnet.{mod}"
+    # a chapter's frontmatter for nbdev_test (`skip_exec: true`, a raw cell) is not shown as text or as a heading
+    kept = [nb.stem for nb in (ROOT / "nbs").glob("*.ipynb") if '"cell_type": "raw"' in nb.read_text(encoding="utf-8")]
+    assert kept, "no chapter has a raw frontmatter cell: this check checks nothing"
+    for name in kept:
+        assert "skip_exec" not in (site / "chapters" / f"{name}.html").read_text(encoding="utf-8"), name
 
 
 def chapters_with_pictures() -> list[str]:

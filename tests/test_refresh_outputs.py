@@ -49,6 +49,15 @@ def test_skipped_cells_follow_nbdev_test():
     assert ro.skipped(new_markdown_cell("#| notest"), flags)
 
 
+def test_kept_chapters_are_those_nbdev_test_skips():
+    "nbdev_test's own reading of the frontmatter skips exactly the chapters the script runs: each runs once in CI."
+    from nbdev.frontmatter import FrontmatterProc
+    from nbdev.process import NBProcessor
+    skipped_by_nbdev = sorted(p.stem for p in ro.NBS.glob("*.ipynb")
+                              if NBProcessor(p, procs=FrontmatterProc, process=True).nb.frontmatter_.get("skip_exec"))
+    assert skipped_by_nbdev == sorted(ro.CHAPTERS) and len(ro.CHAPTERS) >= 12
+
+
 def test_chapters_exist():
     for name in ro.CHAPTERS: assert (ro.NBS / f"{name}.ipynb").is_file(), name
     assert isinstance(nbformat.read(ro.NBS / f"{ro.CHAPTERS[0]}.ipynb", as_version=4), nbformat.NotebookNode)

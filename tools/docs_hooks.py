@@ -63,11 +63,21 @@ def on_config(config):
     return config
 
 
+def without_frontmatter(nb: dict) -> dict:
+    ("A chapter as the site shows it: without its raw frontmatter cells (`skip_exec: true`, for `nbdev_test`), which "
+     "mkdocs-jupyter would render as a heading.")
+    return {**nb, "cells": [c for c in nb["cells"] if c["cell_type"] != "raw"]}
+
+
 def _chapters_dir() -> str:
-    "A folder whose `chapters/` is `nbs/` (a link): mkdocs-jupyter reads pages from files under a source folder."
+    ("A folder with `chapters/`: the chapters as the site shows them (`without_frontmatter`); mkdocs-jupyter reads "
+     "pages from files under a source folder.")
     d = tempfile.mkdtemp(prefix="mgnet-docs-")
     atexit.register(shutil.rmtree, d, ignore_errors=True)
-    (Path(d) / "chapters").symlink_to(NBS, target_is_directory=True)
+    (Path(d) / "chapters").mkdir()
+    for p in chapters():
+        nb = without_frontmatter(json.loads(p.read_text(encoding="utf-8")))
+        (Path(d) / "chapters" / p.name).write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
     return d
 
 

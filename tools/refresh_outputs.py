@@ -3,6 +3,7 @@
 
     python tools/refresh_outputs.py            # re-run the chapters in place, then nbdev_clean them
     python tools/refresh_outputs.py --check    # re-run into memory; fail if a text output differs from the saved one
+                                               # (what pytest runs: tests/test_saved_outputs.py)
     python tools/refresh_outputs.py 01_geometry 14_anytime    # only these chapters
     python tools/refresh_outputs.py --check --jobs 1          # one chapter at a time (default: one per core)
 
@@ -35,17 +36,26 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 
-# The chapters whose outputs are kept (a few seconds each on a CPU; 12_explorer trains two tiny runs first): those
-# with a picture, and a few whose printed checks are worth reading (tests/test_docs_site.py: every chapter that keeps
-# a picture is here, and at least 12 do).
-CHAPTERS = ("01_geometry", "02_layers", "03_model", "04c_canvases", "05_data", "05b_losses", "05d_clutter", "07_flops",
-            "07b_recipes", "09_attacks", "10_corruptions", "12_explorer", "12b_explorer_views", "13e_report",
-            "14_anytime", "16_predict", "16a_pictures", "17_localisation")
+# The chapters whose outputs are kept: those with a picture, and a few whose printed checks are worth reading
+# (tests/test_docs_site.py: every chapter that keeps a picture is one, and at least 12 do). Each says so in its
+# frontmatter, `skip_exec: true` (a raw cell after its title): `nbdev_test` skips it, and pytest runs it here instead
+# (tests/test_saved_outputs.py), which checks its outputs too, so that CI runs each chapter once.
+def kept_chapters() -> tuple[str, ...]:
+    "The chapters whose frontmatter says `skip_exec: true`: their outputs are kept and checked here."
+    def marked(path: Path) -> bool:
+        nb = nbformat.read(path, as_version=4)
+        return any(c.cell_type == "raw" and re.search(r"^skip_exec:\s*true\b", c.source, re.M) for c in nb.cells)
+    return tuple(p.stem for p in sorted(NBS.glob("*.ipynb")) if marked(p))
+
+
+CHAPTERS = kept_chapters()
 
 # The same environment for every run: no GPU, no colour codes, a fixed hash seed. (Not one thread: some checks compare
-# floats that were computed with torch's default threads.)
+# floats that were computed with torch's default threads; so a thread limit set around this script, as pytest's
+# workers set one, is not passed on: `THREAD_VARS`.)
 ENV = {"CUDA_VISIBLE_DEVICES": "", "PYTHONHASHSEED": "0",
        "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "NO_COLOR": "1", "PYTHONWARNINGS": "ignore"}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 _ID = re.compile(r" at 0x[0-9a-fA-F]+")        # object ids, as nbdev_clean removes them
 
@@ -75,7 +85,8 @@ def execute(name: str, timeout: int = 600) -> nbformat.NotebookNode:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NBS)}})
     # the kernel's environment is ENV over this process's (given to the kernel, not set here: chapters run side by
     # side); its own start-up warnings are dropped
-    with client.setup_kernel(env={**os.environ, **ENV}, stderr=subprocess.DEVNULL):
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    with client.setup_kernel(env={**env, **ENV}, stderr=subprocess.DEVNULL):
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code": continue
             if skipped(cell, flags):
