@@ -18,23 +18,23 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
 
 from .config import MGNetConfig
-from .datamodule import MGNetData
+from .data import BUILDERS
 from .errors import ConfigError
 from .evaluation import text_table
 from .files import check_out_file, write_json
 from .flops import glimpse_gflops
 from .geometry import affine_matrix, identity_params
 from .losses import mgnet_loss
+from .memory import hold_freed_memory
 from .model import MGNet, baseline_config, fold_batchnorm
-from .train import hold_freed_memory
+from .moved import moved_names
 
 # %% auto #0
 __all__ = ['SETTINGS', 'RUN_FLAGS', 'cpu_name', 'backbone_only', 'original_forward', 'Stopwatch', 'forward_breakdown',
-           'bench_setting', 'bench_training', 'bench_data', 'StepClock', 'bench_run', 'report_run', 'report',
-           'bench_main']
+           'bench_setting', 'bench_training', 'bench_data', 'bench_run', 'report_run', 'report', 'bench_main']
 
 # %% ../nbs/15_bench.ipynb #7236d3ea
 SETTINGS = {
@@ -245,7 +245,8 @@ def bench_training(cfg: MGNetConfig,       # MGNet's config; the baseline is `ba
 # %% ../nbs/15_bench.ipynb #edb20227
 def bench_data(cfg: MGNetConfig, repeats: int) -> dict:
     "Seconds to draw one training batch of the digits (vectorised placement) beside nothing else."
-    loader = MGNetData(cfg).train_dataloader()
+    train = BUILDERS[cfg.spec.kind](cfg)[0]          # the training data, as `MGNetData` builds it for `fit`
+    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.workers)
     ts = []
     for _ in range(repeats):
         it = iter(loader)
@@ -253,28 +254,6 @@ def bench_data(cfg: MGNetConfig, repeats: int) -> dict:
     return {"seconds_per_batch": _stats(ts), "batch_size": cfg.batch_size}
 
 # %% ../nbs/15_bench.ipynb #b3c1d002
-class StepClock(Callback):
-    "Wall seconds inside training and validation batches (start hook to end hook), saved to `path` at the end."
-    def __init__(self, path: str | os.PathLike):
-        self.path, self.t, self.first, self.last = Path(path), None, None, None
-        self.seconds, self.batches = {"train": 0.0, "validation": 0.0}, {"train": 0, "validation": 0}
-    def _start(self, trainer, *_):
-        if trainer.sanity_checking: return         # Lightning's check before training: set-up, not the run's steps
-        self.t = time.perf_counter()
-        if self.first is None: self.first = time.time()
-    def _end(self, kind: str):
-        if self.t is None: return
-        self.seconds[kind] += time.perf_counter() - self.t
-        self.batches[kind] += 1
-        self.t, self.last = None, time.time()
-    on_train_batch_start = on_validation_batch_start = _start
-    def on_train_batch_end(self, *_): self._end("train")   # after the optimiser's step
-    def on_validation_batch_end(self, *_): self._end("validation")
-    def on_fit_end(self, trainer, pl_module):
-        if trainer.is_global_zero:
-            write_json({"seconds": self.seconds, "batches": self.batches, "first_batch_at": self.first,
-                        "last_batch_at": self.last}, self.path)
-
 # the benchmark notebook's MGNet (nbs/experiments/benchmark.ipynb), seed 0
 RUN_FLAGS = ("--dataset", "digits", "--translate", "0.4", "--model", "vanilla", "--n_iter", "4", "--scale", "4",
              "--alpha", "0.6", "--s", "0.02", "--loc_init", "zero", "--centre_coef", "1000", "--batch_size", "64",
@@ -385,7 +364,7 @@ def bench_main(argv: list[str] | None = None) -> int:
         if dev.type == "cuda" and not torch.cuda.is_available(): p.error(f"--device {a.device}: CUDA is not available")
     try: check_out_file(a.json, "json")        # before minutes of timing, not after
     except ConfigError as e: p.error(str(e))
-    hold_freed_memory()      # as fit trains (the training chapter)
+    hold_freed_memory()      # as fit trains (the memory chapter)
     out = []
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch threads {torch.get_num_threads()}", flush=True)
     for s in a.settings:
@@ -398,3 +377,6 @@ def bench_main(argv: list[str] | None = None) -> int:
         write_json(out, a.json)
         print(f"figures written to {a.json}")
     return 0
+
+# %% ../nbs/15_bench.ipynb #c188be6c
+__getattr__ = moved_names(__name__)   # `mgnet.bench.StepClock`: now `mgnet.train.StepClock`

@@ -21,9 +21,10 @@ from .evaluation import device_of, evaluate, glimpse_table, run_batches, text_ta
 from .files import atomic_write, check_out_file, check_outputs, input_files, write_json
 from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
+from .memory import hold_freed_memory
 from .model import baseline_config, create_backbone, fold_batchnorm
 from .resume import resume_config
-from .train import fit, hold_freed_memory
+from .train import fit
 
 # %% auto #0
 __all__ = ['run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'train_or_test']
@@ -204,7 +205,7 @@ def train_or_test(given: dict) -> int:
     check_out_file(cfg.results)
     check_out_file(cfg.exit_plot, "exit_plot")
     check_outputs({"results": cfg.results, "exit_plot": cfg.exit_plot}, input_files(cfg.checkpoint, cfg.resume))
-    hold_freed_memory()          # training and testing on the CPU (see the training chapter)
+    hold_freed_memory()          # training and testing on the CPU (see the memory chapter)
     if cfg.test:
         if not cfg.checkpoint: raise ConfigError("test", "needs --checkpoint FILE_OR_DIR")
         out = run_test(cfg, given)

@@ -60,6 +60,12 @@ MOVED_NAMES: dict[str, dict[str, str]] = {   # old module: {name: the module it 
                           "image_folder", "channel_stats"], "mgnet.images"),
         **dict.fromkeys(["MGNetData", "ShardSampler"], "mgnet.datamodule"),
     },
+    "mgnet.train": {
+        **dict.fromkeys(["allocator_chosen_by_user"], "mgnet.memory"),
+    },
+    "mgnet.bench": {
+        **dict.fromkeys(["StepClock"], "mgnet.train"),
+    },
     "mgnet.predict": {
         **dict.fromkeys(["as_pixels", "prediction_figure", "glimpse_animation"], "mgnet.pictures"),
         **dict.fromkeys(["predict_parser", "picture_names", "format_prediction", "CSV_FIELDS", "csv_rows",

@@ -6,12 +6,10 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import inspect
 import logging
 import os
-import platform
-import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +29,12 @@ from .data import DataInfo, data_info
 from .datamodule import MGNetData
 from .errors import ConfigError, UnknownSettingError
 from .evaluation import evaluate
-from .files import check_out_dir, package_version
+from .files import check_out_dir, package_version, write_json
 from .localisation import dataset_localisation
 from .losses import mgnet_loss
+from .memory import hold_freed_memory
 from .model import MGNet, MGNetOutput
+from .moved import moved_names
 from mgnet.resume import (
     AtomicCheckpointIO,
     NonFiniteLossError,
@@ -49,8 +49,7 @@ from mgnet.resume import (
 
 # %% auto #0
 __all__ = ['optimiser_schedule', 'NonFiniteGuard', 'Validation', 'LitMGNet', 'device_settings', 'RunResult', 'make_trainer',
-           'epoch_batches', 'log_interval', 'allocator_chosen_by_user', 'hold_freed_memory', 'data_config',
-           'late_collapse', 'EpochHook', 'fit']
+           'epoch_batches', 'log_interval', 'data_config', 'late_collapse', 'EpochHook', 'StepClock', 'fit']
 
 # %% ../nbs/06_train.ipynb #ab39a754
 def optimiser_schedule(model: nn.Module, c: MGNetConfig, total: int) -> dict:
@@ -230,29 +229,6 @@ def log_interval(batches: int, every: int = 10) -> int:
     "Training steps between logged values: `every`, or every step where an epoch has fewer batches."
     return max(1, min(every, batches))
 
-# %% ../nbs/06_train.ipynb #d1e7a0b3
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4    # glibc's mallopt parameters (malloc.h)
-_GLIBC_MEMORY_KNOBS = ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max")
-_holding = False
-
-def allocator_chosen_by_user(env: dict | None = None) -> str | None:
-    "The environment variable by which the process's user chose how its memory is allocated, or None."
-    env = os.environ if env is None else env
-    if env.get("MGNET_HOLD_MEMORY", "1") == "0": return "MGNET_HOLD_MEMORY"
-    if any(f"glibc.malloc.{k}" in env.get("GLIBC_TUNABLES", "") for k in _GLIBC_MEMORY_KNOBS): return "GLIBC_TUNABLES"
-    if (own := next((v for v in (f"MALLOC_{k.upper()}_" for k in _GLIBC_MEMORY_KNOBS) if v in env), None)): return own
-    if "malloc" in env.get("LD_PRELOAD", ""): return "LD_PRELOAD"   # tcmalloc, jemalloc, mimalloc
-    return None
-
-def hold_freed_memory(trim_threshold: int = 1 << 30) -> bool:
-    "Let glibc serve all memory from its heap and keep up to `trim_threshold` bytes of it free; whether that holds."
-    global _holding
-    if _holding: return True
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc" or allocator_chosen_by_user(): return False
-    mallopt = ctypes.CDLL(None).mallopt     # the running process's C library
-    _holding = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
-    return _holding
-
 # %% ../nbs/06_train.ipynb #8623f235
 def _init_from(model: MGNet, path: str) -> None:
     "Start training from the weights of a checkpoint."
@@ -272,13 +248,36 @@ def late_collapse(best: Sequence[float], last: Sequence[float] | None, drop: flo
             "(last glimpse): training fell apart after its best epoch; the best checkpoint is the one kept and "
             "reported. A lower --learning_rate may keep it from happening")
 
-# %% ../nbs/06_train.ipynb #b194a8bc
+# %% ../nbs/06_train.ipynb #6aceead9
 class EpochHook(Callback):
     "Calls `fn(epoch)` after every training epoch, on the main process (`fit`'s `on_epoch`)."
     def __init__(self, fn: Callable[[int], None]): self.fn = fn
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.is_global_zero: self.fn(trainer.current_epoch)
 
+class StepClock(Callback):
+    "Wall seconds inside training and validation batches (start hook to end hook), saved to `path` at the end."
+    def __init__(self, path: str | os.PathLike):
+        self.path, self.t, self.first, self.last = Path(path), None, None, None
+        self.seconds, self.batches = {"train": 0.0, "validation": 0.0}, {"train": 0, "validation": 0}
+    def _start(self, trainer, *_):
+        if trainer.sanity_checking: return         # Lightning's check before training: set-up, not the run's steps
+        self.t = time.perf_counter()
+        if self.first is None: self.first = time.time()
+    def _end(self, kind: str):
+        if self.t is None: return
+        self.seconds[kind] += time.perf_counter() - self.t
+        self.batches[kind] += 1
+        self.t, self.last = None, time.time()
+    on_train_batch_start = on_validation_batch_start = _start
+    def on_train_batch_end(self, *_): self._end("train")   # after the optimiser's step
+    def on_validation_batch_end(self, *_): self._end("validation")
+    def on_fit_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            write_json({"seconds": self.seconds, "batches": self.batches, "first_batch_at": self.first,
+                        "last_batch_at": self.last}, self.path)
+
+# %% ../nbs/06_train.ipynb #b194a8bc
 def _as_config(cfg) -> MGNetConfig:
     if isinstance(cfg, dict): return MGNetConfig(**cfg).resolved()
     raise ConfigError("cfg", f"expected an MGNetConfig (or a dict of its settings), got {type(cfg).__name__}")
@@ -305,9 +304,7 @@ def fit(cfg: MGNetConfig, progress: bool = True,
                                                   "log_every_n_steps": log_interval(epoch_batches(data, cfg)),
                                                   **trainer_overrides})
     if on_epoch is not None: trainer.callbacks.append(EpochHook(on_epoch))
-    if os.environ.get("MGNET_STEP_CLOCK"):                # the speed probe's clock (`mgnet.bench.StepClock`)
-        from mgnet.bench import StepClock
-        trainer.callbacks.append(StepClock(os.environ["MGNET_STEP_CLOCK"]))
+    if os.environ.get("MGNET_STEP_CLOCK"): trainer.callbacks.append(StepClock(os.environ["MGNET_STEP_CLOCK"]))
     stop = next(c for c in trainer.callbacks if isinstance(c, SaveOnInterrupt))
     resuming = warnings.catch_warnings() if ckpt_path else contextlib.nullcontext()
     try:
@@ -336,3 +333,6 @@ def fit(cfg: MGNetConfig, progress: bool = True,
                                                  desc="last checkpoint")
             if (collapse := late_collapse(acc, last_acc)): warnings.warn(collapse, stacklevel=2)
     return RunResult(cfg, Path(trainer.logger.log_dir).resolve(), best, last, acc, data.n_bad, loc, last_acc)
+
+# %% ../nbs/06_train.ipynb #10b375c7
+__getattr__ = moved_names(__name__)   # names that moved out (the memory chapter's), from where they live now

@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "mgnet"
 # below (never in a cycle).
 LIBRARY = [
     {"errors", "datasets", "moved"},                                       # mistakes, dataset registry, old paths
-    {"coercion", "files"},                                                 # typed values, safe writes, version
+    {"coercion", "files", "memory"},                                       # typed values, safe writes, version, memory
     {"groups"},                                                            # the hyperparameters' groups
     {"config"},                                                            # all of them, flat
     {"recipes"},                                                           # the named recipes
@@ -28,7 +28,7 @@ LIBRARY = [
 # The lab (`mgnet.lab`): runs, sweeps, their figures, the notebook runner, the benchmark, the explorer. It may import
 # the library; the library never imports it.
 LAB = [
-    {"lab.notebooks", "lab.runs", "lab.report"},                          # notebooks, runs, the HTML report
+    {"lab.notebooks", "lab.results", "lab.runs", "lab.report"},           # notebooks, results, runs, the HTML report
     {"lab.figures"},
     {"lab.explorer_filters", "lab.explorer_views"},                        # the explorer's filters and pictures
     {"lab.explorer_widgets"},                                             # its widgets
@@ -115,10 +115,9 @@ def test_no_import_cycle():
 
 
 def test_no_mgnet_import_inside_functions():
-    # the exceptions: runs names its own worker by module path, so that spawned processes can import it; training
-    # loads the speed probe's clock (`bench.StepClock`) only when the probe asks for it (MGNET_STEP_CLOCK). (The
+    # the exception: runs names its own worker by module path, so that spawned processes can import it. (The
     # package's __init__, not checked here, names its lazy top-level names for type checkers, under TYPE_CHECKING.)
-    allowed = {("lab.runs", "lab.runs"), ("train", "bench")}
+    allowed = {("lab.runs", "lab.runs")}
     hidden = [f"{_name(p)}.py:{line} imports {n}" for p in _modules() for n, line in _imports(p)[1]
               if (_name(p), n) not in allowed]
     assert not hidden, "imports inside functions:\n" + "\n".join(hidden)

@@ -8,9 +8,6 @@ import sys
 from mgnet.cli import VERBS
 
 HEAVY = ("lightning", "pytorch_lightning", "fvcore", "torchattacks", "papermill", "matplotlib")
-# verbs whose module still imports a heavy one at its top, so that their --help loads it (not checked here: each costs
-# a fresh Python loading Lightning); take a verb off when its module is made light
-NOT_YET = {"benchmark", "speed"}
 
 PROBE = """
 import json, sys
@@ -39,7 +36,7 @@ def test_import_mgnet_loads_nothing_heavy():
 
 
 def test_help_loads_nothing_heavy():
-    light = [["--help"], *[[v, "--help"] for v in VERBS if v not in NOT_YET]]
+    light = [["--help"], *[[v, "--help"] for v in VERBS]]
     seen = loaded_by(*light, ["--epochs", "0"])
     assert "lightning" in seen.pop("--epochs 0")     # the check can fail: a command that runs loads the training code
     assert seen == {" ".join(a): [] for a in light}

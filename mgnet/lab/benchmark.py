@@ -24,7 +24,7 @@ from mgnet.lab.notebooks import (
     run_notebook,
 )
 from .report import report_html
-from .runs import RESULTS, config_from, seeds_table
+from .results import RESULTS, config_from, seeds_table
 from ..recipes import from_recipe
 
 # %% auto #0

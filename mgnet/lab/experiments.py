@@ -29,19 +29,16 @@ from mgnet.lab.notebooks import (
     notebook_path,
     run_notebook,
 )
+from .results import RESULTS, config_from, seed_entry, seeds_table
 from mgnet.lab.runs import (
-    RESULTS,
     DamagedRunError,
     check_run_checkpoint,
-    config_from,
     final_accuracy,
     load_run,
     load_runs,
     point_name,
     reusable_run,
     run_sweep,
-    seed_entry,
-    seeds_table,
     sweep_points,
     sweep_table,
     train_run,

@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..files import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # %% auto #0
 __all__ = ['acc', 'diff', 'eps_text', 'md_table', 'glimpse_md', 'seeds_md', 'verdict_word', 'verdict_md', 'seeds_figure',
@@ -89,6 +91,7 @@ def _mean_interval(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def seeds_figure(seeds: list[dict], key: str = "clean_acc", title: str = "") -> Figure:
     "Accuracy (`key`) against GFLOPs per glimpse over `seeds`: means with 95% intervals, each seed faint."
+    from matplotlib.figure import Figure  # here: `mgnet benchmark --help` loads no matplotlib
     m = np.array([s["mgnet"][key] for s in seeds], float); b = np.array([s["baseline"][key][-1:] for s in seeds], float)
     g = np.array([s["mgnet"]["gflops"] for s in seeds], float).mean(0)
     gb = float(np.mean([s["baseline"]["gflops"][-1] for s in seeds]))

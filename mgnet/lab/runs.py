@@ -15,7 +15,6 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -23,31 +22,23 @@ from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..config import MGNetConfig
 from ..data import data_info
 from ..errors import ConfigError, MGNetError
-from ..evaluation import evaluate, paired_interval, text_table
+from ..evaluation import evaluate, text_table
 from ..files import package_version, write_json
 from ..flops import baseline_gflops, glimpse_gflops
 from ..groups import DataConfig, ModelConfig, TrainConfig
 from .notebooks import TERMINAL_PROGRESS
+from .results import RESULTS, config_from, seed_entry, seeds_table, seeds_verdict  # noqa: F401
 from ..train import fit
 
 # %% auto #0
-__all__ = ['RESULTS', 'config_from', 'DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run',
-           'runs_bar', 'train_runs', 'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table',
-           'final_accuracy', 'seed_entry', 'seeds_verdict', 'seeds_table']
+__all__ = ['DamagedRunError', 'check_run_checkpoint', 'load_run', 'reusable_run', 'train_run', 'runs_bar', 'train_runs',
+           'point_name', 'sweep_points', 'run_sweep', 'load_runs', 'sweep_table', 'final_accuracy', 'RESULTS',
+           'config_from', 'seed_entry', 'seeds_table', 'seeds_verdict']
 
-# %% ../../nbs/13a_runs.ipynb #2e4952f6
-def config_from(namespace: dict, **overrides) -> MGNetConfig:
-    "An `MGNetConfig` from the variables of `namespace` that are config fields, with `overrides` on top; validated."
-    names = set(MGNetConfig.field_names())
-    MGNetConfig.without_removed({k: v for k, v in namespace.items() if k in MGNetConfig.removed_options},
-                                saved=False)                       # a removed option passed (papermill -p): one line
-    kw = {k: v for k, v in namespace.items() if k in names and not k.startswith("_")}
-    cfg = MGNetConfig(**{**kw, **overrides})
-    cfg.validate()
-    return cfg
+# %% ../../nbs/13a_runs.ipynb #a32e199b
+_all_ = ["RESULTS", "config_from", "seed_entry", "seeds_table", "seeds_verdict"]
 
 # %% ../../nbs/13a_runs.ipynb #ecbc205e
-RESULTS = "results.json"
 _HOW_IT_RAN = ("workers", "gpus", "devices", "num_nodes", "compile", "channels_last")   # not what was trained
 # what is trained, on what data and how: the config's data, model and training fields, less how the run was executed
 _SAME = tuple(dict.fromkeys(n for c in (DataConfig, ModelConfig, TrainConfig) for n in c.field_names()
@@ -295,74 +286,3 @@ def final_accuracy(run: dict, ds, batch_size: int = 256) -> list[float]:
     path = Path(run["checkpoint"]).with_name("last.ckpt")
     check_run_checkpoint(run.get("run_dir", path.parent), path)
     return evaluate(load_checkpoint(path), DataLoader(ds, batch_size=batch_size), progress=False)
-
-def seed_entry(seed: int, mgnet_run: dict, baseline_run: dict,
-               fresh: dict | None = None) -> dict:  # `{"images", "mgnet", "baseline"}`: `final_accuracy` on other data
-    ("One seed of a comparison: `{seed, mgnet: {clean_acc, gflops, glimpse_iou}, baseline: {clean_acc, gflops}}`, "
-     "with `fresh_acc` in both and `fresh_images` where `fresh` is given.")
-    loc = mgnet_run.get("localisation") or {}
-    e = {"seed": seed,
-         "mgnet": {"clean_acc": mgnet_run["clean_acc"], "gflops": mgnet_run["gflops"],
-                   "glimpse_iou": loc.get("glimpse_iou"), "centred_iou": loc.get("centred_iou"),
-                   "centre_distance_px": loc.get("centre_distance_px"),
-                   "still_distance_px": loc.get("still_distance_px")},
-         "baseline": {"clean_acc": baseline_run["clean_acc"], "gflops": baseline_run["gflops"]}}
-    if fresh is not None:
-        e["fresh_images"] = fresh["images"]
-        e["mgnet"]["fresh_acc"], e["baseline"]["fresh_acc"] = fresh["mgnet"], fresh["baseline"]
-    return e
-
-def _mean_std(v: Sequence[float]) -> str:
-    return f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.4f}"
-
-def seeds_verdict(seeds: list[dict], key: str = "clean_acc") -> dict:
-    ("Of the last-glimpse `key` over `seeds` (`seed_entry`s): every seed at or above, both models' mean and std, and "
-     "the mean per-seed difference with its 95% interval (None from one seed).")
-    m = [s["mgnet"][key][-1] for s in seeds]; b = [s["baseline"][key][-1] for s in seeds]
-    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-    diff, lo, hi = paired_interval([x - y for x, y in zip(m, b)])
-    return {"every_seed_at_or_above": all(x >= y for x, y in zip(m, b)), "mgnet_mean": float(np.mean(m)),
-            "mgnet_std": sd(m), "baseline_mean": float(np.mean(b)), "baseline_std": sd(b),
-            "mean_difference": diff, "difference_interval95": [lo, hi] if len(seeds) > 1 else None}
-
-def _interval_line(v: dict, n: int) -> str:
-    "Where the mean difference of verdict `v` over `n` seeds lies, in words, with its 95% interval."
-    mean = v["mean_difference"]
-    if v["difference_interval95"] is None: return f"mean difference {mean:+.4f} from one seed: no interval to read"
-    lo, hi = v["difference_interval95"]
-    where = "above it" if lo > 0 else "below it" if hi < 0 else "level with it (the interval holds 0)"
-    return (f"mean difference {mean:+.4f}, 95% interval {lo:+.4f} to {hi:+.4f} over {n} seeds "
-            f"(paired t): MGNet {where}")
-
-def _compare(seeds: list[dict], key: str) -> tuple[str, int, str]:
-    ("The per-seed table of `key` (last glimpse) for MGNet, the baseline and their difference; seeds at or above; "
-     "the mean difference's interval.")
-    m = [s["mgnet"][key][-1] for s in seeds]; b = [s["baseline"][key][-1] for s in seeds]
-    d = [x - y for x, y in zip(m, b)]
-    rows = [["MGNet, last glimpse", *(f"{a:.4f}" for a in m), _mean_std(m)],
-            ["baseline", *(f"{a:.4f}" for a in b), _mean_std(b)],
-            ["MGNet - baseline", *(f"{x:+.4f}" for x in d), _mean_std(d)]]
-    return (text_table(rows, ["seed", *(s["seed"] for s in seeds), "mean ± std"]), sum(x >= y for x, y in zip(m, b)),
-            _interval_line(seeds_verdict(seeds, key), len(seeds)))
-
-def seeds_table(seeds: list[dict]) -> str:
-    ("Last-glimpse accuracy per seed (MGNet, baseline, difference) with mean ± std, the mean difference's 95% "
-     "interval and GFLOPs — the best epochs', then the final models' on fresh data where `seed_entry` kept it — and "
-     "IoU per glimpse.")
-    table, n, ci = _compare(seeds, "clean_acc")
-    ratio = seeds[0]["mgnet"]["gflops"][-1] / seeds[0]["baseline"]["gflops"][-1]
-    fresh = all("fresh_acc" in s["mgnet"] for s in seeds)
-    lines = [table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds, at {ratio:.0%} of its GFLOPs"
-                    + (" (best epochs, chosen on these very images)" if fresh else ""), ci]
-    if fresh:
-        table, n, ci = _compare(seeds, "fresh_acc")
-        lines += [f"final models (last epoch) on {seeds[0]['fresh_images']} fresh images, chosen on none of them:",
-                  table, f"MGNet at or above the baseline in {n} of {len(seeds)} seeds", ci]
-    ious = [s["mgnet"]["glimpse_iou"] for s in seeds if s["mgnet"].get("glimpse_iou")]
-    if ious:
-        lines.append("glimpse IoU with the object, per glimpse (mean over seeds): "
-                     + " ".join(f"{v:.3f}" for v in np.mean(ious, 0)))
-        cen = [s["mgnet"]["centred_iou"] for s in seeds if s["mgnet"].get("centred_iou")]
-        if cen: lines.append("  the same glimpse sizes at the middle of the canvas:      "
-                             + " ".join(f"{v:.3f}" for v in np.mean(cen, 0)))
-    return "\n".join(lines)
