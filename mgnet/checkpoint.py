@@ -23,7 +23,7 @@ from .files import atomic_write, check_outputs, input_files, package_version
 from .flops import baseline_gflops, glimpse_gflops
 from .groups import ModelConfig
 from .model import MGNet
-from .weights import CheckpointError, check_state_dict, is_weights_dir, read_weights_dir
+from .weights import CheckpointError, check_state_dict, is_hub_id, is_weights_dir, read_weights_dir, weights_path
 
 # %% auto #0
 __all__ = ['CKPT_SUFFIXES', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'fit_report', 'load_checkpoint',
@@ -146,15 +146,16 @@ def _stored_config(read, stored, file: Path):
     except Exception as e: raise CheckpointError(f"{file}: its stored configuration is malformed ({e})") from None
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
-    ("The `MGNet` stored at `path` (a checkpoint file, a directory holding one, or a weights folder), in eval mode. "
-     "`overrides` change config fields.")
-    cfg, sd, file, has_run = _read(path, map_location)
+    ("The `MGNet` stored at `path` (a checkpoint file, a directory holding one, a weights folder, or a Hub id "
+     "`user/repo` of one), in eval mode. `overrides` change config fields.")
+    cfg, sd, file, has_run = _read(weights_path(path), map_location)
     model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
     check_state_dict({k: v for k, v in sd.items() if not isinstance(v, torch.Tensor)}, {}, file)  # tensors only
     fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
     check_state_dict(sd, model, file)       # then dtypes and values
     model.load_state_dict(sd)
     model.checkpoint_path = file
+    model.hub_id = str(path) if is_hub_id(path) else None     # where it came from, when it came from the Hub
     if not has_run: model.recipe = None        # a weights folder keeps the network and its preprocessing only
     names = model.full_cfg.class_names if model.full_cfg else None
     model.classes = tuple(names) if names and len(names) == model.cfg.num_class else None

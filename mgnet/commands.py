@@ -22,12 +22,12 @@ from .files import atomic_write, check_out_file, check_outputs, input_files, wri
 from .flops import baseline_gflops, glimpse_gflops
 from .localisation import dataset_localisation
 from .memory import hold_freed_memory
-from .model import baseline_config, create_backbone, fold_batchnorm
+from .model import baseline_config, check_glimpse_size, fold_batchnorm  # noqa: F401 (the old path)
 from .resume import resume_config
 from .train import fit
 
 # %% auto #0
-__all__ = ['run_test', 'run_anytime', 'run_train', 'check_glimpse_size', 'train_or_test']
+__all__ = ['run_test', 'run_anytime', 'run_train', 'train_or_test']
 
 # %% ../nbs/08b_commands.ipynb #a009d9c8
 def _device(cfg: MGNetConfig) -> torch.device:
@@ -188,17 +188,6 @@ def run_train(cfg: MGNetConfig, info: DataInfo | None = None) -> dict:
     return {**main_res, **({"baseline": results["baseline"]} if len(results) > 1 else {})}
 
 # %% ../nbs/08b_commands.ipynb #4ce1b5a4
-def check_glimpse_size(cfg: MGNetConfig) -> None:
-    "Fail now, naming `--img_size`, if the backbone cannot look at glimpses of `floor(img_size / scale)` pixels."
-    g = int(cfg.img_size // cfg.scale)
-    backbone, _ = create_backbone(cfg.model, cfg.in_chans)
-    try:
-        with torch.no_grad(): backbone.eval()(torch.zeros(1, cfg.in_chans, g, g))
-    except RuntimeError:
-        msg = (f"glimpses of {g} px (--img_size {cfg.img_size} / --scale {cfg.scale:g}) are too small for "
-               f"--model {cfg.model}; raise --img_size or lower --scale")
-        raise ConfigError("img_size", msg) from None
-
 def train_or_test(given: dict) -> int:
     "Train a configuration, or test a checkpoint with `--test`; `given`: the settings given (flags, recipe, file)."
     cfg = MGNetConfig(**given).resolved()
@@ -212,7 +201,6 @@ def train_or_test(given: dict) -> int:
     else:
         if cfg.resume: cfg = resume_config(given)   # the run's configuration, the flags given on top; its own outputs
         info = data_info(cfg)    # the data checked before any work, and described once for what follows
-        check_glimpse_size(cfg)
         out = run_train(cfg, info)
     if cfg.results and out:
         print(f"results written to {write_json(out, cfg.results)}")

@@ -389,7 +389,8 @@ class RunConfig(ConfigGroup):
     tmp: bool = _f(False, "put --log_dir under /tmp", group="run")
     tag: str | None = _f(None, "extra tag appended to the run name", group="run")
     checkpoint: str | None = _f(None,
-        "checkpoint file or directory holding one (for --test, or to start training from)", group="run")
+        "checkpoint file, a directory holding one, a weights folder or its Hub id user/repo (for --test, or to "
+        "start training from)", group="run")
     resume: str | None = _f(None, "continue an interrupted run from its directory or a checkpoint (optimiser, "
         "schedule, epoch and RNG state)", group="run")
     test: bool = _f(False, "evaluate --checkpoint on the validation data instead of training", group="run")

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .backbones import is_timm, timm_backbone
 from .config import MGNetConfig
-from .errors import ConfigError
+from .errors import ConfigError, MGNetError
 from .geometry import glimpse_grid, identity_params, sample_glimpse
 from .groups import ModelConfig
 from .layers import DynamicGradRescaler, GradientRescaler
@@ -25,7 +25,8 @@ from .weights import HubMixin, config_from_saved, recipe
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',
            'FusionCache', 'FeatureFusion', 'Localisation', 'mass_weights', 'GlimpseKeypoints', 'Classifier',
-           'MGNetOutput', 'GlimpseSteps', 'ConfigRecord', 'MGNet', 'fold_batchnorm', 'baseline_config']
+           'MGNetOutput', 'GlimpseSteps', 'ConfigRecord', 'ModelInputError', 'check_input', 'MGNet', 'fold_batchnorm',
+           'baseline_config', 'check_glimpse_size']
 
 # %% ../nbs/03_model.ipynb #f2656867
 class VanillaCNN(nn.Module):
@@ -265,6 +266,19 @@ class ConfigRecord:
          "with a `dataset` gives an `MGNetConfig`.")
         return config_from_saved(d)
 
+# %% ../nbs/03_model.ipynb #inputchk2
+class ModelInputError(MGNetError, ValueError, TypeError):
+    "What `MGNet.forward` was given is not a float tensor `(B, C, H, W)` with the model's channels."
+
+def check_input(x, in_chans: int) -> None:
+    "Raise `ModelInputError` (one line, naming the shape expected) unless `x` is a float `(B, in_chans, H, W)` tensor."
+    want = f"MGNet input: expected a float tensor (B, {in_chans}, H, W) of normalised images"
+    if not isinstance(x, Tensor): raise ModelInputError(f"{want}, got {type(x).__name__}")
+    if x.dim() == 4 and x.size(1) == in_chans and x.is_floating_point(): return
+    hint = ("; one image: x[None]" if x.dim() == 3 else
+            "; pixels: normalise them first (the model's preprocessing)" if not x.is_floating_point() else "")
+    raise ModelInputError(f"{want}, got a {str(x.dtype).removeprefix('torch.')} tensor {tuple(x.shape)}{hint}")
+
 # %% ../nbs/03_model.ipynb #3bf468e2
 class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
     "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`: a Hub folder)."
@@ -305,6 +319,7 @@ class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
 
     def forward(self, x: Tensor, n_iter: int | None = None) -> MGNetOutput:
         "Look at the normalised images `x` `(B, C, H, W)` through `n_iter` glimpses (default: the configured number)."
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()): check_input(x, self.cfg.in_chans)
         T = n_iter or self.cfg.n_iter
         ge = self.ge if self.ge is not None and self.training and torch.is_grad_enabled() else None
         if ge is not None: ge.reset()
@@ -334,3 +349,16 @@ def fold_batchnorm(model: MGNet) -> MGNet:
 def baseline_config(cfg: MGNetConfig) -> MGNetConfig:
     "The baseline of a configuration: the same model looking once at full resolution."
     return cfg.replace(n_iter=1, scale=1.0).resolved()
+
+# %% ../nbs/03_model.ipynb #glsize02
+def check_glimpse_size(cfg: MGNetConfig, img_size: int | None = None) -> None:
+    "Fail now, naming `--img_size`, if the backbone cannot look at glimpses of `floor(img_size / scale)` pixels."
+    size = img_size or cfg.img_size
+    g = int(size // cfg.scale)
+    backbone, _ = create_backbone(cfg.model, cfg.in_chans)
+    try:
+        with torch.no_grad(): backbone.eval()(torch.zeros(1, cfg.in_chans, g, g))
+    except RuntimeError:
+        msg = (f"glimpses of {g} px (--img_size {size} / --scale {cfg.scale:g}) are too small for "
+               f"--model {cfg.model}; raise --img_size or lower --scale")
+        raise ConfigError("img_size", msg) from None

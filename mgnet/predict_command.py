@@ -45,7 +45,8 @@ def predict_parser() -> argparse.ArgumentParser:
                                 "every glimpse, and where it looked.")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files, or directories searched for images (sub-folders too)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file, or a directory holding one")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint file, a directory holding one, a weights folder, or a Hub id user/repo")
     p.add_argument("--json", metavar="FILE", help="write the predictions to this JSON file")
     p.add_argument("--csv", metavar="FILE", help="write the predictions to this CSV file (a row per image and glimpse)")
     p.add_argument("--draw", metavar="DIR", help="write a picture per image into this directory")

@@ -33,7 +33,7 @@ from .files import check_out_dir, package_version, write_json
 from .localisation import dataset_localisation
 from .losses import mgnet_loss
 from .memory import hold_freed_memory
-from .model import MGNet, MGNetOutput
+from .model import MGNet, MGNetOutput, check_glimpse_size
 from .moved import moved_names
 from mgnet.resume import (
     AtomicCheckpointIO,
@@ -294,6 +294,7 @@ def fit(cfg: MGNetConfig, progress: bool = True,
     info = info if info is not None else data_info(cfg)     # described once: by the caller, or here
     if (cfg.num_class, cfg.class_names) != (info.num_classes, list(info.classes)):
         cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes)).resolved()
+    check_glimpse_size(cfg, info.img_size)                  # a glimpse the encoder cannot look at: one line, now
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data, lit = MGNetData(data_config(cfg), info), LitMGNet(cfg)       # the data described once
     ckpt_path, run_dir = resume_point(cfg.resume) if cfg.resume else (None, None)

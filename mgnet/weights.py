@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download, snapshot_download
+from huggingface_hub.errors import (
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
@@ -22,8 +29,9 @@ from .groups import LossConfig, ModelConfig, TrainConfig
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'PREPROCESSING', 'STARTING_WEIGHTS', 'RECIPE_SKIP', 'CITATION', 'CARD_MARK',
-           'CARD_NAME', 'CheckpointError', 'is_weights_dir', 'read_weights_dir', 'check_state_dict', 'split_config',
-           'recipe', 'weights_config', 'config_from_saved', 'model_card', 'save_folder', 'load_folder', 'HubMixin']
+           'CARD_NAME', 'NOT_HUB_IDS', 'CheckpointError', 'is_weights_dir', 'read_weights_dir', 'check_state_dict',
+           'split_config', 'recipe', 'weights_config', 'config_from_saved', 'model_card', 'save_folder', 'load_folder',
+           'HubMixin', 'is_hub_id', 'hub_problem', 'hub_folder', 'weights_path']
 
 # %% ../nbs/02b_weights.ipynb #3356ff53
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
@@ -270,3 +278,39 @@ class HubMixin(PyTorchModelHubMixin, library_name="mgnet", license="apache-2.0",
         elif os.path.exists(p) or p.startswith((".", "/", "~")) or p.count("/") != 1:
             raise CheckpointError(f"{p}: no such weights folder (not a weights folder, nor a Hub id user/repo)")
         return super().from_pretrained(p, map_location=map_location, **kwargs)
+
+# %% ../nbs/02b_weights.ipynb #hubids02
+NOT_HUB_IDS = (".ckpt", ".pth", ".pt", ".tar", ".safetensors", ".bin", ".json")   # names of files, never Hub ids
+
+def is_hub_id(name: str | os.PathLike) -> bool:
+    "Is `name` a Hugging Face Hub model id (`user/repo`) and no path here?"
+    s = str(name)
+    if os.path.exists(s) or s.startswith((".", "/", "~")) or s.count("/") != 1 or s.endswith(NOT_HUB_IDS): return False
+    try: validate_repo_id(s)
+    except Exception: return False
+    return True
+
+def hub_problem(e: Exception) -> str:
+    "Why the Hub did not give a folder, in a few words."
+    if isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+        return "not in the Hugging Face Hub's cache, and offline (HF_HUB_OFFLINE is set or the Hub cannot be reached)"
+    if isinstance(e, RevisionNotFoundError): return "no such revision of this repository on the Hugging Face Hub"
+    if isinstance(e, RepositoryNotFoundError):
+        return "no such model repository on the Hugging Face Hub (a private one needs `hf auth login`)"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"the Hugging Face Hub could not give it ({type(e).__name__}: {first})"
+
+def hub_folder(repo_id: str, **hub) -> Path:
+    ("The local folder of the weights folder `repo_id` on the Hugging Face Hub (downloaded into its cache, or found "
+     "there offline); `hub`: `snapshot_download`'s arguments (`revision`, `cache_dir`, `token`, `local_files_only`).")
+    try: d = Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"], **hub))
+    except Exception as e:
+        raise CheckpointError(f"{repo_id}: not a file or folder here, and {hub_problem(e)}") from None
+    if not is_weights_dir(d):
+        raise CheckpointError(f"{repo_id}: this Hub repository has no {CONFIG_NAME} and {WEIGHTS_NAME} "
+                              "(not an mgnet weights folder)")
+    return d
+
+def weights_path(path: str | os.PathLike) -> Path:
+    "`path` as it is (a checkpoint, a run, a weights folder); a Hub id (`is_hub_id`): its folder (`hub_folder`)."
+    return hub_folder(str(path)) if is_hub_id(path) else Path(path)

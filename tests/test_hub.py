@@ -4,13 +4,21 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import huggingface_hub.hub_mixin as hub_mixin
+import numpy as np
 import pytest
 import torch
+from conftest import in_process
+from huggingface_hub.errors import RepositoryNotFoundError
+from PIL import Image
 from safetensors.torch import load_file
 
 import mgnet.weights
-from mgnet import MGNet, MGNetConfig
+from mgnet import MGNet, MGNetConfig, load_checkpoint
+from mgnet.cli import main
+from mgnet.lab.explorer import ImageExplorer
+from mgnet.predict_command import predict_main
 from mgnet.weights import CARD_MARK, CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
 
@@ -38,9 +46,18 @@ def fake_hub(tmp_path, monkeypatch):
         if not f.is_file(): raise FileNotFoundError(f"{repo_id}/{filename} is not on the fake Hub")
         return str(f)
 
+    def snapshot(repo_id, allow_patterns=None, **kw):        # the repository's folder, as the Hub's cache would hold it
+        calls.append(("snapshot", repo_id, allow_patterns))
+        if not (root / repo_id).is_dir():
+            url = f"https://huggingface.co/api/models/{repo_id}"
+            raise RepositoryNotFoundError(f"404 Client Error. Repository Not Found for url: {url}",
+                                          response=httpx.Response(404, request=httpx.Request("GET", url)))
+        return str(root / repo_id)
+
     monkeypatch.setattr(hub_mixin, "HfApi", FakeApi)
     monkeypatch.setattr(hub_mixin, "hf_hub_download", download)     # config.json, read by the mixin
     monkeypatch.setattr(mgnet.weights, "hf_hub_download", download)  # the weights, read by mgnet
+    monkeypatch.setattr(mgnet.weights, "snapshot_download", snapshot)  # a Hub id given for a folder (--checkpoint)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")                        # a call that slipped past the fakes fails
     return root, calls
 
@@ -79,3 +96,31 @@ def test_save_pretrained_can_push_too(fake_hub, tmp_path):
     assert (d / WEIGHTS_NAME).read_bytes() == (root / "someone/copy" / WEIGHTS_NAME).read_bytes()
     with pytest.raises(FileNotFoundError, match="someone/absent"):
         MGNet.from_pretrained("someone/absent")
+
+
+def test_hub_ids_wherever_a_folder_is_taken(fake_hub, tmp_path):
+    "load_checkpoint, mgnet predict, mgnet test and the explorer take `user/repo`; one that is not there: one line."
+    root, calls = fake_hub
+    m = small_model()
+    m.push_to_hub("someone/digits")
+    m2 = load_checkpoint("someone/digits")
+    assert ("snapshot", "someone/digits", [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]) in calls
+    x = torch.randn(2, 1, 64, 64)
+    assert m2.hub_id == "someone/digits" and torch.equal(m2(x).logits, m.eval()(x).logits)
+    (tmp_path / "imgs").mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "imgs" / "a.png")
+    p = in_process(predict_main, "imgs", "--checkpoint", "someone/digits", "--json", "p.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert len(json.loads((tmp_path / "p.json").read_text())["predictions"][0]["glimpses"]) == 2
+    t = in_process(main, "test", "--checkpoint", "someone/digits", "--limit_val", 2, "--batch_size", 4,
+                   "--results", "t.json", cwd=tmp_path)
+    assert t.returncode == 0, t.stderr[-2000:]
+    assert len(json.loads((tmp_path / "t.json").read_text())["clean_acc"]) == 2
+    ex = ImageExplorer("someone/digits", images=tmp_path / "imgs")
+    assert ex.names == ["someone/digits"] and ex.n_items == 1
+    for cmd, args in ((predict_main, ("imgs",)), (main, ("test",))):
+        r = in_process(cmd, *args, "--checkpoint", "someone/absent", cwd=tmp_path)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "someone/absent: not a file or folder here, and no such model repository on the Hugging Face Hub" \
+            in r.stderr, r.stderr

@@ -13,6 +13,9 @@ from PIL import Image
 
 import mgnet
 from mgnet.cli import main
+from mgnet.config import MGNetConfig
+from mgnet.errors import ConfigError
+from mgnet.train import fit
 
 ENCODERS = ["timm/mobilenetv3_small_100", "timm/vit_tiny_patch16_224"]   # a CNN, a ViT (16 px glimpses: one patch)
 
@@ -77,6 +80,10 @@ def test_timm_bad_names_and_small_glimpses(tmp_path):
     # ConvNeXt's stride 32 cannot take 16 px glimpses: training stops before it starts, naming --img_size
     r = in_process(main, "train", "--model", "timm/convnext_atto", "--scale", 4, "--epochs", 1, cwd=tmp_path)
     assert r.returncode == 2 and "--img_size" in r.stderr and "16 px" in r.stderr, r.stderr
+    # the Python API refuses it with the same line, before any work
+    with pytest.raises(ConfigError) as e:
+        fit(MGNetConfig(model="timm/convnext_atto", scale=4, epochs=1, log_dir=str(tmp_path / "api")), progress=False)
+    assert str(e.value) in r.stderr and not (tmp_path / "api").exists(), (str(e.value), r.stderr)
     r = in_process(main, "train", "--model", "resnet18", "--pretrained_file", "w.pth", "--epochs", 1, cwd=tmp_path)
     assert r.returncode == 2 and "--pretrained_file" in r.stderr
     assert os.environ["HF_HUB_OFFLINE"] == "1"

@@ -206,7 +206,7 @@ class ImageExplorer(MovedNames, ExplorerBase):
         self.models = [load(checkpoint)] + ([load(compare)] if compare is not None else [])
         self.model = self.models[0]
         self.paths = [getattr(m, "checkpoint_path", None) for m in self.models]
-        self.names = [_checkpoint_name(p) for p in self.paths]
+        self.names = [getattr(m, "hub_id", None) or _checkpoint_name(p) for m, p in zip(self.models, self.paths)]
         if len(self.names) == 2 and self.names[0] == self.names[1]: self.names = [f"A {self.names[0]}", "B"]
         self.files, self._data = [], {}
         if images is not None: self.files = find_images([images] if isinstance(images, (str, Path)) else images)

@@ -39,11 +39,24 @@ from ..localisation import object_boxes
 from ..predict import predict, read_image
 
 # %% auto #0
-__all__ = ['VIEWS', 'MAX_POINTS', 'ExplorerBase', 'outcomes_for', 'png']
+__all__ = ['VIEWS', 'MAX_POINTS', 'run_dropdown', 'ExplorerBase', 'outcomes_for', 'png']
 
 # %% ../../nbs/12c_explorer_widgets.ipynb #d3ccfa4e
 VIEWS = {"image": "image", "set": "glimpses over the set", "compare": "compare"}
 MAX_POINTS = 200                       # images listed in the "open" list (the first of the filter's order)
+
+def run_dropdown(ex, **kw):
+    ("The run dropdown `ex.run`. Indexed like the run's record it once was (`ex.run[\"name\"]`): the record's value, "
+     "with a `FutureWarning` naming `ex.runs[ex.j]`; one line where the explorer has no records.")
+    import ipywidgets as W
+    class RunDropdown(W.Dropdown):
+        def __getitem__(self, key):
+            if not hasattr(ex, "runs"):
+                raise TypeError(f"{type(ex).__name__}.run is the dropdown of its models, not a run's record (a "
+                                "sweep's is ex.runs[ex.j]): ex.model_at(ex.j)")
+            warnings.warn("ex.run is the run dropdown now; the run's record is ex.runs[ex.j]", FutureWarning, 2)
+            return ex.runs[ex.j][key]
+    return RunDropdown(**kw)
 
 class ExplorerBase:
     "The explorer's widgets over a list of runs; a subclass says what the runs and their images are."
@@ -61,7 +74,7 @@ class ExplorerBase:
         T, lay = self.T_at(run), lambda w: W.Layout(width=w)
         kind, k = parse_filter(filter, T)
         opts = [(f"{j}: {n}", j) for j, n in enumerate(names)]
-        self.run = W.Dropdown(options=opts, value=run, description="run", layout=lay("440px"))
+        self.run = run_dropdown(self, options=opts, value=run, description="run", layout=lay("440px"))
         self.compare = W.Dropdown(options=[("none", -1), *opts], value=-1 if compare is None else compare,
                                   description="compare with", layout=lay("440px"))
         self.view = W.ToggleButtons(options=[(v, k_) for k_, v in VIEWS.items()], value=view, description="view")
