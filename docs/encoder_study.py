@@ -24,12 +24,22 @@ RECIPE = dict(dataset="digits", translate=0.4, n_iter=4, scale=4.0, alpha=0.6, s
               data_seed=0)
 
 
-def configs(encoder: str, seed: int, epochs: int):
+def parse_sets(sets) -> dict:
+    "`--set key=value ...` as config values (numbers where they parse as numbers)."
+    out = {}
+    for kv in sets or []:
+        k, v = kv.split("=", 1)
+        try: out[k] = json.loads(v)
+        except json.JSONDecodeError: out[k] = v
+    return out
+
+
+def configs(encoder: str, seed: int, epochs: int, sets: dict | None = None, base_sets: dict | None = None):
     "MGNet's and the baseline's config of one encoder and seed (validated once, at the end: the final model)."
     from mgnet import MGNetConfig
     from mgnet.model import baseline_config
-    cfg = MGNetConfig(**RECIPE, model=encoder, seed=seed, epochs=epochs, val_per_n=epochs)
-    return {"mgnet": cfg, "baseline": baseline_config(cfg)}
+    cfg = MGNetConfig(**{**RECIPE, **(sets or {})}, model=encoder, seed=seed, epochs=epochs, val_per_n=epochs)
+    return {"mgnet": cfg, "baseline": baseline_config(cfg).replace(**(base_sets or {}))}
 
 
 def train_one(cfg, log_dir: str) -> dict:
@@ -46,11 +56,14 @@ def train_one(cfg, log_dir: str) -> dict:
             "train_seconds": round(seconds, 1)}
 
 
+OLD_RECIPE = "benchmark"   # records without a recipe name: the digits benchmark's recipe as it is (RECIPE)
+
+
 def done(out: Path, status: str | None = None) -> set:
     "The runs recorded in `out` (those with `status` only, when given)."
     if not out.is_file(): return set()
-    return {(r["encoder"], r["model"], r["seed"], r["epochs"]) for r in map(json.loads, out.read_text().splitlines())
-            if status is None or r["status"] == status}
+    return {(r["encoder"], r["model"], r["seed"], r["epochs"], r.get("recipe", OLD_RECIPE))
+            for r in map(json.loads, out.read_text().splitlines()) if status is None or r["status"] == status}
 
 
 def run(a) -> None:
@@ -60,16 +73,20 @@ def run(a) -> None:
     torch.set_num_threads(1)
     out = Path(a.out)
     have = done(out)
+    sets, base_sets = parse_sets(a.set), parse_sets(a.base_set)
     for seed in a.seeds:
         for enc in a.encoders:
-            for name, cfg in configs(enc, seed, a.epochs).items():
-                if (enc, name, seed, a.epochs) in have: continue
-                if name == "baseline" and (enc, "mgnet", seed, a.epochs) in done(out, "failed"):
+            for name, cfg in configs(enc, seed, a.epochs, sets, base_sets).items():
+                if name not in a.models or (enc, name, seed, a.epochs, a.recipe) in have: continue
+                if name == "baseline" and (enc, "mgnet", seed, a.epochs, a.recipe) in done(out, "failed"):
                     print(f"{enc} seed {seed}: MGNet failed, its baseline is not trained (nothing to compare)")
                     continue
-                rec = {"encoder": enc, "model": name, "seed": seed, "epochs": a.epochs,
+                rec = {"encoder": enc, "model": name, "seed": seed, "epochs": a.epochs, "recipe": a.recipe,
+                       "changes": {**sets, **(base_sets if name == "baseline" else {})},
                        "config": {k: getattr(cfg, k) for k in ("n_iter", "scale", "img_size", "translate", "alpha",
-                                                               "centre_coef", "learning_rate", "batch_size")},
+                                                               "centre_coef", "evidence_coef", "learning_rate",
+                                                               "batch_size", "optimizer", "scheduler",
+                                                               "weight_decay")},
                        "torch_threads": torch.get_num_threads(), "cpu": cpu_name()}
                 with tempfile.TemporaryDirectory() as d:
                     try: rec.update(status="ok", **train_one(cfg, d))
@@ -205,6 +222,10 @@ if __name__ == "__main__":
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--encoders", nargs="+", default=ENCODERS)
     p.add_argument("--out", default=str(Path(__file__).with_name("encoders.jsonl")))
+    p.add_argument("--recipe", default=OLD_RECIPE, help="the name these runs are recorded under")
+    p.add_argument("--set", nargs="*", help="changes to RECIPE, key=value (both models)")
+    p.add_argument("--base_set", nargs="*", help="changes for the baseline only, key=value")
+    p.add_argument("--models", nargs="+", default=["mgnet", "baseline"])
     a = p.parse_args()
     if a.what == "run": run(a)
     elif a.what == "gflops": gflops(a)
