@@ -34,7 +34,7 @@ def main(root, out, seed, *rows, n=4):
     axs = fig.subplots(len(rows), n, squeeze=False)
     for (label, name), row in zip(rows, axs):
         model = load_checkpoint(find_run(Path(root), name, seed))
-        c = model.full_cfg
+        c = model.run
         fresh = canvas_datasets(c)[1].placed_anew(1, seed=1000 + (c.data_seed if c.data_seed is not None else c.seed))
         x, y = map(torch.stack, zip(*[fresh[i] for i in range(n)]))
         p = glimpse_pictures(model, x, c.mean, c.std)

@@ -17,13 +17,21 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .config import ORIGINAL_DEFAULTS, MGNetConfig
+from .config import ORIGINAL_DEFAULTS, MGNetConfig, Preprocessing, RunSpec
 from .errors import MGNetError
 from .files import atomic_write, check_outputs, input_files, package_version
 from .flops import baseline_gflops, glimpse_gflops
 from .groups import ModelConfig
 from .model import MGNet
-from .weights import CheckpointError, check_state_dict, is_hub_id, is_weights_dir, read_weights_dir, weights_path
+from mgnet.weights import (
+    CheckpointError,
+    check_state_dict,
+    is_hub_id,
+    is_weights_dir,
+    network_from_saved,
+    read_weights_dir,
+    weights_path,
+)
 
 # %% auto #0
 __all__ = ['CKPT_SUFFIXES', 'read_checkpoint', 'find_checkpoint', 'checkpoint_config', 'fit_report', 'load_checkpoint',
@@ -125,31 +133,44 @@ def fit_report(model: nn.Module, sd: Mapping[str, torch.Tensor], where: str) -> 
     raise CheckpointError("; ".join(msg))
 
 # %% ../nbs/04_checkpoint.ipynb #c1869d59
-def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, dict, Path, bool]:
-    "Configuration, `model.`-less state dict and file of a checkpoint or a weights folder; does the config hold a run?"
+def _read(path: str | os.PathLike, map_location) -> tuple[MGNetConfig | ModelConfig, Preprocessing | None, dict, Path,
+                                                           bool]:
+    ("Configuration (and preprocessing, when apart from it), `model.`-less state dict and file of a checkpoint or a "
+     "weights folder; does the config hold a run?")
     if is_weights_dir(path):
         d, sd = read_weights_dir(path, map_location)
         has_run = "preprocessing" not in d and "dataset" in d          # a folder of an earlier mgnet: the full config
-        return _stored_config(MGNet.config_from_dict, d, Path(path) / "config.json"), sd, Path(path), has_run
+        return *_stored_config(network_from_saved, d, Path(path) / "config.json"), sd, Path(path), has_run
     file = find_checkpoint(path)
     ckpt = read_checkpoint(file, map_location)
     if not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"{file}: no 'state_dict' inside (found: {', '.join(map(str, ckpt)) or 'nothing'})")
     sd = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     if not sd: raise CheckpointError(f"{file}: its state_dict has no 'model.' weights")
-    return _stored_config(checkpoint_config, ckpt, file), sd, file, True
+    return *_stored_config(_saved_network, ckpt, file), sd, file, True
 
-def _stored_config(read, stored, file: Path):
-    "`read(stored)`, the configuration a file holds; one `CheckpointError` naming the file when it is malformed."
-    try: return read(stored).validate()      # e.g. a normalisation std that is 0: refused here, by file
+def _saved_network(ckpt: Mapping) -> tuple[MGNetConfig | ModelConfig, Preprocessing | None]:
+    "A checkpoint's run (its preprocessing inside), or the network and preprocessing of a model saved without a run."
+    hp = ckpt.get("hyper_parameters")
+    if "mgnet_version" in ckpt and isinstance(hp, Mapping) and "preprocessing" in hp:
+        return network_from_saved(dict(hp))
+    return checkpoint_config(ckpt), None
+
+def _stored_config(read, stored, file: Path) -> tuple[MGNetConfig | ModelConfig, Preprocessing | None]:
+    "`read(stored)`: the configuration a file holds, checked; one `CheckpointError` naming the file if malformed."
+    try:
+        cfg, pre = read(stored)
+        return (cfg if isinstance(cfg, RunSpec) else cfg.validate()), pre   # a RunSpec was checked as it was rebuilt
     except MGNetError as e: raise CheckpointError(f"{file}: its stored configuration is invalid: {e}") from None
     except Exception as e: raise CheckpointError(f"{file}: its stored configuration is malformed ({e})") from None
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) -> MGNet:
     ("The `MGNet` stored at `path` (a checkpoint file, a directory holding one, a weights folder, or a Hub id "
      "`user/repo` of one), in eval mode. `overrides` change config fields.")
-    cfg, sd, file, has_run = _read(weights_path(path), map_location)
-    model = MGNet(cfg.replace(**overrides).replace(pretrained=False))
+    cfg, pre, sd, file, has_run = _read(weights_path(path), map_location)
+    if pre is not None and set(overrides) - set(ModelConfig.field_names()):    # a run asked of a network alone
+        cfg, pre = MGNetConfig.from_dict({**cfg.to_dict(), **pre.to_dict()}), None   # (`mgnet test FOLDER ...`)
+    model = MGNet(cfg.replace(**overrides, pretrained=False), preprocessing=pre)
     check_state_dict({k: v for k, v in sd.items() if not isinstance(v, torch.Tensor)}, {}, file)  # tensors only
     fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
     check_state_dict(sd, model, file)       # then dtypes and values
@@ -157,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) ->
     model.checkpoint_path = file
     model.hub_id = str(path) if is_hub_id(path) else None     # where it came from, when it came from the Hub
     if not has_run: model.recipe = None        # a weights folder keeps the network and its preprocessing only
-    names = model.full_cfg.class_names if model.full_cfg else None
+    names = model.preprocessing.class_names if model.preprocessing is not None else None
     model.classes = tuple(names) if names and len(names) == model.cfg.num_class else None
     return model.eval()
 
@@ -178,9 +199,9 @@ def card_results(model: MGNet, results: str | os.PathLike | None = None) -> dict
     ("What a model card reports of `model`: GFLOPs per glimpse (fvcore, counted now, when its image size is known) and "
      "accuracy per glimpse from `results`, a JSON file of `mgnet test --results` (or of training's `--results`).")
     out = {}
-    if model.full_cfg is not None:
-        size = model.full_cfg.img_size
-        out.update(gflops=glimpse_gflops(model, size), baseline_gflops=baseline_gflops(model.full_cfg, size))
+    if model.preprocessing is not None:
+        size = model.preprocessing.img_size
+        out.update(gflops=glimpse_gflops(model, size), baseline_gflops=baseline_gflops(model.cfg, size))
     if results is not None:
         try: r = json.loads(Path(results).read_text())
         except (OSError, ValueError) as e:

@@ -55,8 +55,10 @@ def _report_skipped(n: int) -> None:
 # %% ../nbs/08b_commands.ipynb #25e7f38d
 def run_test(cfg: MGNetConfig, given: dict) -> dict:
     "`--test`: evaluate a checkpoint per glimpse on the validation data."
-    model = load_checkpoint(cfg.checkpoint, **given)
-    cfg = model.full_cfg
+    model = load_checkpoint(cfg.checkpoint, **given)       # the run it holds, the flags given on top: checked
+    cfg = model.run
+    if cfg is None: raise ConfigError("checkpoint", f"{model.checkpoint_path} holds a network without its data "
+                                      "settings (saved from a ModelConfig alone): nothing to test it on")
     info = data_info(cfg, need_train=False)
     model.to(_device(cfg))
     data = MGNetData(cfg)

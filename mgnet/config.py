@@ -5,10 +5,12 @@
 # %% ../nbs/00_config.ipynb #f6eead9d
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from .coercion import check_value
+from .datasets import DATASETS
 from .errors import ConfigError
 from mgnet.groups import (
     SINGLE_GLIMPSE_MODEL,
@@ -23,7 +25,7 @@ from mgnet.groups import (
 from .moved import moved_names
 
 # %% auto #0
-__all__ = ['SINGLE_GLIMPSE', 'ORIGINAL_DEFAULTS', 'MGNetConfig']
+__all__ = ['SINGLE_GLIMPSE', 'ORIGINAL_DEFAULTS', 'MGNetConfig', 'RunSpec', 'as_run', 'Preprocessing', 'preprocessing_of']
 
 # %% ../nbs/00_config.ipynb #a0ba14c0
 SINGLE_GLIMPSE = dict(**SINGLE_GLIMPSE_MODEL, clip=0.0, ss_coef=0.0, ssl_coef=0.0, div_coef=0.0, centre_coef=0.0,
@@ -38,9 +40,12 @@ class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, ModelFlags, Da
         for group in (DataConfig, ModelFlags, TrainConfig, LossConfig, EvalConfig): group._check_fields(self)
         _check_across(self)
 
-    def resolved(self) -> MGNetConfig:
-        "A validated copy with dataset-dependent defaults filled in; once: a resolved config is returned as it is."
-        if self.is_resolved: return self
+    def __eq__(self, other):      # the same settings, resolved or not
+        if not isinstance(other, MGNetConfig): return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.field_names())
+
+    def resolved(self) -> RunSpec:
+        "The run this config describes, one checked `RunSpec`: the dataset's defaults filled in, every rule checked."
         c = self.replace(**SINGLE_GLIMPSE) if self.n_iter == 1 else self
         c.validate()
         spec, img_size = c.spec, c.img_size or c.spec.img_size
@@ -57,24 +62,25 @@ class MGNetConfig(RunConfig, EvalConfig, LossConfig, TrainConfig, ModelFlags, Da
         if c.num_class is None and spec.classes: kw["num_class"] = len(spec.classes)
         if c.class_names is None and spec.classes: kw["class_names"] = list(spec.classes)
         if c.ge is not None and c.ge_final is None: kw["ge_final"] = c.ge
-        out = c.replace(**kw)
-        out._resolved = True          # not a field: a changed copy (`replace`) is resolved anew
-        return out
+        return RunSpec(**{**{n: getattr(c, n) for n in c.field_names()}, **kw})
 
     @property
     def is_resolved(self) -> bool:
-        "Is this the checked run description `resolved` returns (and not changed since)?"
-        return self.__dict__.get("_resolved", False)
+        "Is this the checked run description (a `RunSpec`) that `resolved` returns?"
+        return isinstance(self, RunSpec)
 
     def group(self, cls: type):
         "The typed piece `cls` of this config (`DataConfig`, `TrainConfig`, ...): its fields, as they are set here."
         return cls(**{n: getattr(self, n) for n in cls.field_names()})
 
     def model_config(self) -> ModelConfig:
-        "What `MGNet` is built from: the resolved model flags, with the data's image channels and number of classes."
-        c = self.resolved()
-        if c.num_class is None: raise ConfigError("num_class", "unknown number of classes; give --num_class")
-        return c.group(ModelConfig)
+        "What `MGNet` is built from (a user's own config: resolved here, at that call, its edge)."
+        return self.resolved().model_config()
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        "How a model of this run reads images (a user's own config: resolved here, at that call, its edge)."
+        return self.resolved().preprocessing
 
 # %% ../nbs/00_config.ipynb #7283679b
 def _check_across(c):
@@ -94,6 +100,84 @@ def _check_across(c):
     check_value(c.test or not c.early_exit,
            "exit_sweep" if c.exit_sweep else "exit_threshold" if c.exit_threshold is not None else "exit_budget",
            "early exit evaluates a checkpoint: use with --test --checkpoint")
+
+# %% ../nbs/00_config.ipynb #5106e824
+@dataclass(eq=False)
+class RunSpec(MGNetConfig):
+    "The checked, typed description of one run: made once at the edge (`MGNetConfig.resolved`), handed down as it is."
+    def resolved(self) -> RunSpec: return self          # the work is done
+
+    def replace(self, **changes) -> RunSpec:
+        "A changed copy, checked, not resolved again: its defaults stay (a single glimpse's rules at `n_iter` 1)."
+        out = dataclasses.replace(self, **changes)
+        if out.n_iter == 1 and self.n_iter != 1: out = dataclasses.replace(out, **SINGLE_GLIMPSE)
+        return out.validate()
+
+    @classmethod
+    def checked(cls, d: dict) -> RunSpec:
+        "A run description mgnet stored (every field, defaults filled in), rebuilt and checked, without resolving it."
+        return cls.from_dict(d).validate()
+
+    def model_config(self) -> ModelConfig:
+        "What `MGNet` is built from: the model flags, with the data's image channels and number of classes."
+        if self.num_class is None: raise ConfigError("num_class", "unknown number of classes; give --num_class")
+        return self.group(ModelConfig)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        "How a model of this run reads images: dataset, image side, evaluation resize, normalisation, class names."
+        return Preprocessing(self.dataset, self.img_size, self.mean, self.std, self.in_chans, self.eval_resize,
+                             self.class_names)
+
+def as_run(cfg, who: str) -> RunSpec:
+    "`cfg`, the resolved run description that `who` (a function below the edge) takes; a `TypeError` for anything else."
+    if isinstance(cfg, RunSpec): return cfg
+    raise TypeError(f"{who} takes the resolved run description (a RunSpec): pass "
+                    f"{type(cfg).__name__}(...).resolved(), made once where the settings come in")
+
+# %% ../nbs/00_config.ipynb #1e738cfb
+@dataclass(frozen=True)
+class Preprocessing:
+    "How a model reads images: dataset, image side, evaluation resize, normalisation, channels, class names."
+    dataset: str                               # the dataset it was trained on (its kind: canvas or ImageFolder)
+    img_size: int                              # the side of the square image it sees
+    mean: tuple[float, ...]                    # per-channel normalisation
+    std: tuple[float, ...]
+    in_chans: int                              # image channels (1: grey, 3: RGB)
+    eval_resize: int | None = None             # ImageFolder: the short side before the centre crop
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        for name in ("mean", "std"): object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.class_names is not None: object.__setattr__(self, "class_names", tuple(map(str, self.class_names)))
+        check_value(self.dataset in DATASETS, "dataset", f"unknown dataset {self.dataset!r}")
+        check_value(int(self.img_size) >= 1 and int(self.in_chans) >= 1, "img_size",
+                    f"must be at least 1, got {self.img_size} (channels {self.in_chans})")
+        for name in ("mean", "std"):
+            check_value(len(getattr(self, name)) == self.in_chans, name,
+                        f"needs one value per channel ({self.in_chans}), got {len(getattr(self, name))}")
+        check_value(all(s > 0 for s in self.std), "std", f"must be > 0, got {list(self.std)}")
+        check_value(self.eval_resize is None or self.eval_resize >= self.img_size, "eval_resize",
+                    f"must be at least the image side ({self.img_size}), got {self.eval_resize}")
+
+    @property
+    def kind(self) -> str:
+        "'canvas' (the image stretched onto the canvas) or 'folder' (resized, centre-cropped)."
+        return DATASETS[self.dataset].kind
+
+    def replace(self, **changes) -> Preprocessing: return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        "What a weights folder's `config.json` keeps under `preprocessing` (the channels are the network's)."
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items() if k != "in_chans"}
+
+def preprocessing_of(x) -> Preprocessing:
+    "The `Preprocessing` of `x`: itself, a model's or a run description's."
+    pre = x if isinstance(x, Preprocessing) else getattr(x, "preprocessing", None)
+    if pre is None: raise ConfigError("preprocessing", f"this {type(x).__name__} has no preprocessing (normalisation, "
+                                      "image size): a model made from a ModelConfig alone; pass a transform")
+    return pre
 
 # %% ../nbs/00_config.ipynb #b8ff8d0c
 def _run_name(self: MGNetConfig) -> str:

@@ -82,12 +82,13 @@ def _check_tree_fits(tree: Path, models: dict) -> None:
     try: m = json.loads(meta.read_text())
     except (OSError, ValueError): return
     for name, model in models.items():
-        c = model.full_cfg.resolved()
-        if m.get("dataset") != c.dataset or m.get("channels", c.in_chans) != c.in_chans:
+        p, c = model.preprocessing, model.run     # how it reads images; the run, where the model came with one
+        if m.get("dataset") != p.dataset or m.get("channels", p.in_chans) != p.in_chans:
             raise ConfigError("corruption_dir",
-                              f"{tree} was made from {m.get('dataset')} images; {name} is a {c.dataset} model")
+                              f"{tree} was made from {m.get('dataset')} images; {name} is a {p.dataset} model")
+        if c is None or p.kind != "canvas": continue      # where its canvases were placed: a training run's
         seed = c.seed if c.data_seed is None else c.data_seed
-        if c.spec.kind == "canvas" and (m.get("translate"), m.get("data_seed")) != (c.translate, seed):
+        if (m.get("translate"), m.get("data_seed")) != (c.translate, seed):
             print(f"warning: {tree} holds the {c.dataset} validation set of --translate {m.get('translate')} --seed "
                   f"{m.get('data_seed')}, {name} was trained with --translate {c.translate} --seed {seed}",
                   file=sys.stderr)

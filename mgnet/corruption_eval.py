@@ -24,14 +24,13 @@ __all__ = ['ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'corruption_accuracy', 'corruptio
            'table_csv', 'mce', 'corruption_summary', 'summary_text', 'model_names']
 
 # %% ../nbs/10c_corruption_eval.ipynb #d687ff67
-def _loader_key(cfg) -> tuple:
-    "Models whose inputs are read alike share a loader."
-    c = cfg.resolved()
-    return ((c.dataset, c.img_size, c.eval_resize, tuple(c.mean), tuple(c.std))
-            + ((c.translate, c.seed) if c.spec.kind == "canvas" else ()))
+def _loader_key(model) -> tuple:
+    "Models whose inputs are read alike (the same preprocessing) share a loader."
+    p = model.preprocessing
+    return (p.dataset, p.img_size, p.eval_resize, p.mean, p.std)
 
 # %% ../nbs/10c_corruption_eval.ipynb #18da3f91
-def corruption_accuracy(models: dict,                # `{name: model}`, each with its `full_cfg`
+def corruption_accuracy(models: dict,                # `{name: model}`, each with its `preprocessing`
                         tree,                        # a corruption tree, `<corruption>/<severity>/<class>/<image>`
                         corruptions=None,            # the corruptions to evaluate (default: all in the tree)
                         severities=None,             # the severities to evaluate (default: all in the tree)
@@ -47,15 +46,15 @@ def corruption_accuracy(models: dict,                # `{name: model}`, each wit
     clean_dir = Path(tree) / "clean"
     if clean and clean_dir.is_dir(): jobs.insert(0, ("clean", 0, clean_dir))
     groups = {}
-    for name, m in models.items(): groups.setdefault(_loader_key(m.full_cfg), []).append(name)
+    for name, m in models.items(): groups.setdefault(_loader_key(m), []).append(name)
     out = {name: {"corruption_acc": {}, "clean_acc": None} for name in models}
     bar = tqdm(jobs, desc="corruptions", unit="folder", disable=not progress)
     for c, s, d in bar:
         bar.set_postfix_str(f"{c} {s}" if s else c)
         for names in groups.values():
-            ds = corruption_dataset(d, models[names[0]].full_cfg, like_original=like_original)
+            ds = corruption_dataset(d, models[names[0]], like_original=like_original)
             for n in names[1:]:                      # the class count checked for every model
-                corruption_dataset(d, models[n].full_cfg, like_original=like_original)
+                corruption_dataset(d, models[n], like_original=like_original)
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
             accs = evaluate_models([models[n] for n in names], loader, progress=False)
             for n, a in zip(names, accs):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from .config import preprocessing_of
 from .corruptions import CORRUPTIONS, SEVERITIES, UNFINISHED
 from .errors import ConfigError
 from .images import class_folders, image_tree
@@ -16,15 +17,16 @@ from .images import class_folders, image_tree
 __all__ = ['corruption_dataset', 'tree_folders']
 
 # %% ../nbs/10b_corruption_trees.ipynb #7b1d5b37
-def corruption_dataset(folder, cfg, flag: str = "corruption_dir", like_original: bool = False):
-    "An image dataset over `folder` (a `<class>/<image>` tree) read as a model trained with `cfg` expects its input."
+def corruption_dataset(folder, model, flag: str = "corruption_dir", like_original: bool = False):
+    "An image dataset over `folder` (a `<class>/<image>` tree) read as `model` (or a run) expects its input."
     classes = class_folders(folder, flag)
-    if cfg.num_class is not None and len(classes) != cfg.num_class:
-        raise ConfigError(flag, f"{folder} has {len(classes)} class folders, but the model has {cfg.num_class} classes")
-    c = cfg.resolved()
-    if c.spec.kind == "folder" and not like_original:
-        c = c.replace(eval_resize=c.img_size)   # the images are the crops already
-    return image_tree(folder, c, False, flag)
+    k = getattr(getattr(model, "cfg", model), "num_class", None)     # a model's network, or the run itself
+    if k is not None and len(classes) != k:
+        raise ConfigError(flag, f"{folder} has {len(classes)} class folders, but the model has {k} classes")
+    pre = preprocessing_of(model)                  # how the model reads images
+    if pre.kind == "folder" and not like_original:
+        pre = pre.replace(eval_resize=pre.img_size)   # the images are the crops already
+    return image_tree(folder, pre, False, flag)
 
 # %% ../nbs/10b_corruption_trees.ipynb #596139d4
 def tree_folders(tree, corruptions: Sequence[str] | None = None, severities: Sequence[int] | None = None,

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from .canvases import PlacedObjects, TranslatedDigits, idx_files, read_idx
 from .clutter import Clutter
-from .config import MGNetConfig
+from .config import MGNetConfig, RunSpec, as_run
 from .errors import ConfigError
 from .images import class_folders, image_tree
 from .moved import moved_names
@@ -74,9 +74,9 @@ def _canvas_tree(c: MGNetConfig) -> str | None:
     p = Path(c.val_dir)
     return c.val_dir if c.val_dir != c.train_dir and p.is_dir() and any(q.is_dir() for q in p.iterdir()) else None
 
-def data_info(cfg: MGNetConfig, need_train: bool = True) -> DataInfo:
-    "Check the data directories of `cfg` and describe its dataset (fails with a `ConfigError` naming the flag)."
-    c = cfg.resolved()
+def data_info(cfg: RunSpec, need_train: bool = True) -> DataInfo:
+    "Check the data directories of the run `cfg` and describe its dataset (fails with a `ConfigError` naming the flag)."
+    c = as_run(cfg, "data_info")
     classes = {"folder": _folder_classes, "canvas": _canvas_classes}[c.spec.kind](c, need_train)
     if c.num_class is not None and c.num_class != len(classes):
         raise ConfigError("num_class",
@@ -85,8 +85,9 @@ def data_info(cfg: MGNetConfig, need_train: bool = True) -> DataInfo:
     return DataInfo(len(classes), c.in_chans, c.img_size, tuple(c.mean), tuple(c.std), names)
 
 # %% ../nbs/05_data.ipynb #cd1df007
-def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
+def canvas_datasets(c: RunSpec) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of a canvas dataset."
+    c = as_run(c, "canvas_datasets")
     seed = c.seed if c.data_seed is None else c.data_seed       # --data_seed: the same images, whatever the seed
     kw = dict(translate=c.translate, seed=seed, canvas=c.img_size, mean=c.mean[0], std=c.std[0],
               clutter=Clutter(c.clutter, c.clutter_size, c.background))
@@ -103,8 +104,9 @@ def canvas_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
         val = None if _canvas_tree(c) else TranslatedDigits(False, **kw)
     return train, val if val is not None else image_tree(c.val_dir, c, False, "val_dir", c.skip_bad_images)
 
-def folder_datasets(c: MGNetConfig) -> tuple[Dataset | None, Dataset]:
+def folder_datasets(c: RunSpec) -> tuple[Dataset | None, Dataset]:
     "Training and validation data of an ImageFolder dataset."
+    c = as_run(c, "folder_datasets")
     train = None if c.test else image_tree(c.train_dir, c, True, "train_dir", c.skip_bad_images)
     return train, image_tree(c.val_dir, c, False, "val_dir" if c.val_dir != c.train_dir else "train_dir",
                              c.skip_bad_images)

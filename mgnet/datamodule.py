@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .config import MGNetConfig
+from .config import MGNetConfig, RunSpec
 from .data import BUILDERS, DataInfo, FirstItems, data_info, first_batches
 from .images import SafeImageFolder, skip_none_collate
 
@@ -26,9 +26,9 @@ class ShardSampler(torch.utils.data.Sampler):
 # %% ../nbs/05e_datamodule.ipynb #c3198f1e
 class MGNetData(L.LightningDataModule):
     "Train/val data loaders for a config."
-    def __init__(self, cfg: MGNetConfig, info: DataInfo | None = None):   # `info`: the caller's `data_info(cfg)`
+    def __init__(self, cfg: RunSpec | MGNetConfig, info: DataInfo | None = None):   # `info`: the caller's `data_info`
         super().__init__()
-        self.cfg = cfg.resolved()
+        self.cfg = cfg if isinstance(cfg, RunSpec) else cfg.resolved()     # a user's own config: this call is its edge
         self.info = info if info is not None else data_info(self.cfg, need_train=not self.cfg.test)
         self.train_ds, self.val_ds = self._datasets()     # now, so bad data fails before anything is written
         if self.cfg.test: self.val_ds = first_batches(self.val_ds, self.cfg.limit_val, self.cfg.batch_size)

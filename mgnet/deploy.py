@@ -21,7 +21,7 @@ from .datamodule import MGNetData
 from .errors import MGNetError
 from .files import atomic_write, package_version
 from .geometry import identity_params
-from .model import MGNet
+from .model import MGNet, model_run
 
 # %% auto #0
 __all__ = ['ONNX_NAME', 'OUTPUTS', 'TOLERANCE', 'GlimpseOutputs', 'fixed_size_copy', 'export_onnx', 'forced_outputs',
@@ -55,7 +55,7 @@ def export_onnx(model: MGNet, path: str | os.PathLike, img_size: int | None = No
     try:
         import onnx
     except ImportError: raise MGNetError("ONNX export needs onnx and onnxruntime: pip install 'mgnet[onnx]'") from None
-    cfg = model.full_cfg
+    cfg = model.preprocessing           # how it reads images: size, normalisation, class names (as metadata)
     img_size = img_size or (cfg.img_size if cfg is not None else None)
     if img_size is None: raise MGNetError("the model does not know its image size: pass img_size")
     net = GlimpseOutputs(fixed_size_copy(model, img_size)).eval()
@@ -108,9 +108,10 @@ def float32_error(model: MGNet, x: Tensor) -> float:
 
 def real_images(model: MGNet, n: int = 8) -> Tensor | None:
     "Up to `n` of the model's validation images (normalised), or None when its data cannot be built here."
-    if model.full_cfg is None: return None
+    run = model_run(model)               # its own run's data, or its preprocessing's at the defaults
+    if run is None: return None
     try:
-        data = MGNetData(model.full_cfg.replace(test=True, batch_size=n, workers=0, limit_val=1.0))
+        data = MGNetData(run.replace(test=True, batch_size=n, workers=0, limit_val=1.0))
         return next(iter(data.val_dataloader()))[0][:n]
     except (MGNetError, OSError, StopIteration): return None
 
@@ -122,7 +123,7 @@ class OnnxMismatchError(MGNetError, RuntimeError):
 def export_and_check(model: MGNet, path: str | os.PathLike, tolerance: float = TOLERANCE, seed: int = 0) -> dict:
     "Export `model` to `path`, compare with PyTorch on random and real images; `OnnxMismatchError` above `tolerance`."
     path = export_onnx(model, path)
-    size = model.full_cfg.img_size
+    size = model.preprocessing.img_size
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(3, model.cfg.in_chans, size, size, generator=g, dtype=next(model.parameters()).dtype)
     batches = {"random": x}

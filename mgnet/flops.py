@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .config import MGNetConfig
-from .model import MGNet, baseline_config
+from .groups import ModelConfig
+from .model import MGNet
 
 # %% auto #0
 __all__ = ['glimpse_gflops', 'baseline_gflops']
@@ -43,6 +44,7 @@ def glimpse_gflops(model: MGNet, img_size: int, n_iter: int | None = None) -> li
     model.train(was_training)
     return out
 
-def baseline_gflops(cfg: MGNetConfig, img_size: int) -> float:
+def baseline_gflops(cfg: MGNetConfig | ModelConfig, img_size: int) -> float:
     "GFLOPs of the baseline (one full-resolution look) of `cfg`'s backbone on one `img_size` image."
-    return glimpse_gflops(MGNet(baseline_config(cfg).replace(pretrained=False)), img_size)[0]
+    net = cfg if isinstance(cfg, ModelConfig) else cfg.model_config()     # a run's network, or the network itself
+    return glimpse_gflops(MGNet(net.replace(n_iter=1, scale=1.0, pretrained=False)), img_size)[0]

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .config import MGNetConfig
+from .config import MGNetConfig, Preprocessing, preprocessing_of
 from .datasets import DATASETS
 from .errors import ConfigError, MGNetError
 
@@ -101,17 +101,17 @@ class SafeImageFolder(Dataset):
     def n_bad(self) -> int: return len(self.bad_files)
 
 # %% ../nbs/04d_images.ipynb #43572740
-def image_transform(cfg: MGNetConfig, train: bool = False) -> Callable:
-    "PIL image → normalised `(C, H, W)` tensor, as a model trained with `cfg` sees it (evaluation unless `train`)."
+def image_transform(pre: Preprocessing | MGNetConfig, train: bool = False) -> Callable:
+    "PIL image → normalised `(C, H, W)` tensor, as a model with preprocessing `pre` sees it (evaluation, or `train`)."
     from torchvision import transforms as T
-    c = cfg.resolved()
-    if c.spec.kind == "folder": return imagenet_transform(train, c.img_size, c.eval_resize, c.mean, c.std)
+    c = preprocessing_of(pre)
+    if c.kind == "folder": return imagenet_transform(train, c.img_size, c.eval_resize, c.mean, c.std)
     return T.Compose([T.Resize((c.img_size, c.img_size)), T.ToTensor(), T.Normalize(c.mean, c.std)])
 
-def eval_region(cfg: MGNetConfig, width: int, height: int) -> tuple[float, float, float, float]:
+def eval_region(pre: Preprocessing | MGNetConfig, width: int, height: int) -> tuple[float, float, float, float]:
     "The part `(x0, y0, x1, y1)` of a `width × height` image that the model's evaluation input covers, in its pixels."
-    c = cfg.resolved()
-    if c.spec.kind != "folder": return (0.0, 0.0, float(width), float(height))   # stretched onto the canvas
+    c = preprocessing_of(pre)
+    if c.kind != "folder": return (0.0, 0.0, float(width), float(height))   # stretched onto the canvas
     short, long = sorted((width, height))
     new_short, new_long = c.eval_resize, int(c.eval_resize * long / short)     # torchvision's Resize(int)
     new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
@@ -121,17 +121,17 @@ def eval_region(cfg: MGNetConfig, width: int, height: int) -> tuple[float, float
 
 # %% ../nbs/04d_images.ipynb #bc688c96
 def image_tree(root: str | os.PathLike,  # the `<class>/<image>` tree
-               cfg: MGNetConfig,          # the model's config: dataset, size, normalisation
+               pre: Preprocessing | MGNetConfig,   # how the model reads images: dataset, size, normalisation
                train: bool,               # training transforms (else evaluation)
                flag: str,                 # the flag a `ConfigError` names
                skip_bad: bool = False,    # skip and count unreadable images instead of failing
               ) -> SafeImageFolder:
-    "A `<class>/<image>` tree read as a model trained with `cfg` expects it, or a `ConfigError` naming `flag`."
-    c = cfg.resolved()
+    "A `<class>/<image>` tree read as a model with preprocessing `pre` expects it, or a `ConfigError` naming `flag`."
+    c = preprocessing_of(pre)
     class_folders(root, flag)
     try: ds = SafeImageFolder(root, image_transform(c, train), skip_bad, "RGB" if c.in_chans == 3 else "L")
     except FileNotFoundError as e: raise ConfigError(flag, f"{root}: {e}") from None
-    if c.spec.kind == "canvas":   # canvases (one corruption of an mgnet-corrupt tree, say) must be the canvas size
+    if c.kind == "canvas":   # canvases (one corruption of an mgnet-corrupt tree, say) must be the canvas size
         from PIL import Image
         with Image.open(ds.samples[0][0]) as im:
             if im.size != (c.img_size, c.img_size):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import NamedTuple
 from urllib.error import URLError
 
@@ -15,7 +16,7 @@ import torchvision
 from torch import Tensor, nn
 
 from .backbones import is_timm, timm_backbone
-from .config import MGNetConfig
+from .config import MGNetConfig, Preprocessing, RunSpec
 from .errors import ConfigError, MGNetError
 from .geometry import glimpse_grid, identity_params, sample_glimpse
 from .groups import ModelConfig
@@ -25,8 +26,8 @@ from .weights import HubMixin, config_from_saved, recipe
 # %% auto #0
 __all__ = ['RESNET_FAMILIES', 'VanillaCNN', 'backbone_names', 'backbone_weights', 'create_backbone', 'GlimpseSampler',
            'FusionCache', 'FeatureFusion', 'Localisation', 'mass_weights', 'GlimpseKeypoints', 'Classifier',
-           'MGNetOutput', 'GlimpseSteps', 'ConfigRecord', 'ModelInputError', 'check_input', 'MGNet', 'fold_batchnorm',
-           'baseline_config', 'check_glimpse_size']
+           'MGNetOutput', 'GlimpseSteps', 'ConfigRecord', 'ModelInputError', 'check_input', 'MGNet', 'model_run',
+           'fold_batchnorm', 'baseline_config', 'check_glimpse_size']
 
 # %% ../nbs/03_model.ipynb #f2656867
 class VanillaCNN(nn.Module):
@@ -257,8 +258,10 @@ class GlimpseSteps:
 class ConfigRecord:
     "A model's config as a dict and back, for training checkpoints (weights folders: `HubMixin`)."
     def config_dict(self) -> dict:
-        "What a training checkpoint records: the full config (the run too, for `--resume`), or the `ModelConfig`."
-        return (self.full_cfg or self.cfg).to_dict()
+        "What a training checkpoint records: its run (for `--resume`), or the `ModelConfig` and its preprocessing."
+        if self.run is not None: return self.run.to_dict()
+        pre = {"preprocessing": self.preprocessing.to_dict()} if self.preprocessing is not None else {}
+        return {**self.cfg.to_dict(), **pre}
 
     @classmethod
     def config_from_dict(cls, d: dict) -> MGNetConfig | ModelConfig:
@@ -283,20 +286,21 @@ def check_input(x, in_chans: int) -> None:
 class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
     "Multi-Glimpse Network: `n_iter` down-sampled glimpses, a prediction after each (`save_pretrained`: a Hub folder)."
     def __init__(self, cfg: ModelConfig | MGNetConfig | None = None, backbone: nn.Module | None = None,
-                 feat_dim: int | None = None, **kw):
-        "Build from a `ModelConfig`, or an `MGNetConfig` (default: its defaults; `kw`: changes) kept as `full_cfg`."
+                 feat_dim: int | None = None, preprocessing: Preprocessing | None = None, **kw):
+        "Build from a `ModelConfig` (and its `preprocessing`), or from a run (default: the defaults; `kw`: changes)."
         super().__init__()
         cfg = cfg if cfg is not None else MGNetConfig()
         if not isinstance(cfg, (ModelConfig, MGNetConfig)):
             raise ConfigError("cfg", f"expected a ModelConfig or an MGNetConfig (or keywords), got "
                                      f"{type(cfg).__name__}")
-        cfg = cfg.replace(**kw) if kw else cfg                   # a resolved config comes down as it is
-        if isinstance(cfg, ModelConfig): self.full_cfg, cfg = None, cfg.resolved()
+        cfg = cfg.replace(**kw) if kw else cfg                   # a RunSpec stays one: checked, not resolved again
+        if isinstance(cfg, ModelConfig): self.run, cfg = None, cfg.resolved()      # its own flags: checked here
         else:
-            self.full_cfg = cfg.resolved()
-            cfg = self.full_cfg.model_config()
+            self.run: RunSpec | None = cfg if isinstance(cfg, RunSpec) else cfg.resolved()   # a user's own: its edge
+            preprocessing, cfg = preprocessing or self.run.preprocessing, self.run.model_config()
         self.cfg: ModelConfig = cfg
-        self.recipe = recipe(self.full_cfg)        # how it is trained, when known (the model card shows it)
+        self.preprocessing: Preprocessing | None = preprocessing
+        self.recipe = recipe(self.run)        # how it is trained, when known (the model card shows it)
         if backbone is None:
             backbone, feat_dim = create_backbone(cfg.model, cfg.in_chans, cfg.pretrained and cfg.pretrained_weights,
                                                cfg.pretrained_file)
@@ -317,6 +321,14 @@ class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
     @property
     def n_iter(self) -> int: return self.cfg.n_iter
 
+    @property
+    def full_cfg(self) -> MGNetConfig | None:
+        "Deprecated (one release): `preprocessing` says how the model reads images, `run` is its training run."
+        warnings.warn("MGNet.full_cfg is deprecated: read model.preprocessing (mean, std, img_size, eval_resize, "
+                      "class_names) or model.run (the training run a checkpoint holds)", FutureWarning, stacklevel=2)
+        run = model_run(self)
+        return run if run is None or run.is_resolved else run.resolved()
+
     def forward(self, x: Tensor, n_iter: int | None = None) -> MGNetOutput:
         "Look at the normalised images `x` `(B, C, H, W)` through `n_iter` glimpses (default: the configured number)."
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()): check_input(x, self.cfg.in_chans)
@@ -334,6 +346,12 @@ class MGNet(GlimpseSteps, ConfigRecord, HubMixin, nn.Module):
         aux = self.glimpse_fc(torch.stack(feats[1:])) if self.glimpse_fc is not None and T > 1 else None
         return MGNetOutput(torch.stack(logits), torch.stack(glimpses), torch.stack(feats), aux)
 
+# %% ../nbs/03_model.ipynb #74b5acac
+def model_run(model: MGNet) -> MGNetConfig | None:
+    "The run whose data `model` reads: its own, or its preprocessing's data at the defaults (None without either)."
+    if model.run is not None or model.preprocessing is None: return model.run
+    return MGNetConfig.from_dict({**model.cfg.to_dict(), **model.preprocessing.to_dict()})
+
 # %% ../nbs/03_model.ipynb #11df635b
 def fold_batchnorm(model: MGNet) -> MGNet:
     "An eval-mode copy of `model` whose backbone has each BatchNorm folded into the convolution before it (inference)."
@@ -347,8 +365,8 @@ def fold_batchnorm(model: MGNet) -> MGNet:
 
 # %% ../nbs/03_model.ipynb #0caa6d0e
 def baseline_config(cfg: MGNetConfig) -> MGNetConfig:
-    "The baseline of a configuration: the same model looking once at full resolution."
-    return cfg.replace(n_iter=1, scale=1.0).resolved()
+    "The baseline of a run: the same model looking once at full resolution (a `RunSpec` stays one)."
+    return cfg.replace(n_iter=1, scale=1.0)
 
 # %% ../nbs/03_model.ipynb #glsize02
 def check_glimpse_size(cfg: MGNetConfig, img_size: int | None = None) -> None:

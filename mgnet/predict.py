@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .anytime import exit_points
-from .config import MGNetConfig
+from .config import MGNetConfig, Preprocessing
 from .data import data_info
 from .errors import ConfigError, MGNetError
 from .imagenet100 import default_classes
@@ -31,13 +31,13 @@ __all__ = ['IMAGE_EXTENSIONS', 'OUTPUT_MARK', 'MAX_ASPECT', 'class_names', 'Inpu
 # %% ../nbs/16_predict.ipynb #933deb8e
 def class_names(model: MGNet) -> tuple[str, ...]:
     "Names of `model`'s classes: its own, its config's, the data's, the shipped ImageNet100 list, or indices."
-    K, full = model.cfg.num_class, model.full_cfg       # full: the config it was trained with (data included)
-    for names in (getattr(model, "classes", None), full and full.class_names):
+    K, pre, run = model.cfg.num_class, model.preprocessing, model.run    # how it reads images; its run, if any
+    for names in (getattr(model, "classes", None), pre and pre.class_names):
         if names and len(names) == K: return tuple(map(str, names))
-    try: names = data_info(full, need_train=False).classes if full else ()
+    try: names = data_info(run, need_train=False).classes if run is not None else ()
     except (ConfigError, OSError, ValueError): names = ()
     if names and len(names) == K: return tuple(map(str, names))
-    if full and full.dataset == "imagenet" and K == 100:
+    if pre is not None and pre.dataset == "imagenet" and K == 100:
         return tuple(default_classes())
     return tuple(str(k) for k in range(K))
 
@@ -94,8 +94,9 @@ class InputGeometry(NamedTuple):
         sx, sy = (x1 - x0) / self.size[0], (y1 - y0) / self.size[1]
         return (x0 + box[0] * sx, y0 + box[1] * sy, x0 + box[2] * sx, y0 + box[3] * sy)
 
-def input_geometry(cfg: MGNetConfig | None, source: tuple[int, int], size: tuple[int, int]) -> InputGeometry:
-    "The geometry of the evaluation transform of `cfg` (None: a plain resize) on an image of `source` `(w, h)`."
+def input_geometry(cfg: Preprocessing | MGNetConfig | None, source: tuple[int, int],
+                   size: tuple[int, int]) -> InputGeometry:
+    "The geometry of the evaluation transform of `cfg` (a preprocessing; None: a plain resize) on a `source` `(w, h)`."
     region = eval_region(cfg, *source) if cfg is not None else (0.0, 0.0, float(source[0]), float(source[1]))
     return InputGeometry(tuple(source), tuple(size), tuple(map(float, region)))
 
@@ -178,7 +179,7 @@ def _from_array(a: np.ndarray):
 
 MAX_ASPECT = 50   # longest side over shortest: a thinner image is a strip, not a picture to classify
 
-def _prepare(item, i: int, transform, cfg: MGNetConfig | None, mode: str) -> tuple[str, Tensor, InputGeometry]:
+def _prepare(item, i: int, transform, cfg: Preprocessing | None, mode: str) -> tuple[str, Tensor, InputGeometry]:
     "Source name, model input and geometry of one item (`cfg`: the evaluation transform's, else None; `mode`: L, RGB)."
     if isinstance(item, Tensor):
         size = (item.shape[-1], item.shape[-2])
@@ -215,7 +216,8 @@ def _run_batch(model, batch, classes, topk, exit_threshold, crops) -> list[Predi
     pix = None
     if crops:
         c = model.crops(x, out.glimpses)
-        c = to_pixels(c.flatten(0, 1), model.full_cfg.mean, model.full_cfg.std).unflatten(0, c.shape[:2])
+        pre = model.preprocessing
+        c = to_pixels(c.flatten(0, 1), pre.mean, pre.std).unflatten(0, c.shape[:2])
         pix = c.clamp(0, 1).permute(1, 0, 3, 4, 2).float().cpu().numpy()        # (B, T, g, g, C)
     res = []
     for b, (source, _, geo) in enumerate(batch):
@@ -254,11 +256,11 @@ def predict(model: MGNet,  # the network, with its config (`load_model`)
                          "mgnet.load_checkpoint(path) loads one)")
     model.eval()
     items = _items(images)
-    if model.full_cfg is None and (transform is None or crops):
+    if model.preprocessing is None and (transform is None or crops):
         raise InputError("a model made from a ModelConfig alone has no normalisation or image size: pass `transform` "
             "(and no `crops`)")
-    cfg, mode = model.full_cfg if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
-    transform = transform or image_transform(model.full_cfg)
+    cfg, mode = model.preprocessing if transform is None else None, "RGB" if model.cfg.in_chans == 3 else "L"
+    transform = transform or image_transform(model.preprocessing)
     classes = tuple(classes) if classes is not None else class_names(model)
     res = Predictions()
     with tqdm(total=len(items), desc="predict", unit="image", disable=not progress, leave=False) as bar:

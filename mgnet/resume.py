@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
 from .checkpoint import CheckpointError, atomic_torch_save, checkpoint_config, find_checkpoint, read_checkpoint
-from .config import MGNetConfig
+from .config import MGNetConfig, RunSpec
 from .errors import ConfigError, MGNetError
 from .files import StorageError, storage_error
 from .groups import ModelConfig
@@ -156,7 +156,8 @@ def resume_config(given: dict) -> MGNetConfig:
     saved = checkpoint_config(read_checkpoint(resume_point(given["resume"])[0]))
     if not isinstance(saved, MGNetConfig): raise CheckpointError(f"{given['resume']}: not a training run's checkpoint")
     fresh = {n: getattr(MGNetConfig(), n) for n in _NOT_INHERITED}
-    return saved.replace(**{**fresh, **given}).resolved()
+    run = saved.replace(**{**fresh, **given})         # a stored RunSpec stays one: checked, not resolved again
+    return run if isinstance(run, RunSpec) else run.resolved()    # an older checkpoint's: resolved here, at its edge
 
 def check_resume(cfg: MGNetConfig, file: Path, model: nn.Module) -> None:
     "Fail, naming the flag, unless `cfg` can continue the run saved in `file` into `model` (whose weights are checked)."

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from .checkpoint import fit_report, load_checkpoint
-from .config import MGNetConfig
+from .config import MGNetConfig, RunSpec, as_run
 from .data import DataInfo, data_info
 from .datamodule import MGNetData
 from .errors import ConfigError, UnknownSettingError
@@ -107,10 +107,9 @@ class Validation:
 # %% ../nbs/06_train.ipynb #e9cd5936
 class LitMGNet(NonFiniteGuard, Validation, L.LightningModule):
     "Lightning wrapper: loss, metrics, optimiser and schedule of an MGNet run."
-    def __init__(self, cfg: MGNetConfig | dict):
+    def __init__(self, cfg: RunSpec | dict):     # the run, or a stored run's dict (checked, not resolved again)
         super().__init__()
-        cfg = MGNetConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
-        self.cfg = cfg.resolved()
+        self.cfg = RunSpec.checked(cfg) if isinstance(cfg, dict) else as_run(cfg, "LitMGNet")
         self.save_hyperparameters(self.cfg.to_dict())
         self.model = MGNet(self.cfg)
         if self.cfg.compile: self.model.backbone.compile()          # in place: checkpoint keys unchanged
@@ -279,7 +278,8 @@ class StepClock(Callback):
 
 # %% ../nbs/06_train.ipynb #b194a8bc
 def _as_config(cfg) -> MGNetConfig:
-    if isinstance(cfg, dict): return MGNetConfig(**cfg).resolved()
+    if isinstance(cfg, MGNetConfig): return cfg
+    if isinstance(cfg, dict): return MGNetConfig(**cfg)
     raise ConfigError("cfg", f"expected an MGNetConfig (or a dict of its settings), got {type(cfg).__name__}")
 
 def fit(cfg: MGNetConfig, progress: bool = True,
@@ -287,13 +287,13 @@ def fit(cfg: MGNetConfig, progress: bool = True,
         info: DataInfo | None = None,                    # the caller's `data_info(cfg)`, if it has described the data
         **trainer_overrides) -> RunResult:
     "Train `cfg` (or continue `cfg.resume`), then evaluate its best checkpoint per glimpse on the validation data."
-    cfg = cfg.resolved() if isinstance(cfg, MGNetConfig) else _as_config(cfg)
+    cfg = cfg if isinstance(cfg, RunSpec) else _as_config(cfg).resolved()   # a user's own settings: this is their edge
     if (bad := sorted(set(trainer_overrides) - set(inspect.signature(L.Trainer).parameters))):
         raise UnknownSettingError(bad[0], f"fit hands extra keywords to lightning's Trainer, which has no {bad[0]!r}")
     hold_freed_memory()
     info = info if info is not None else data_info(cfg)     # described once: by the caller, or here
     if (cfg.num_class, cfg.class_names) != (info.num_classes, list(info.classes)):
-        cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes)).resolved()
+        cfg = cfg.replace(num_class=info.num_classes, class_names=list(info.classes))    # a RunSpec: checked
     check_glimpse_size(cfg, info.img_size)                  # a glimpse the encoder cannot look at: one line, now
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data, lit = MGNetData(data_config(cfg), info), LitMGNet(cfg)       # the data described once

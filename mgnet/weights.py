@@ -22,16 +22,17 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from .config import MGNetConfig
+from .config import MGNetConfig, Preprocessing, RunSpec, preprocessing_of
 from .errors import MGNetError
 from .files import atomic_dir, package_version
 from .groups import LossConfig, ModelConfig, TrainConfig
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'PREPROCESSING', 'STARTING_WEIGHTS', 'RECIPE_SKIP', 'CITATION', 'CARD_MARK',
-           'CARD_NAME', 'NOT_HUB_IDS', 'CheckpointError', 'is_weights_dir', 'read_weights_dir', 'check_state_dict',
-           'split_config', 'recipe', 'weights_config', 'config_from_saved', 'model_card', 'save_folder', 'load_folder',
-           'HubMixin', 'is_hub_id', 'hub_problem', 'hub_folder', 'weights_path']
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'PREPROCESSING', 'STARTING_WEIGHTS', 'RECIPE_SKIP', 'RESOLVED_FIELDS', 'CITATION',
+           'CARD_MARK', 'CARD_NAME', 'NOT_HUB_IDS', 'CheckpointError', 'is_weights_dir', 'read_weights_dir',
+           'check_state_dict', 'split_config', 'recipe', 'weights_config', 'config_from_saved', 'network_from_saved',
+           'model_card', 'save_folder', 'load_folder', 'HubMixin', 'is_hub_id', 'hub_problem', 'hub_folder',
+           'weights_path']
 
 # %% ../nbs/02b_weights.ipynb #3356ff53
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
@@ -107,18 +108,33 @@ def recipe(run: MGNetConfig | dict | None) -> dict | None:
     return {k: d[k] for k in keep if k in d and k not in RECIPE_SKIP}
 
 # %% ../nbs/02b_weights.ipynb #21bc312a
-def weights_config(model_cfg: ModelConfig, data: MGNetConfig | None) -> dict[str, Any]:
+def weights_config(model_cfg: ModelConfig, data: Preprocessing | MGNetConfig | None) -> dict[str, Any]:
     "What a weights folder's `config.json` holds: the network, the preprocessing of `data` (when known), the version."
     net, _, _ = split_config(model_cfg.to_dict())
     out = {"architecture": "MGNet", **net}
-    if data is not None: out["preprocessing"] = {k: getattr(data, k) for k in PREPROCESSING}
+    if data is not None: out["preprocessing"] = preprocessing_of(data).to_dict()
     return {**out, "mgnet_version": package_version()}
 
+# what resolving fills in: a stored run that has them (and every field) was resolved when it was saved
+RESOLVED_FIELDS = ("batch_size", "workers", "img_size", "mean", "std")
+
 def config_from_saved(d: dict[str, Any]) -> MGNetConfig | ModelConfig:
-    "The config a saved dict describes: `weights_config`'s inverse; older flat configs (with a `dataset`) whole."
-    if "preprocessing" not in d: return MGNetConfig.from_dict(d) if "dataset" in d else ModelConfig.from_dict(d)
+    ("The config a saved dict describes: `weights_config`'s inverse; older flat configs (with a `dataset`) whole, a "
+     "complete run (a checkpoint's) as the `RunSpec` it was, checked, not resolved again.")
+    if "preprocessing" not in d:
+        if "dataset" not in d: return ModelConfig.from_dict(d)
+        whole = set(MGNetConfig.field_names()) <= set(d) and all(d[k] is not None for k in RESOLVED_FIELDS)
+        return RunSpec.checked(d) if whole else MGNetConfig.from_dict(d)
     net, pre, _ = split_config(d)
     return MGNetConfig.from_dict({**net, **pre}) if "dataset" in pre else ModelConfig.from_dict(net)
+
+def network_from_saved(d: dict[str, Any]) -> tuple[MGNetConfig | ModelConfig, Preprocessing | None]:
+    ("What a saved dict builds: this version's weights folder the network and its `Preprocessing` (no run, nothing "
+     "resolved); anything else `config_from_saved`'s config, whose preprocessing the model finds in it.")
+    if "dataset" not in (d.get("preprocessing") or {}): return config_from_saved(d), None
+    net, pre, _ = split_config(d)
+    cfg = ModelConfig.from_dict(net)
+    return cfg, Preprocessing(**pre, in_chans=cfg.in_chans)
 
 # %% ../nbs/02b_weights.ipynb #b5097d80
 CITATION = '''@inproceedings{tan2021mgnet,
@@ -134,10 +150,10 @@ def _rows(d: dict) -> str:
     show = lambda v: json.dumps(v) if isinstance(v, (list, dict, type(None))) else v
     return "\n".join(f"| `{k}` | {show(v)} |" for k, v in d.items())
 
-def model_card(model_cfg: ModelConfig, data: MGNetConfig | None, results: dict | None = None,
+def model_card(model_cfg: ModelConfig, data: Preprocessing | MGNetConfig | None, results: dict | None = None,
                run: dict | None = None, card_data: ModelCardData | None = None) -> ModelCard:
     "A model card: network, preprocessing, per-glimpse accuracy and GFLOPs (`results`) and recipe (`run`) when known."
-    net, pre = split_config(model_cfg.to_dict())[0], ({k: getattr(data, k) for k in PREPROCESSING} if data else {})
+    net, pre = split_config(model_cfg.to_dict())[0], (preprocessing_of(data).to_dict() if data is not None else {})
     r = results or {}
     acc, gflops = r.get("accuracy"), r.get("gflops")
     T = model_cfg.n_iter
@@ -224,7 +240,10 @@ def load_folder(cls, model_id: str, config: dict | None, map_location="cpu", str
     try: sd = load_file(file, device=str(map_location))
     except Exception as e: raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from None
     changes = {k: v for k, v in changes.items() if not (k in config and config[k] == v)}
-    model = cls(config_from_saved(config).replace(**changes).replace(pretrained=False, pretrained_file=None))
+    cfg, pre = network_from_saved(config)
+    if pre is not None:                       # changes to how it reads images go to its preprocessing
+        pre = pre.replace(**{k: changes.pop(k) for k in list(changes) if k in Preprocessing.__dataclass_fields__})
+    model = cls(cfg.replace(**changes, pretrained=False, pretrained_file=None), preprocessing=pre)
     if strict: check_state_dict(sd, model, file)      # keys, shapes, dtype kind, finite values
     model.load_state_dict(sd, strict=strict)
     # the recipe: an older folder's run config gives it; this version's folders keep the network only
@@ -237,15 +256,16 @@ class HubMixin(PyTorchModelHubMixin, library_name="mgnet", license="apache-2.0",
                paper_url="https://arxiv.org/abs/2111.02018"):
     "`save_pretrained`, `from_pretrained` and `push_to_hub` for `MGNet`: the network and preprocessing, a model card."
     recipe: dict | None = None     # the run's recipe, when the model came from a training run
+    preprocessing: Preprocessing | None = None    # how it reads images, when known
     results: dict | None = None    # per-glimpse `accuracy` and `gflops` (and where measured), when measured
 
     def weights_config(self) -> dict[str, Any]:
         "What `config.json` holds: the network and its preprocessing."
-        return weights_config(self.cfg, self.full_cfg)
+        return weights_config(self.cfg, self.preprocessing)
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
         "The model card (`kwargs`: `results`, `recipe` in place of the model's)."
-        return model_card(self.cfg, self.full_cfg, kwargs.get("results", self.results),
+        return model_card(self.cfg, self.preprocessing, kwargs.get("results", self.results),
                           kwargs.get("recipe", self.recipe), self._hub_mixin_info.model_card_data)
 
     def _save_pretrained(self, save_directory: Path) -> None:

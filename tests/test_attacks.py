@@ -34,8 +34,8 @@ def test_trained_model_is_good_enough_to_attack(trained):
 
 def test_adversarial_images_stay_in_budget(trained):
     model = mgnet.load_checkpoint(trained.best_checkpoint)
-    info = data_info(model.full_cfg)
-    (x, y), = _batches(model.full_cfg, 1)
+    info = data_info(model.run)
+    (x, y), = _batches(model.run, 1)
     p = to_pixels(x, info.mean, info.std)
     for eps in (0.02, 0.1):
         pa = pgd_adaptive(model, x, y, info.mean, info.std, eps=eps, step_size=eps / 4, steps=5)
@@ -51,8 +51,8 @@ def test_adversarial_images_stay_in_budget(trained):
 @pytest.mark.parametrize("protocol,eps,step", [("paper", 0.5, 0.125), ("adaptive", 0.1, 0.025)])
 def test_attack_lowers_accuracy_never_raises_it(trained, protocol, eps, step):
     model = mgnet.load_checkpoint(trained.best_checkpoint)
-    info = data_info(model.full_cfg)
-    batches = _batches(model.full_cfg)
+    info = data_info(model.run)
+    batches = _batches(model.run)
     r = robust_accuracy(model, batches, info.mean, info.std, protocol, eps, step, 10, progress=False)
     for c, a in zip(r["clean_acc"], r["adv_acc"]):
         assert a <= c
@@ -64,8 +64,8 @@ def test_attack_lowers_accuracy_never_raises_it(trained, protocol, eps, step):
 
 def test_attacking_one_glimpse(trained):
     model = mgnet.load_checkpoint(trained.best_checkpoint)
-    info = data_info(model.full_cfg)
-    batches = _batches(model.full_cfg)
+    info = data_info(model.run)
+    batches = _batches(model.run)
     r = robust_accuracy(model, batches, info.mean, info.std, "adaptive", 0.1, 0.025, 10, glimpse=1, progress=False)
     assert r["attack"]["glimpse"] == 1 and r["adv_acc"][0] < r["clean_acc"][0] - 0.3
 
@@ -112,8 +112,8 @@ def test_autoattack_per_glimpse(trained):
 
     from mgnet.attacks import PixelModel, full_gradient
     model = mgnet.load_checkpoint(trained.best_checkpoint)
-    info = data_info(model.full_cfg)
-    (x, y), = _batches(model.full_cfg, 1)
+    info = data_info(model.run)
+    (x, y), = _batches(model.run, 1)
     x, y = x[:16], y[:16]                              # 16 images: AutoAttack runs once per glimpse, 9 targets each
     batches = [(x, y)]
     kw = dict(progress=False, aa_iters=5, aa_queries=50)

@@ -34,7 +34,7 @@ def digits(n=8, seed=0):
 def test_square_attack_moves_the_images_and_flips_predictions():
     from mgnet.attacks import PixelModel, square_attack, to_pixels
     model = mgnet.MGNet(n_iter=2).eval()
-    mean, std = model.full_cfg.mean, model.full_cfg.std
+    mean, std = model.preprocessing.mean, model.preprocessing.std
     x = digits(6)
     pm = PixelModel(model, mean, std, glimpse=-1).eval()
     p = to_pixels(x, mean, std).clamp(0, 1)

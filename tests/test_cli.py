@@ -296,24 +296,32 @@ def test_docs_show_the_current_recipes():
 
 
 def test_train_describes_the_data_once(tmp_path, monkeypatch):
-    """Followed from the command line, the data is described once, at the edge (`train_or_test`), and that description
-    travels down to training and its data module; a flag reaches the model."""
+    """Followed from the command line, the settings are resolved once and the data is described once, at the edge
+    (`train_or_test`); that run description (a `RunSpec`) and that data description travel down to training, its data
+    module, the model and the evaluation, and nothing below resolves again; a flag reaches the model. Loading the
+    checkpoint rebuilds its stored run without resolving it."""
     import mgnet.commands
     import mgnet.data
     import mgnet.datamodule
     import mgnet.train
-    calls = []
-    real = mgnet.data.data_info
+    from mgnet.config import MGNetConfig, RunSpec
+    calls, resolutions, again = [], [], []
+    real, resolve = mgnet.data.data_info, MGNetConfig.resolved
 
     def counting(*a, **k):
         calls.append(a[0].n_iter)
         return real(*a, **k)
     for mod in (mgnet.data, mgnet.datamodule, mgnet.train, mgnet.commands):
         if hasattr(mod, "data_info"): monkeypatch.setattr(mod, "data_info", counting)
+    monkeypatch.setattr(MGNetConfig, "resolved", lambda self: resolutions.append(self.n_iter) or resolve(self))
+    monkeypatch.setattr(RunSpec, "resolved", lambda self: again.append(self.n_iter) or self)
     r = in_process(main, "train", "--epochs", 1, "--limit_train", 1, "--limit_val", 1, "--n_iter", 3, "--workers", 0,
                    "--log_dir", tmp_path / "logs", "--results", tmp_path / "r.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert calls == [3], f"the data was described {len(calls)} times: {calls}"
+    assert (resolutions, again) == ([3], []), f"resolved {len(resolutions)} times, asked again {len(again)} times"
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res["clean_acc"]) == 3
-    assert mgnet.load_checkpoint(res["checkpoint"]).cfg.n_iter == 3
+    model = mgnet.load_checkpoint(res["checkpoint"])
+    assert model.cfg.n_iter == 3 and isinstance(model.run, RunSpec) and model.preprocessing.img_size == 64
+    assert (resolutions, again) == ([3], []), "loading the checkpoint resolved its stored run again"

@@ -21,7 +21,7 @@ def test_ddp_two_cpu_processes(tmp_path, mgnet_cmd):
     ck = read_checkpoint(res["checkpoint"])
     reported = [v["best_model_score"] for k, v in ck["callbacks"].items() if "'monitor': 'val/acc'" in k][0].item()
     model = mgnet.load_checkpoint(res["checkpoint"])
-    single = mgnet.evaluate(model, MGNetData(model.full_cfg.replace(test=True)).val_dataloader(), progress=False)
+    single = mgnet.evaluate(model, MGNetData(model.run.replace(test=True)).val_dataloader(), progress=False)
     assert reported == pytest.approx(single[-1], abs=1e-6)
     assert res["clean_acc"] == pytest.approx(single)
     last = read_checkpoint(Path(res["checkpoint"]).parent / "last.ckpt")

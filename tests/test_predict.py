@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
 def digits(tmp_path_factory, trained):
     """Validation canvases of the digits as PNG files: four at 64×64, and the first again stretched to 128×96."""
     d = tmp_path_factory.mktemp("digits")
-    cfg = mgnet.load_checkpoint(trained).full_cfg
+    cfg = mgnet.load_checkpoint(trained).run
     info = data_info(cfg)
     ds = TranslatedDigits(train=False, translate=cfg.translate, seed=cfg.seed)
     canvases = torch.stack([ds[i][0] for i in range(4)])
@@ -72,7 +72,7 @@ def test_predict_json_csv_pictures(tmp_path, trained, digits):
         assert f"{got['source']} ({got['size'][0]}×{got['size'][1]})" in r.stdout
 
     # the probabilities are the model's own on the canvas it was trained on
-    x = torch.stack([image_transform(model.full_cfg)(Image.open(f).convert("L")) for f in files])
+    x = torch.stack([image_transform(model.preprocessing)(Image.open(f).convert("L")) for f in files])
     with torch.no_grad(): probs = model(x).logits.softmax(-1)
     got = torch.tensor([[g["prob"] for g in p["glimpses"]] for p in doc["predictions"]]).T
     assert torch.allclose(got, probs.max(-1).values, atol=1e-5)
@@ -105,7 +105,7 @@ def test_predict_json_csv_pictures(tmp_path, trained, digits):
 def test_exit_threshold_stops_where_early_exit_does(tmp_path, trained, digits):
     files = sorted(digits.glob("*.png"))
     model = mgnet.load_checkpoint(trained)
-    x = torch.stack([image_transform(model.full_cfg)(Image.open(f).convert("L")) for f in files])
+    x = torch.stack([image_transform(model.preprocessing)(Image.open(f).convert("L")) for f in files])
     with torch.no_grad(): first = model(x).logits[0].softmax(-1).max(-1).values
     thr = float(first.sort().values[len(files) // 2])               # about half stop after the first glimpse
     e = early_exit(model, x, thr)

@@ -79,7 +79,7 @@ def model_figures(name: str, size: int, batch: int, steps: int, dev: torch.devic
                 for k in range(1, T + 1):
                     out["inference"][f"mgnet_{k}"] = batch / timed(lambda k=k: m(x, k), dev, steps)
         m.train()
-        c = m.full_cfg
+        c = m.run
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
         scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda")
 

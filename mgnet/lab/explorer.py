@@ -24,7 +24,9 @@ from .explorer_filters import outcomes_of, plural
 from .explorer_widgets import ExplorerBase
 from .notebooks import default_sweep_dir
 from .runs import load_runs, run_sweep
+from ..model import model_run
 from ..predict import class_names, find_images, predict, read_image
+from ..weights import config_from_saved
 
 # %% auto #0
 __all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'MOVED', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'MovedNames', 'pixels',
@@ -155,7 +157,7 @@ class GlimpseExplorer(MovedNames, ExplorerBase):
         "Run `j`'s validation images (made once per dataset, looked up once per run: a redraw asks often)."
         if j not in self._data_of:
             run = self.runs[j]
-            cfg = MGNetConfig.from_dict(run["config"])
+            cfg = config_from_saved(run["config"])      # the run as it was stored: checked, not resolved again
             key = (cfg.dataset, cfg.translate, cfg.seed, cfg.val_dir, cfg.train_dir)
             if key not in self._data:
                 d = MGNetData(cfg.replace(test=True, checkpoint=run["checkpoint"]))
@@ -225,7 +227,8 @@ class ImageExplorer(MovedNames, ExplorerBase):
     def data_at(self, j):
         "The checkpoint's own data (validation images), when there is no folder and it is here; else None."
         if self.files: return None
-        cfg = self.models[j].full_cfg
+        cfg = model_run(self.models[j])          # its run, or its preprocessing's data at the defaults
+        if cfg is None: return None
         key = (cfg.dataset, cfg.translate, cfg.seed, cfg.val_dir, cfg.train_dir)
         if key not in self._data:
             try: self._data[key] = MGNetData(cfg.replace(test=True))
@@ -254,14 +257,14 @@ class ImageExplorer(MovedNames, ExplorerBase):
 
     def input_size_at(self, j) -> tuple[int, int]:
         "(w, h) of checkpoint `j`'s input, where its glimpses are (the set view's canvas)."
-        s = self.models[j].full_cfg.resolved().img_size          # `image_transform`: always a square of this side
+        s = self.models[j].preprocessing.img_size          # `image_transform`: always a square of this side
         return (s, s)
 
     def describe_run(self, j) -> str:
         "The model shown: its name, dataset, network, glimpses, scale and classes."
-        c = self.models[j].full_cfg
-        return (f"<b>{html.escape(self.names[j])}</b> ({c.dataset}, --model {c.model}, "
-                f"{plural(self.T_at(j), 'glimpse')}, scale {c.scale:g}, {len(self.classes_at(j))} classes)")
+        m = self.models[j]
+        return (f"<b>{html.escape(self.names[j])}</b> ({m.preprocessing.dataset}, --model {m.cfg.model}, "
+                f"{plural(self.T_at(j), 'glimpse')}, scale {m.cfg.scale:g}, {len(self.classes_at(j))} classes)")
 
 # %% ../../nbs/12_explorer.ipynb #dd06a680
 def explore(sweep_dir=None,             # folder of the runs (default: `default_sweep_dir()`)
