@@ -19,7 +19,7 @@ install_moved_modules()   # old import paths (mgnet.runs, ...) keep working for 
 # `mgnet` command) starts without loading Lightning and the rest before anything is asked
 _LAZY = {
     "checkpoint": ("CheckpointError", "export_weights", "load_checkpoint", "save_checkpoint"),
-    "errors": ("ConfigError",), "config": ("MGNetConfig",), "groups": ("ModelConfig",),
+    "errors": ("ConfigError",), "config": ("MGNetConfig", "Preprocessing", "RunSpec"), "groups": ("ModelConfig",),
     "canvases": ("TranslatedDigits",), "data": ("data_info",), "datamodule": ("MGNetData",),
     "evaluation": ("evaluate",), "flops": ("glimpse_gflops",), "losses": ("mgnet_loss",),
     "model": ("MGNet", "MGNetOutput", "baseline_config", "create_backbone"),
@@ -43,7 +43,7 @@ def __dir__() -> list[str]: return sorted({*globals(), *_HOME})
 if typing.TYPE_CHECKING:   # for type checkers and editors: the same names, imported eagerly
     from mgnet.canvases import TranslatedDigits
     from mgnet.checkpoint import CheckpointError, export_weights, load_checkpoint, save_checkpoint
-    from mgnet.config import MGNetConfig
+    from mgnet.config import MGNetConfig, Preprocessing, RunSpec
     from mgnet.data import data_info
     from mgnet.datamodule import MGNetData
     from mgnet.errors import ConfigError
