@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import MGNetConfig
 from .files import check_outputs, input_files, run_command
+from .memory import long_lived
 from .recipes import NO_RECIPE, best_recipe, config_yaml, get_recipe, measured_notes, recipe_dir, recipes, settings
 
 # %% auto #0
@@ -188,9 +189,10 @@ VERBS: dict[str, tuple[str, str]] = {   # verb: (module:function, what it does)
 }
 
 def load(target: str):
-    "The function `module:function` names, its module imported now."
+    "The function `module:function` names, its module imported now (as `long_lived`: kept out of the collector's way)."
     mod, fn = target.split(":")
-    return getattr(importlib.import_module(mod), fn)
+    with long_lived(): module = importlib.import_module(mod)
+    return getattr(module, fn)
 
 def usage() -> str:
     "What `mgnet --help` prints: the verbs, and the original spelling."
