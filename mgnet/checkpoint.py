@@ -170,7 +170,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", **overrides) ->
     cfg, pre, sd, file, has_run = _read(weights_path(path), map_location)
     if pre is not None and set(overrides) - set(ModelConfig.field_names()):    # a run asked of a network alone
         cfg, pre = MGNetConfig.from_dict({**cfg.to_dict(), **pre.to_dict()}), None   # (`mgnet test FOLDER ...`)
-    model = MGNet(cfg.replace(**overrides, pretrained=False), preprocessing=pre)
+    changes = {**overrides, "pretrained": False} if overrides or cfg.pretrained else {}   # none: as stored, checked
+    model = MGNet(cfg.replace(**changes) if changes else cfg, preprocessing=pre)
     check_state_dict({k: v for k, v in sd.items() if not isinstance(v, torch.Tensor)}, {}, file)  # tensors only
     fit_report(model, sd, str(file))       # what does not fit, with the flags that would make it fit
     check_state_dict(sd, model, file)       # then dtypes and values
