@@ -157,8 +157,7 @@ class ModelFlags(ConfigGroup):
     anchor_map: str = _f("soft-argmax", "with --loc_anchor: how the anchor is found in the glimpse's brightness: "
         "'soft-argmax' (its soft arg-max; around a dim item the dark background pulls it toward the glimpse's "
         "centre) or 'mass' (the centre of mass of the brightness above the glimpse's darkest pixel)",
-        ("soft-argmax", "mass"),
-        "model")
+        ("soft-argmax", "mass"), "model")
     ge: float | None = _f(None, "dynamic gradient re-scaling: scale the localisation gradient to this times the "
         "classifier's gradient spread", group="model")
     ge_final: float | None = _f(None, "dynamic gradient re-scaling: factor at the end of training (cosine annealing "
