@@ -192,7 +192,8 @@ def run_train(cfg: MGNetConfig, info: DataInfo | None = None) -> dict:
 # %% ../nbs/08b_commands.ipynb #4ce1b5a4
 def train_or_test(given: dict) -> int:
     "Train a configuration, or test a checkpoint with `--test`; `given`: the settings given (flags, recipe, file)."
-    cfg = MGNetConfig(**given).resolved()
+    cfg = MGNetConfig(**given)                # the edge: resolved once, into the run; a test's run is the checkpoint's
+    cfg = cfg.validate() if cfg.test else cfg.resolved()    # (its stored run, or its network's data) with these on top
     check_out_file(cfg.results)
     check_out_file(cfg.exit_plot, "exit_plot")
     check_outputs({"results": cfg.results, "exit_plot": cfg.exit_plot}, input_files(cfg.checkpoint, cfg.resume))

@@ -28,7 +28,7 @@ def test_package_api():
         assert hasattr(mgnet, name), name
 
 
-def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
+def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd, monkeypatch):
     r = mgnet_cmd("--epochs", 1, "--limit_train", 4, "--n_iter", 3, "--log_dir", "logs", "--results", "train.json",
                   "--flop_count", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -46,8 +46,12 @@ def test_digits_train_then_test_from_checkpoint(tmp_path, mgnet_cmd):
 
     # --test from the run directory: the same best checkpoint, the same validation images, the same accuracies (this
     # and the checks below run the command's function in this process: the installed command was run just above)
+    resolutions, resolve = [], mgnet.MGNetConfig.resolved     # a test's run is the checkpoint's stored run, flags on
+    monkeypatch.setattr(mgnet.MGNetConfig, "resolved", lambda c: resolutions.append(c) or resolve(c))   # top: checked
     t = in_process(main, "--test", "--checkpoint", run_dir, "--results", "test.json", cwd=tmp_path)
     assert t.returncode == 0, t.stderr[-3000:]
+    assert resolutions == [], f"testing the checkpoint resolved its settings again ({len(resolutions)} times)"
+    monkeypatch.undo()
     tres = json.loads((tmp_path / "test.json").read_text())
     assert tres["clean_acc"] == pytest.approx(res["clean_acc"])
     assert tres["gflops"] == pytest.approx(res["gflops"])
