@@ -191,6 +191,7 @@ VERBS: dict[str, tuple[str, str]] = {   # verb: (module:function, what it does)
 def load(target: str):
     "The function `module:function` names, its module imported now (as `long_lived`: kept out of the collector's way)."
     mod, fn = target.split(":")
+    if mod in sys.modules: return getattr(sys.modules[mod], fn)     # imported already (a command run in-process again)
     with long_lived(): module = importlib.import_module(mod)
     return getattr(module, fn)
 
