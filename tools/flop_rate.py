@@ -22,7 +22,7 @@ import torch
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=15, help="timed pairs (step, matrix product); the best of each counts")
+    p.add_argument("--repeats", type=int, default=15, help="timed pairs (step, product); the best of each counts")
     p.add_argument("--batch_size", type=int, default=64, help="the benchmark's batch (64)")
     a = p.parse_args(argv)
     from mgnet import MGNetConfig
