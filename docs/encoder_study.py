@@ -107,62 +107,96 @@ def cpu_name() -> str:
         return "unknown"
 
 
-def table(a) -> str:
-    "The markdown tables of the records: per seed, mean ± std, paired interval; per-glimpse accuracy and GFLOPs."
+STUDY = "adam"        # the recipe of the study's tables (the others: what was tried first, docs/encoders-probes.jsonl)
+PROBES = Path(__file__).with_name("encoders-probes.jsonl")
+
+
+def records(path) -> list[dict]:
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+def comparison(recs: list[dict]) -> list[str]:
+    "Per encoder: MGNet against its baseline over the seeds both have (tables: summary, per seed, per glimpse)."
     import numpy as np
 
     from mgnet.evaluation import paired_interval
-    recs = [json.loads(ln) for ln in Path(a.out).read_text().splitlines()]
-    lines = []
-    encoders = list(dict.fromkeys(r["encoder"] for r in recs))
     head = ("| encoder | epochs | seeds | baseline, last | MGNet, last | MGNet − baseline (95% interval) | "
             "seeds MGNet ≥ baseline | GFLOPs MGNet / baseline |")
-    lines += [head, "|---|---|---|---|---|---|---|---|"]
-    per_seed, glimpses, failed = [], [], []
-    for enc in encoders:
+    lines, per_seed, glimpses = [head, "|---|---|---|---|---|---|---|---|"], [], []
+    for enc in dict.fromkeys(r["encoder"] for r in recs):
         for epochs in sorted({r["epochs"] for r in recs if r["encoder"] == enc}):
-            rs = [r for r in recs if r["encoder"] == enc and r["epochs"] == epochs]
-            bad = [r for r in rs if r["status"] != "ok"]
-            if bad:
-                failed += bad
-            ok = {(r["model"], r["seed"]): r for r in rs if r["status"] == "ok"}
+            ok = {(r["model"], r["seed"]): r for r in recs
+                  if r["encoder"] == enc and r["epochs"] == epochs and r["status"] == "ok"}
             seeds = sorted(s for (m, s) in ok if m == "mgnet" and ("baseline", s) in ok)
             if not seeds: continue
             m = [ok["mgnet", s]["clean_acc"][-1] for s in seeds]
             b = [ok["baseline", s]["clean_acc"][0] for s in seeds]
-            d = [x - y for x, y in zip(m, b)]
-            mean, lo, hi = paired_interval(d) if len(d) > 1 else (d[0], None, None)
+            mean, lo, hi = paired_interval([x - y for x, y in zip(m, b)])
             ms = lambda v: f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f} (one seed)"
-            ci = f"({lo:+.4f} to {hi:+.4f})" if lo is not None else "(one seed: no interval)"
+            ci = f"({lo:+.4f} to {hi:+.4f})" if len(seeds) > 1 else "(one seed: no interval)"
             gm, gb = ok["mgnet", seeds[0]]["gflops"], ok["baseline", seeds[0]]["gflops"][0]
             lines.append(f"| `{enc}` | {epochs} | {len(seeds)} | {ms(b)} | {ms(m)} | {mean:+.4f} {ci} | "
-                         f"{sum(x >= y for x, y in zip(m, b))} of "
-                         f"{len(seeds)} | {gm[-1]:.4f} / {gb:.4f} ({gm[-1] / gb:.0%}) |")
+                         f"{sum(x >= y for x, y in zip(m, b))} of {len(seeds)} | "
+                         f"{gm[-1]:.4f} / {gb:.4f} ({gm[-1] / gb:.0%}) |")
             per_seed.append((enc, epochs, {s: f"{ok['mgnet', s]['clean_acc'][-1]:.4f} vs "
                                              f"{ok['baseline', s]['clean_acc'][0]:.4f}" for s in seeds}))
             acc = np.array([ok["mgnet", s]["clean_acc"] for s in seeds])
+            sd = acc.std(0, ddof=1) if len(seeds) > 1 else None
             glimpses.append(f"| `{enc}` | {epochs} | " + " | ".join(
-                (f"{a:.4f} ± {e:.4f} ({g:.4f})" if len(seeds) > 1 else f"{a:.4f} ({g:.4f})")
-                for a, e, g in zip(acc.mean(0), acc.std(0, ddof=1) if len(seeds) > 1 else acc.mean(0), gm))
-                + f" | {np.mean(b):.4f} ({gb:.4f}) |")
+                f"{acc[:, k].mean():.4f}" + (f" ± {sd[k]:.4f}" if sd is not None else "") + f" ({g:.4f})"
+                for k, g in enumerate(gm)) + f" | {np.mean(b):.4f}" + (f" ± {np.std(b, ddof=1):.4f}" if len(b) > 1
+                                                                        else "") + f" ({gb:.4f}) |")
     all_seeds = sorted({s for _, _, cells in per_seed for s in cells})
-    out = ["### MGNet against the same encoder's baseline (final models, validation canvases)", "", *lines, "",
-           "### Per seed (MGNet's last glimpse vs the baseline)", "",
-           "| encoder | epochs | " + " | ".join(f"seed {s}" for s in all_seeds) + " |",
-           "|---|---|" + "---|" * len(all_seeds),
-           *[f"| `{enc}` | {epochs} | " + " | ".join(cells.get(s, "") for s in all_seeds) + " |"
-             for enc, epochs, cells in per_seed], "",
-           "### Accuracy per glimpse, mean ± std over seeds (cumulative GFLOPs of one image)", "",
-           "| encoder | epochs | glimpse 1 | glimpse 2 | glimpse 3 | glimpse 4 | baseline |",
-           "|---|---|---|---|---|---|---|", *glimpses]
-    if failed:
-        out += ["", "### Runs that failed", "", "| encoder | model | epochs | seed | error |", "|---|---|---|---|---|"]
-        out += [f"| `{r['encoder']}` | {r['model']} | {r['epochs']} | {r['seed']} | {r['error']} |" for r in failed]
+    return [*lines, "", "Per seed (MGNet's last glimpse vs the baseline, the same seed):", "",
+            "| encoder | epochs | " + " | ".join(f"seed {s}" for s in all_seeds) + " |",
+            "|---|---|" + "---|" * len(all_seeds),
+            *[f"| `{enc}` | {epochs} | " + " | ".join(cells.get(s, "") for s in all_seeds) + " |"
+              for enc, epochs, cells in per_seed], "",
+            "Accuracy after each glimpse, mean ± std over the seeds (cumulative GFLOPs of one image), and the "
+            "baseline's:", "",
+            "| encoder | epochs | glimpse 1 | glimpse 2 | glimpse 3 | glimpse 4 | baseline |",
+            "|---|---|---|---|---|---|---|", *glimpses]
+
+
+def failures(recs: list[dict]) -> list[str]:
+    bad = [r for r in recs if r["status"] != "ok"]
+    if not bad: return []
+    return ["", "Runs that failed:", "", "| encoder | recipe | model | epochs | seed | error |",
+            "|---|---|---|---|---|---|",
+            *[f"| `{r['encoder']}` | {r.get('recipe', OLD_RECIPE)} | {r['model']} | {r['epochs']} | {r['seed']} | "
+              f"{r['error'][:150]} |" for r in bad]]
+
+
+def footer(recs: list[dict], path: str) -> str:
     cpus = sorted({r.get("cpu", "?") for r in recs})
-    secs = sum(r.get("train_seconds", 0) for r in recs)
-    out += ["", f"Records: `docs/encoders.jsonl` ({len(recs)} runs, {secs / 60:.0f} min of training, wall clock, "
-            f"on one thread of {', '.join(cpus)}, shared). Chance is 0.10 (ten classes)."]
-    return "\n".join(out)
+    secs = sum(r.get("train_seconds") or 0 for r in recs)
+    return (f"Records: `{path}` ({len(recs)} runs, {secs / 60:.0f} min of training, wall clock, on one thread of "
+            f"{', '.join(cpus)}, shared). Chance is 0.10 (ten classes).")
+
+
+def table(a) -> str:
+    "The study's tables (recipe `STUDY`), from the records: per seed, mean ± std, paired interval, per glimpse."
+    recs = [r for r in records(a.out) if r.get("recipe", OLD_RECIPE) == STUDY]
+    return "\n".join(["### MGNet against the same encoder's baseline (final models, validation canvases)", "",
+                      *comparison(recs), *failures(recs), "", footer(recs, "docs/encoders.jsonl")])
+
+
+def change_text(r: dict) -> str:
+    ch = dict(r.get("changes") or {})
+    return ", ".join(f"{k} {v}" for k, v in ch.items()) or "as it is"
+
+
+def probes_table(a) -> str:
+    "What was tried before the study's recipe, one row per run (one seed): the changes, accuracy per glimpse, time."
+    recs = [r for r in records(a.out) if r.get("recipe", OLD_RECIPE) != STUDY]
+    if PROBES.is_file(): recs += records(PROBES)
+    out = ["| encoder | recipe (changes to the benchmark's) | epochs | model | seed | accuracy per glimpse | seconds |",
+           "|---|---|---|---|---|---|---|"]
+    for r in recs:
+        acc = " ".join(f"{v:.3f}" for v in r["clean_acc"]) if r["status"] == "ok" else f"failed: {r['error'][:70]}"
+        out.append(f"| `{r['encoder']}` | {r.get('recipe', OLD_RECIPE)}: {change_text(r)} | {r['epochs']} | "
+                   f"{r['model']} | {r['seed']} | {acc} | {r.get('train_seconds') or ''} |")
+    return "\n".join(out + ["", footer(recs, "docs/encoders-probes.jsonl")])
 
 
 GFLOPS_OUT = Path(__file__).with_name("encoders-gflops.jsonl")
@@ -172,12 +206,12 @@ PAGE = Path(__file__).with_name("encoders.md")
 def page(a) -> None:
     "Write both tables into docs/encoders.md, between their markers."
     text = PAGE.read_text()
-    for name, body in (("gflops", gflops_table()), ("study", table(a))):
+    for name, body in (("gflops", gflops_table()), ("study", table(a)), ("probes", probes_table(a))):
         start, end = f"<!-- {name} table: docs/encoder_study.py page -->", f"<!-- end of {name} table -->"
         i, j = text.index(start) + len(start), text.index(end)
         text = text[:i] + "\n" + body + "\n" + text[j:]
     PAGE.write_text(text)
-GFLOPS_ENCODERS = ["vanilla", "resnet18", *ENCODERS]
+GFLOPS_ENCODERS = ["vanilla", "resnet18", *ENCODERS, "timm/test_resnet", "timm/test_efficientnet", "timm/test_vit"]
 
 
 def gflops(a) -> None:
@@ -230,5 +264,6 @@ if __name__ == "__main__":
     if a.what == "run": run(a)
     elif a.what == "gflops": gflops(a)
     elif a.what == "page": page(a)
-    else: print(table(a) + "\n\n### GFLOPs per glimpse (fvcore, one 64 px canvas)\n\n" + gflops_table())
+    else: print(table(a) + "\n\n" + probes_table(a) + "\n\n### GFLOPs per glimpse (fvcore, one 64 px canvas)\n\n"
+                + gflops_table())
     sys.exit(0)
