@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call
 
 from .config import MGNetConfig
 from .geometry import box_iou, identity_params, params_to_box
@@ -18,7 +19,7 @@ from .model import MGNet, MGNetOutput, mass_weights
 
 # %% auto #0
 __all__ = ['ce_matrix', 'glimpse_weights', 'small_scale_loss', 'jitter_glimpse', 'ssl_loss', 'diversity_loss',
-           'brightness_centre', 'centring_loss', 'evidence_centre', 'LossParts', 'mgnet_loss']
+           'brightness_centre', 'centring_loss', 'on_copied_buffers', 'evidence_centre', 'LossParts', 'mgnet_loss']
 
 # %% ../nbs/05b_losses.ipynb #200bc532
 def ce_matrix(logits: Tensor, labels: Tensor) -> Tensor:
@@ -101,19 +102,24 @@ def centring_loss(glimpses: Tensor, x: Tensor, target: Tensor | None = None) -> 
     return (glimpses[1:, :, 1:] - (brightness_centre(x) if target is None else target)).pow(2).sum(-1).mean()
 
 # %% ../nbs/05b_losses.ipynb #e71d0c02
+def on_copied_buffers(module: nn.Module, *args):
+    ("`module(*args)` with copies of its buffers: batch norm's running statistics, updated in training mode, "
+     "change the copies, not the module's, whose tensors an earlier forward may have saved for its backward.")
+    state = {**dict(module.named_parameters()), **{n: b.clone() for n, b in module.named_buffers()}}
+    return functional_call(module, state, args)
+
 def evidence_centre(model: MGNet, x: Tensor, labels: Tensor) -> Tensor:
     ("Centre `(B, 2)` (glimpse coordinates `(x, y)`) of the first glimpse's evidence for `labels`: the centre of mass "
      "of the positive part of gradient × (pixel − darkest pixel) of its log-probability; no gradient, buffers kept.")
     a = identity_params(x.size(0), x)
-    C, saved = x.size(1), [b.detach().clone() for b in model.buffers()]
+    C = x.size(1)
     with torch.enable_grad():
-        g = model.glimpse_gen(x.detach(), a).requires_grad_()
-        h = model.backbone(g)
-        if model.keypoints is not None: h = torch.cat([h, model.keypoints(g[:, :C], a)], -1)
+        g = on_copied_buffers(model.glimpse_gen, x.detach(), a).requires_grad_()
+        h = on_copied_buffers(model.backbone, g)
+        if model.keypoints is not None: h = torch.cat([h, on_copied_buffers(model.keypoints, g[:, :C], a)], -1)
         logp = model.global_fc(model.feat_fusion.step(model.token(h, a))[0]).log_softmax(-1)
         grad, = torch.autograd.grad(logp.gather(1, labels[:, None]).sum(), g)
     with torch.no_grad():
-        for b, s in zip(model.buffers(), saved): b.copy_(s)
         px = g[:, :C].detach()
         sal = (grad[:, :C] * (px - px.amin((2, 3), keepdim=True))).sum(1).clamp(min=0)      # (B, g, g)
         return brightness_centre(sal[:, None])
