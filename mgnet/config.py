@@ -9,8 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from . import datasets as registry  # not DATASETS itself: mgnet.config.DATASETS is an old path that warns
 from .coercion import check_value
-from .datasets import DATASETS
 from .errors import ConfigError
 from mgnet.groups import (
     SINGLE_GLIMPSE_MODEL,
@@ -150,7 +150,7 @@ class Preprocessing:
     def __post_init__(self):
         for name in ("mean", "std"): object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.class_names is not None: object.__setattr__(self, "class_names", tuple(map(str, self.class_names)))
-        check_value(self.dataset in DATASETS, "dataset", f"unknown dataset {self.dataset!r}")
+        check_value(self.dataset in registry.DATASETS, "dataset", f"unknown dataset {self.dataset!r}")
         check_value(int(self.img_size) >= 1 and int(self.in_chans) >= 1, "img_size",
                     f"must be at least 1, got {self.img_size} (channels {self.in_chans})")
         for name in ("mean", "std"):
@@ -163,7 +163,7 @@ class Preprocessing:
     @property
     def kind(self) -> str:
         "'canvas' (the image stretched onto the canvas) or 'folder' (resized, centre-cropped)."
-        return DATASETS[self.dataset].kind
+        return registry.DATASETS[self.dataset].kind
 
     def replace(self, **changes) -> Preprocessing: return dataclasses.replace(self, **changes)
 
