@@ -16,13 +16,13 @@ seed) already in the file is skipped.
 """
 import json
 import os
-import platform
 import sys
 import time
 
 import torch
 from torch.utils.data import DataLoader
 
+from mgnet.bench import cpu_name
 from mgnet.checkpoint import load_checkpoint
 from mgnet.config import MGNetConfig
 from mgnet.data import canvas_datasets
@@ -48,9 +48,7 @@ def parse(argv):
 
 
 def machine():
-    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                platform.processor())
-    return f"{os.cpu_count()}-core CPU ({name}), one thread per run, niced, shared with other jobs"
+    return f"{os.cpu_count()}-core CPU ({cpu_name()}), one thread per run, niced, shared with other jobs"
 
 
 def main(records, group, variant, seed, *rest):

@@ -69,6 +69,7 @@ def done(out: Path, status: str | None = None) -> set:
 def run(a) -> None:
     import torch
 
+    from mgnet.bench import cpu_name
     from mgnet.resume import RunInterrupted
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -98,13 +99,6 @@ def run(a) -> None:
                 with out.open("a") as f: f.write(json.dumps(rec) + "\n")
                 print(json.dumps({k: rec.get(k) for k in ("encoder", "model", "seed", "status", "clean_acc",
                                                           "train_seconds", "error")}), flush=True)
-
-
-def cpu_name() -> str:
-    try:
-        return next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 STUDY = "adam"        # the recipe of the study's tables (the others: what was tried first, docs/encoders-probes.jsonl)

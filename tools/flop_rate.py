@@ -15,6 +15,7 @@ running near the matrix product's rate cannot be made much faster without doing 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -26,6 +27,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch_size", type=int, default=64, help="the benchmark's batch (64)")
     a = p.parse_args(argv)
     from mgnet import MGNetConfig
+    from mgnet.bench import cpu_name
     from mgnet.flops import glimpse_gflops
     from mgnet.model import MGNet, baseline_config
 
@@ -53,8 +55,7 @@ def main(argv=None) -> None:
         t = time.perf_counter(); m1 @ m2; products.append(time.perf_counter() - t)
     peak = 2 * 2048**3 / min(products) / 1e9
     rate = 3 * 2 * gflop * a.batch_size / min(steps)
-    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU: {name}; one thread; load average {open('/proc/loadavg').read().split()[0]}")
+    print(f"CPU: {cpu_name()}; one thread; load average {os.getloadavg()[0]:.2f}")
     print(f"baseline training step (batch {a.batch_size}): best {min(steps) * 1e3:.0f} ms, "
           f"median {sorted(steps)[len(steps) // 2] * 1e3:.0f} ms, {rate:.1f} GFLOP/s")
     print(f"matrix product 2048 x 2048: {peak:.1f} GFLOP/s")
