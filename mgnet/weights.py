@@ -85,7 +85,7 @@ def check_state_dict(sd: Mapping[str, Any],   # the loaded weights
                                   "damaged weights, refused")
 
 # %% ../nbs/02b_weights.ipynb #d2837ea8
-PREPROCESSING = ("dataset", "img_size", "eval_resize", "mean", "std", "class_names")
+PREPROCESSING = tuple(n for n in Preprocessing.__dataclass_fields__ if n != "in_chans")   # the channels: the network's
 STARTING_WEIGHTS = ("pretrained", "pretrained_weights", "pretrained_file")   # how training started: the run's
 # the parts of a run that make its recipe (the model card shows them): not paths, devices, evaluation or attacks
 RECIPE_SKIP = ("gpus", "devices", "num_nodes", "compile", "val_per_n", "limit_val", "pretrained_file")
@@ -295,7 +295,7 @@ class HubMixin(PyTorchModelHubMixin, library_name="mgnet", license="apache-2.0",
         if os.path.isdir(p):
             if not is_weights_dir(p):
                 raise CheckpointError(f"{p}: no {CONFIG_NAME} and {WEIGHTS_NAME} inside (not a weights folder)")
-        elif os.path.exists(p) or p.startswith((".", "/", "~")) or p.count("/") != 1:
+        elif not is_hub_id(p):
             raise CheckpointError(f"{p}: no such weights folder (not a weights folder, nor a Hub id user/repo)")
         return super().from_pretrained(p, map_location=map_location, **kwargs)
 
