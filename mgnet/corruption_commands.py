@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from mgnet.corruption_eval import (
     corruption_accuracy,
     corruption_summary,
@@ -28,9 +28,10 @@ from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE, generate_corruption
 from .datasets import DATASETS
 from .errors import ConfigError
 from .files import atomic_write, check_out_file, check_outputs, input_files, run_command, write_json
+from .model import model_run
 
 # %% auto #0
-__all__ = ['corrupt_parser', 'corrupt_main', 'corruptions_parser', 'corruptions_main']
+__all__ = ['corrupt_parser', 'corrupt_settings', 'corrupt_main', 'corruptions_parser', 'corruptions_main']
 
 # %% ../nbs/10d_corruption_commands.ipynb #34926e05
 def corrupt_parser() -> argparse.ArgumentParser:
@@ -40,8 +41,13 @@ def corrupt_parser() -> argparse.ArgumentParser:
                                             "OUT_DIR/<corruption>/<severity>/<class>/<image>.png "
                                             "(resumable: existing files are kept).")
     p.add_argument("out_dir", metavar="OUT_DIR", help="where to write the tree")
-    p.add_argument("--dataset", choices=list(DATASETS), default="digits",
-                   help="whose validation images: a canvas dataset's canvases, or a folder dataset's --val_dir")
+    p.add_argument("--checkpoint", metavar="FILE_OR_DIR",
+                   help="take the settings of the images (dataset, --translate, --data_seed, --img_size, --clutter, "
+                        "--clutter_size, --background, --train_dir or --val_dir) from this model's run; flags given "
+                        "as well win")
+    p.add_argument("--dataset", choices=list(DATASETS),
+                   help="whose validation images: a canvas dataset's canvases, or a folder dataset's --val_dir "
+                        "(default: the checkpoint's, else digits)")
     p.add_argument("--val_dir",
                    help="a folder dataset (imagenet): the ImageFolder tree of images to corrupt (<class>/<image>)")
     p.add_argument("--train_dir",
@@ -51,8 +57,16 @@ def corrupt_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' randomness")
     p.add_argument("--translate", type=float,
                    help="canvas datasets: the --translate the models were trained with (default: the dataset's)")
-    p.add_argument("--data_seed", type=int, default=0,
-                   help="canvas datasets: the --seed the models were trained with (val split, placements)")
+    p.add_argument("--data_seed", type=int,
+                   help="canvas datasets: the --seed the models were trained with (val split, placements, clutter; "
+                        "default: the checkpoint's, else 0)")
+    p.add_argument("--clutter", type=int,
+                   help="canvas datasets: the --clutter the models were trained with: pieces of other images laid "
+                        "over each canvas (docs/clutter.md; default: the checkpoint's, else 0)")
+    p.add_argument("--clutter_size", type=float,
+                   help="canvas datasets: the models' --clutter_size (default: the checkpoint's, else 0.25)")
+    p.add_argument("--background", choices=("none", "tiles", "blur"),
+                   help="canvas datasets: the models' --background (default: the checkpoint's, else none)")
     p.add_argument("--img_size", type=int,
                    help="the image side the models were trained with: canvas datasets' canvas, folder datasets' "
                         "crop (resize the shorter side to 256/224 of it, centre-crop; default: the dataset's)")
@@ -62,14 +76,38 @@ def corrupt_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/10d_corruption_commands.ipynb #2d58ce7a
+_IMAGE_FLAGS = {"dataset": "digits", "val_dir": None, "train_dir": None, "translate": None, "data_seed": 0,
+                "img_size": None, "clutter": 0, "clutter_size": 0.25, "background": "none"}   # and their defaults
+
+def corrupt_settings(a: argparse.Namespace) -> dict:
+    "The image settings of `mgnet corrupt`: each flag as given, else the `--checkpoint`'s run's, else its default."
+    run = {}
+    if a.checkpoint is not None:
+        try: model = load_checkpoint(a.checkpoint)
+        except CheckpointError as e: raise ConfigError("checkpoint", str(e)) from None
+        if (c := model_run(model)) is None:
+            raise ConfigError("checkpoint", f"{a.checkpoint}: says nothing of its data; give --dataset and the rest")
+        if a.dataset is not None and a.dataset != c.dataset:
+            raise ConfigError("dataset", f"{a.dataset}, but --checkpoint {a.checkpoint} is a {c.dataset} model")
+        if model.run is None:
+            print(f"mgnet corrupt: {a.checkpoint} carries no training run: its canvases' placements and clutter are "
+                  "not known, the flags' defaults are used", file=sys.stderr)
+        run = {k: getattr(c, k) for k in _IMAGE_FLAGS if k not in ("data_seed", "val_dir", "train_dir")}
+        run["data_seed"] = c.seed if c.data_seed is None else c.data_seed
+        if c.spec.files: run["train_dir"] = c.train_dir
+        elif c.spec.kind == "folder": run["val_dir"] = c.val_dir
+    return {k: getattr(a, k) if getattr(a, k) is not None else run.get(k, v) for k, v in _IMAGE_FLAGS.items()}
+
 def corrupt_main(argv: list[str] | None = None) -> int:
     "`mgnet corrupt` (and its old name `mgnet-corrupt`)."
     p = corrupt_parser()
     a = p.parse_args(argv)
     def body():
-        res = generate_corruptions(a.out_dir, a.dataset, a.val_dir, a.corruptions, a.severities, a.seed, a.translate,
-                                   a.data_seed, a.limit, not a.no_clean, a.workers, train_dir=a.train_dir,
-                                   img_size=a.img_size)
+        d = corrupt_settings(a)
+        res = generate_corruptions(a.out_dir, d["dataset"], d["val_dir"], a.corruptions, a.severities, a.seed,
+                                   d["translate"], d["data_seed"], a.limit, not a.no_clean, a.workers,
+                                   train_dir=d["train_dir"], img_size=d["img_size"], clutter=d["clutter"],
+                                   clutter_size=d["clutter_size"], background=d["background"])
         print(f"{a.out_dir}: {res['written']} images written, {res['kept']} already there "
               f"({res['images']} source images, {res['classes']} classes)")
     return run_command(p.prog, body)
@@ -88,10 +126,19 @@ def _check_tree_fits(tree: Path, models: dict) -> None:
                               f"{tree} was made from {m.get('dataset')} images; {name} is a {p.dataset} model")
         if c is None or p.kind != "canvas": continue      # where its canvases were placed: a training run's
         seed = c.seed if c.data_seed is None else c.data_seed
-        if (m.get("translate"), m.get("data_seed")) != (c.translate, seed):
-            print(f"warning: {tree} holds the {c.dataset} validation set of --translate {m.get('translate')} --seed "
-                  f"{m.get('data_seed')}, {name} was trained with --translate {c.translate} --seed {seed}",
-                  file=sys.stderr)
+        tree_made, trained = _canvases(m.get("translate"), m.get("data_seed"), m.get("clutter", 0),
+                                       m.get("clutter_size", 0.25), m.get("background", "none")), \
+                             _canvases(c.translate, seed, c.clutter, c.clutter_size, c.background)
+        if tree_made != trained:
+            print(f"warning: {tree} holds the {c.dataset} validation set of {tree_made}, {name} was trained with "
+                  f"{trained}", file=sys.stderr)
+
+def _canvases(translate, seed, clutter, clutter_size, background) -> str:
+    "The flags that say which canvases a validation set holds."
+    shown = clutter or background != "none"
+    return (f"--translate {translate} --seed {seed}" + (f" --clutter {clutter}" if clutter else "")
+            + (f" --clutter_size {clutter_size}" if shown else "")
+            + (f" --background {background}" if background != "none" else ""))
 
 # %% ../nbs/10d_corruption_commands.ipynb #41f3463c
 def corruptions_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from .data import BUILDERS
 from .datasets import DATASETS, DatasetSpec
 from .errors import ConfigError, MGNetError
 from .files import atomic_write, package_version, write_json
-from .images import class_folders
+from .images import BOXES_FILE, class_folders
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'SEVERITIES', 'TREE_FILE', 'UNFINISHED', 'CorruptionError', 'image_seed', 'corrupt_image',
@@ -71,18 +71,26 @@ def corrupt_image(img: np.ndarray, corruption: str, severity: int, seed: int) ->
 
 # %% ../nbs/10_corruptions.ipynb #09ebf00f
 def _canvas_config(dataset: str, translate: float | None = None, data_seed: int = 0, train_dir=None,
-                   img_size: int | None = None) -> MGNetConfig:
+                   img_size: int | None = None, clutter: int = 0, clutter_size: float = 0.25,
+                   background: str = "none") -> MGNetConfig:
     "The config whose validation canvases a tree of canvas dataset `dataset` holds (only the data is read from it)."
     return MGNetConfig(dataset=dataset, translate=translate, data_seed=data_seed,
                        train_dir=None if train_dir is None else str(train_dir),
-                       img_size=img_size,
+                       img_size=img_size, clutter=clutter, clutter_size=clutter_size, background=background,
                        test=True).resolved()
 
-def canvas_images(cfg: MGNetConfig) -> tuple[np.ndarray, np.ndarray]:
-    "The validation canvases of the canvas dataset `cfg` describes, as uint8 `(N, side, side)`, and their labels."
+def canvas_images(cfg: MGNetConfig, boxes: bool = False) -> tuple[np.ndarray, ...]:
+    ("The validation canvases of the canvas dataset `cfg` describes (its clutter and background too), as uint8 "
+     "`(N, side, side)`, and their labels; with `boxes`, also the objects' boxes `(N, 4)` `(x0, y0, x1, y1)`.")
     _, val = BUILDERS[cfg.spec.kind](cfg.replace(test=True))
-    x = place(val.objects, val.corners[0], val.corners[1], val.canvas)[:, 0]
-    return (x * 255).round().clamp(0, 255).to(torch.uint8).numpy(), val.labels.numpy()
+    parts = []
+    for s in range(0, len(val), 1024):                 # in chunks: 10,000 cluttered 112 px canvases at once are GBs
+        idx = torch.arange(s, min(s + 1024, len(val)))
+        x = place(val.objects[idx], val.corners[0][idx], val.corners[1][idx], val.canvas)
+        if val.clutter is not None: x = val.clutter(x, idx)       # the same draws as the model's validation set
+        parts.append((x[:, 0] * 255).round().clamp(0, 255).to(torch.uint8))
+    out = (torch.cat(parts).numpy(), val.labels.numpy())
+    return (*out, val.object_boxes().numpy()) if boxes else out
 
 def digits_canvases(translate: float = 0.4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     "The digits validation canvases as uint8 `(N, 64, 64)` and their labels."
@@ -98,11 +106,12 @@ def _crop(path: str, side: int = 224) -> np.ndarray:
 # %% ../nbs/10_corruptions.ipynb #68ad4a58
 def _canvas_items(cfg: MGNetConfig) -> tuple[list[str], list[tuple]]:
     "Class folder names (zero-padded, so that they sort as the labels) and the items of a canvas dataset's canvases."
-    imgs, labels = canvas_images(cfg)
+    imgs, labels, boxes = canvas_images(cfg, boxes=True)
     n = len(cfg.spec.classes) or int(labels.max()) + 1
     classes = [f"{k:0{len(str(n - 1))}d}" for k in range(n)]
     w = max(4, len(str(len(imgs) - 1)))
-    return classes, [(i, classes[y], f"{classes[y]}/{i:0{w}d}.png", imgs[i]) for i, y in enumerate(labels.tolist())]
+    return classes, [(i, classes[y], f"{classes[y]}/{i:0{w}d}.png", imgs[i], boxes[i].tolist())
+                     for i, y in enumerate(labels.tolist())]
 
 def _folder_items(val_dir) -> tuple[list[str], list[tuple]]:
     "Class folders and the items of an ImageFolder tree (each image's file path, loaded when it is written)."
@@ -116,7 +125,7 @@ def _folder_items(val_dir) -> tuple[list[str], list[tuple]]:
         out = f"{classes[y]}/{rel.as_posix()}"
         if out in seen: raise ConfigError("val_dir", f"{p} and {seen[out]} would both be written as {out}")
         seen[out] = p
-        items.append((i, classes[y], out, p))
+        items.append((i, classes[y], out, p, None))
     return classes, items
 
 # %% ../nbs/10_corruptions.ipynb #c8caaced
@@ -132,14 +141,19 @@ def corruption_source(dataset: str = "digits",           # the dataset whose val
                       limit: int | None = None,           # at most this many images per class
                       train_dir=None,                     # MNIST-format datasets: the folder of their files
                       img_size: int | None = None,        # canvas datasets: the canvas side
+                      clutter: int = 0,                   # canvas datasets: the models' --clutter (pieces laid over)
+                      clutter_size: float = 0.25,         # canvas datasets: the models' --clutter_size
+                      background: str = "none",           # canvas datasets: the models' --background
                      ) -> tuple[list[str], list[tuple]]:
-    "`(classes, items)`, each item `(index, class, relative output path, image array or file path)`."
+    ("`(classes, items)`, each item `(index, class, relative output path, image array or file path, object box "
+     "`[x0, y0, x1, y1]` or None)`.")
     spec = _spec(dataset)
     if spec.kind == "canvas":
         if spec.files and train_dir is None:
             raise ConfigError("train_dir",
                               f"--dataset {dataset} needs --train_dir: the folder of its MNIST-format files")
-        classes, items = _canvas_items(_canvas_config(dataset, translate, data_seed, train_dir, img_size))
+        classes, items = _canvas_items(_canvas_config(dataset, translate, data_seed, train_dir, img_size, clutter,
+                                                      clutter_size, background))
     else:
         if val_dir is None: raise ConfigError("val_dir", f"--dataset {dataset} needs --val_dir (the images to corrupt)")
         classes, items = _folder_items(val_dir)
@@ -189,19 +203,23 @@ def _check_selection(corruptions, severities) -> tuple[list[str], list[int]]:
     if bad or not severities: raise ConfigError("severities", f"severities are 1 to 5, got {bad[0] if bad else 'none'}")
     return list(dict.fromkeys(corruptions)), severities
 
-def _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir=None, img_size=None) -> dict:
+_PLAIN = {"clutter": 0, "clutter_size": 0.25, "background": "none"}   # canvases before clutter: trees without the keys
+
+def _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir=None, img_size=None, **clutter) -> dict:
     "How a tree was made, as `corruption_tree.json` records it: what its dataset's description says identifies images."
     spec = _spec(dataset)
     d = {"generator": "mgnet-corrupt", "dataset": dataset, "seed": seed}
     if spec.kind == "canvas":
-        d.update(translate=spec.translate if translate is None else translate, data_seed=data_seed)
+        d.update(translate=spec.translate if translate is None else translate, data_seed=data_seed,
+                 **{**_PLAIN, **clutter})
         if spec.files: d["train_dir"] = str(Path(train_dir).resolve())
     else: d["val_dir"] = str(Path(val_dir).resolve())
     d.update(image_size=img_size or spec.img_size, channels=spec.in_chans)
     return d
 
 _SETTING_FLAG = {"dataset": "dataset", "seed": "seed", "translate": "translate", "data_seed": "data_seed",
-                 "val_dir": "val_dir", "train_dir": "train_dir", "image_size": "img_size"}
+                 "val_dir": "val_dir", "train_dir": "train_dir", "image_size": "img_size", "clutter": "clutter",
+                 "clutter_size": "clutter_size", "background": "background"}
 
 # %% ../nbs/10_corruptions.ipynb #b4f11636
 def _check_out_dir(out: Path, settings: dict, src: Path | None) -> None:
@@ -217,8 +235,9 @@ def _check_out_dir(out: Path, settings: dict, src: Path | None) -> None:
         except (OSError, ValueError) as e:
             raise CorruptionError(f"OUT_DIR {out}: unreadable {TREE_FILE} ({e})") from None
         for k, flag in _SETTING_FLAG.items():
-            if old.get(k) != settings.get(k):
-                raise ConfigError(flag, f"{out} was made with {k} = {old.get(k)!r}, not {settings.get(k)!r}; "
+            was, now = old.get(k, _PLAIN.get(k)), settings.get(k, _PLAIN.get(k))   # a tree from before clutter: none
+            if was != now:
+                raise ConfigError(flag, f"{out} was made with {k} = {was!r}, not {now!r}; "
                                         f"use the same settings to add to it, or another OUT_DIR")
     elif out.is_dir() and any(out.iterdir()):
         raise CorruptionError(f"OUT_DIR {out}: exists, is not empty and was not made by mgnet corrupt (no {TREE_FILE})")
@@ -252,6 +271,9 @@ def generate_corruptions(out_dir,                                   # the tree t
                          progress: bool = True,                      # show a progress bar
                          train_dir=None,                             # MNIST-format datasets: the folder of their files
                          img_size: int | None = None,                # the image side (canvas, or folder images' crop)
+                         clutter: int = 0,                           # canvas datasets: the models' --clutter
+                         clutter_size: float = 0.25,                 # canvas datasets: the models' --clutter_size
+                         background: str = "none",                   # canvas datasets: the models' --background
                         ) -> dict:
     "Write the corrupted copies of a dataset's validation images under `out_dir`; returns counts written and kept."
     corruptions, severities = _check_selection(corruptions, severities)
@@ -263,16 +285,18 @@ def generate_corruptions(out_dir,                                   # the tree t
     spec = _spec(dataset)
     if translate is not None and not 0 <= translate <= 1:
         raise ConfigError("translate", f"must be in [0, 1], got {translate}")
+    clutter = dict(clutter=clutter, clutter_size=clutter_size, background=background)
+    MGNetConfig(dataset=dataset, **clutter).validate()     # the flags' own checks, naming the flag
     if spec.kind == "folder" and val_dir is None:
         raise ConfigError("val_dir", f"--dataset {dataset} needs --val_dir (the images to corrupt)")
     if spec.files and train_dir is None:
         raise ConfigError("train_dir", f"--dataset {dataset} needs --train_dir: the folder of its MNIST-format files")
     out = Path(out_dir)
     src = Path(val_dir) if spec.kind == "folder" else None
-    settings = _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir, img_size)
+    settings = _tree_settings(dataset, val_dir, translate, data_seed, seed, train_dir, img_size, **clutter)
     if src is not None: class_folders(src, "val_dir")
     _check_out_dir(out, settings, src)
-    classes, items = corruption_source(dataset, val_dir, translate, data_seed, limit, train_dir, img_size)
+    classes, items = corruption_source(dataset, val_dir, translate, data_seed, limit, train_dir, img_size, **clutter)
     wanted = ([("clean", 0)] if clean else []) + [(c, s) for c in corruptions for s in severities]
     path = lambda c, s, it: out / "clean" / it[2] if s == 0 else out / c / str(s) / it[2]
     plan = [(it, [(c, s) for c, s in wanted if not path(c, s, it).exists()]) for it in items]
@@ -284,6 +308,10 @@ def generate_corruptions(out_dir,                                   # the tree t
         from importlib.metadata import version
         write_json({**settings, "mgnet_version": package_version(),
                               "imagecorruptions_imaug": version("imagecorruptions-imaug"), "classes": classes}, meta)
+    if spec.kind == "canvas":       # where each object lies (the same in every folder): the glimpses' IoU on the tree
+        old = json.loads((out / BOXES_FILE).read_text())["boxes"] if (out / BOXES_FILE).is_file() else {}
+        if any(it[2] not in old for it in items):               # only when it gains images: a resume rewrites nothing
+            write_json({"boxes": {**old, **{it[2]: it[4] for it in items}}}, out / BOXES_FILE)
     # marked unfinished while images are written: a tree cut short by a kill or a full disk is not read as whole
     if todo: atomic_write(out / UNFINISHED, lambda f: f.write(b"mgnet-corrupt is writing this tree, or was stopped\n"))
     _write_all(out, plan, seed, settings["image_size"], workers,

@@ -5,6 +5,7 @@
 # %% ../nbs/04d_images.ipynb #ff1c335f
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,9 +20,9 @@ from .datasets import DATASETS
 from .errors import ConfigError, MGNetError
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MNIST_MEAN', 'MNIST_STD', 'imagenet_transform', 'class_folders', 'BadImageError',
-           'skip_none_collate', 'open_image', 'SafeImageFolder', 'image_transform', 'eval_region', 'image_tree',
-           'image_folder', 'channel_stats', 'to_pixels', 'to_normalised']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'MNIST_MEAN', 'MNIST_STD', 'BOXES_FILE', 'imagenet_transform', 'class_folders',
+           'BadImageError', 'skip_none_collate', 'open_image', 'SafeImageFolder', 'tree_boxes', 'image_transform',
+           'eval_region', 'image_tree', 'image_folder', 'channel_stats', 'to_pixels', 'to_normalised']
 
 # %% ../nbs/04d_images.ipynb #a2c79fae
 IMAGENET_MEAN, IMAGENET_STD = DATASETS["imagenet"].mean, DATASETS["imagenet"].std
@@ -99,6 +100,28 @@ class SafeImageFolder(Dataset):
 
     @property
     def n_bad(self) -> int: return len(self.bad_files)
+
+    def object_boxes(self) -> Tensor:
+        ("Boxes `(N, 4)` `(x0, y0, x1, y1)` of the objects of the images, in its order, where the tree records them "
+         "(`tree_boxes`: a canvas tree of `mgnet corrupt`); else `ValueError`.")
+        if getattr(self, "_boxes", None) is None: self._boxes = tree_boxes(self.folder.root, self.samples)
+        return self._boxes
+
+# %% ../nbs/04d_images.ipynb #e22dfb3c
+BOXES_FILE = "object_boxes.json"   # in a tree of canvases: `{"boxes": {"<class>/<file>": [x0, y0, x1, y1]}}`
+
+def tree_boxes(root: str | os.PathLike, samples: list[tuple[str, int]]) -> Tensor:
+    ("Boxes `(N, 4)` of the images `samples` (paths under `root`) from the `BOXES_FILE` of `root`, its parent or its "
+     "grandparent; `ValueError` where there is none or it lacks an image.")
+    root = Path(root).resolve()
+    f = next((d / BOXES_FILE for d in (root, root.parent, root.parent.parent) if (d / BOXES_FILE).is_file()), None)
+    if f is None: raise ValueError(f"{root}: no {BOXES_FILE} in it or the two folders above: its boxes are not known")
+    try: boxes = json.loads(f.read_text())["boxes"]
+    except (OSError, ValueError, KeyError, TypeError) as e: raise ValueError(f"{f}: unreadable ({e})") from None
+    rel = [Path(p).resolve().relative_to(root).as_posix() for p, _ in samples]
+    if (miss := next((r for r in rel if r not in boxes), None)) is not None:
+        raise ValueError(f"{f} has no box for {miss}")
+    return torch.tensor([boxes[r] for r in rel], dtype=torch.float32).view(-1, 4)
 
 # %% ../nbs/04d_images.ipynb #43572740
 def image_transform(pre: Preprocessing | MGNetConfig, train: bool = False) -> Callable:

@@ -64,7 +64,8 @@ def checkpoints(tmp_path_factory):
 def test_layout(tree):
     meta = json.loads((tree / "corruption_tree.json").read_text())
     assert (meta["dataset"], meta["seed"], meta["translate"], meta["data_seed"]) == ("digits", 0, 0.4, 0)
-    assert sorted(p.name for p in tree.iterdir()) == sorted(CORR + ["clean", "corruption_tree.json"])
+    assert sorted(p.name for p in tree.iterdir()) == sorted(CORR + ["clean", "corruption_tree.json",
+                                                                    "object_boxes.json"])
     for c in CORR:
         assert sorted(p.name for p in (tree / c).iterdir()) == SEV
         for s in SEV:
@@ -407,3 +408,53 @@ def test_mnist_family_tree(tmp_path, fashion_mnist_files):
     mgnet.save_checkpoint(mgnet.MGNet(mgnet.MGNetConfig(n_iter=2).resolved()), digits)
     bad = in_process(corruptions_main, "--checkpoint", digits, "--corruption_dir", out)
     one_line_error(bad, "mgnet corruptions", "made from fashion-mnist images")
+
+
+def test_cluttered_tree_from_a_checkpoint(tmp_path):
+    """`mgnet corrupt --checkpoint` writes the model's own validation canvases: its clutter (16 pieces here, a held-out
+    count), background, canvas size (48 px) and data seed, with the objects' boxes, so that the glimpse IoU is measured
+    on any folder of the tree; flags given as well win, and `mgnet corruptions` warns about a tree of other canvases;
+    bad clutter values are one line naming the flag."""
+    from mgnet.corruption_trees import corruption_dataset
+    from mgnet.datamodule import MGNetData
+    from mgnet.localisation import object_boxes
+    cfg = mgnet.MGNetConfig(n_iter=2, scale=2, translate=1.0, clutter=16, background="tiles", img_size=48,
+                            data_seed=2).resolved()
+    torch.manual_seed(0)
+    ck = tmp_path / "cl.ckpt"
+    mgnet.save_checkpoint(mgnet.MGNet(cfg).eval(), ck)
+    out = tmp_path / "cl-c"
+    r = corrupt(out, "--checkpoint", ck, "--corruptions", "fog", "--severities", 2, "--limit", 1)
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads((out / "corruption_tree.json").read_text())
+    assert ({k: meta[k] for k in ("clutter", "background", "image_size", "data_seed", "translate")}
+            == dict(clutter=16, background="tiles", image_size=48, data_seed=2, translate=1.0))
+    val = MGNetData(cfg.replace(test=True)).val_ds                       # the model's own validation canvases
+    plain = MGNetData(cfg.replace(test=True, clutter=0, background="none")).val_ds
+    for png in (out / "clean").rglob("*.png"):
+        i, x = int(png.stem), torch.from_numpy(np.array(Image.open(png))).float() / 255
+        assert torch.allclose(x, val[i][0][0] * cfg.std[0] + cfg.mean[0], atol=0.5 / 255 + 1e-5)
+        assert (x - (plain[i][0][0] * cfg.std[0] + cfg.mean[0])).abs().max() > 0.5      # not the empty canvas
+    ds = corruption_dataset(out / "fog" / "2", cfg)
+    idx = [int(Path(p).stem) for p, _ in ds.samples]
+    assert torch.equal(object_boxes(ds), val.object_boxes()[idx])        # the boxes, read back from the tree
+
+    other = tmp_path / "plain-c"                                          # a flag wins over the checkpoint's
+    r = corrupt(other, "--checkpoint", ck, "--clutter", 2, "--background", "none", "--corruptions", "fog",
+                "--severities", 2, "--limit", 1)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((other / "corruption_tree.json").read_text())["clutter"] == 2
+    for tree, warned in ((out, False), (other, True)):
+        e = in_process(corruptions_main, "--checkpoint", ck, "--corruption_dir", tree)
+        assert e.returncode == 0, e.stderr[-3000:]
+        assert ("--clutter 2 " in e.stderr and "--clutter 16 --clutter_size 0.25 --background tiles" in e.stderr) \
+            == warned, e.stderr[-2000:]
+
+    for args, culprit in ((["--clutter", -1], "--clutter"), (["--clutter_size", 0], "--clutter_size"),
+                          (["--background", "stripes"], "--background"), (["--checkpoint", tmp_path / "no.ckpt"],
+                                                                         "--checkpoint"),
+                          (["--checkpoint", ck, "--dataset", "mnist"], "--dataset"),
+                          (["--dataset", "imagenet", "--val_dir", tmp_path, "--clutter", 2], "--clutter")):
+        one_line_error(corrupt(tmp_path / "bad", *args), "mgnet corrupt", culprit)
+    one_line_error(corrupt(out, "--checkpoint", ck, "--clutter", 3), "mgnet corrupt", "--clutter")   # resumed alike
+    assert not (tmp_path / "bad").exists()

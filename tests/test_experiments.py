@@ -169,9 +169,10 @@ def test_mgnet_benchmark_end_to_end(tmp_path):
 def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
     """The main job on a researcher's own MNIST-format files (small ones the test writes in Fashion-MNIST's layout; the
     real files are read in test_own_data): both models, the per-seed table and the corruption section on that
-    dataset's own canvases, at the chosen canvas size. The command's function runs in this process and trains its two
-    models one after the other (the test above runs the installed command, in parallel), with no glimpse gallery
-    (gallery 0 once failed in its figure)."""
+    dataset's own canvases, at the chosen canvas size, with clutter on a tiled background (the corruption tree's
+    canvases too). The command's function runs in this process and trains its two models one after the other (the
+    test above runs the installed command, in parallel), with no glimpse gallery (gallery 0 once failed in its
+    figure)."""
     out = tmp_path / "bench"
     p = in_process(benchmark_main, "--out", out, "-p", "dataset", "fashion-mnist", "-p", "train_dir",
                    mnist_format_files, "-p", "img_size", "56", "-p", "scale", "2", "-p", "epochs", "1",
@@ -179,7 +180,8 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
                    "-p", "pgd_images", "0", "-p", "corruptions", "['fog']", "-p", "severities", "[1]",
                    "-p", "corruption_images", "1", "-p", "gallery", "0", "-p", "seeds", "[0]",
                    "-p", "anywhere_translate", "None", "-p", "fresh_placements", "1", "-p", "parallel_runs", "1",
-                   "-p", "baseline_recipe", "{'optimizer': 'adam', 'learning_rate': 0.001}")
+                   "-p", "baseline_recipe", "{'optimizer': 'adam', 'learning_rate': 0.001}",
+                   "-p", "clutter", "2", "-p", "background", "tiles")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads((out / "results.json").read_text())
     oc = r["object_centric"]
@@ -195,6 +197,8 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
     assert len(fog) == 2 and all(0 <= a <= 1 for a in fog)
     tree = json.loads((out / "object_centric" / "corruptions" / "corruption_tree.json").read_text())
     assert (tree["dataset"], tree["image_size"]) == ("fashion-mnist", 56)
+    assert (tree["clutter"], tree["background"]) == (2, "tiles")
+    assert (m["clutter"], m["background"], b["clutter"], b["background"]) == (2, "tiles", 2, "tiles")
     assert len(list((out / "object_centric" / "corruptions" / "fog" / "1").rglob("*.png"))) == 10
     assert "anywhere" not in r or not r["anywhere"]
 
@@ -208,6 +212,8 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
     (["-p", "variant", "{'scale_max': 2.0}"], "-p variant: --scale_max"),
     (["-p", "baseline_recipe", "{'n_iter': 4}"], "-p baseline_recipe: 'n_iter' is not a field of the training recipe"),
     (["-p", "baseline_recipe", "{'learning_rate': -1}"], "-p baseline_recipe: --learning_rate"),
+    (["-p", "clutter", "-1"], "-p clutter:"),
+    (["-p", "background", "stripes"], "-p background:"),
     (["--notebook", "nosuch"], "nosuch.ipynb not found; looked in:"),
 ])
 def test_mgnet_benchmark_bad_input(tmp_path, capsys, args, culprit):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import html
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..checkpoint import load_checkpoint
 from ..config import MGNetConfig
 from ..datamodule import MGNetData
 from ..errors import ConfigError
+from ..groups import DataConfig
 from ..images import to_pixels
 from .explorer_filters import outcomes_of, plural
 from .explorer_widgets import ExplorerBase
@@ -29,8 +31,8 @@ from ..predict import class_names, find_images, predict, read_image
 from ..weights import config_from_saved
 
 # %% auto #0
-__all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'MOVED', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'MovedNames', 'pixels',
-           'GlimpseExplorer', 'ImageExplorer', 'explore']
+__all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'MOVED', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'MovedNames',
+           'data_key', 'pixels', 'GlimpseExplorer', 'ImageExplorer', 'explore']
 
 # %% ../../nbs/12_explorer.ipynb #570a9c56
 def run_key(r: dict) -> tuple[float, float, float]:
@@ -122,6 +124,12 @@ class MovedNames:
         return get(self)
 
 # %% ../../nbs/12_explorer.ipynb #6769f80f
+def data_key(cfg: MGNetConfig) -> str:
+    ("What makes a run's validation images what they are (a cache key): its data settings (canvas, clutter, "
+     "background, files) and the seed that places them.")
+    return json.dumps({n: getattr(cfg, n) for n in (*DataConfig.field_names(), "seed", "data_seed")}, sort_keys=True,
+                      default=str)
+
 def pixels(x: torch.Tensor, mean, std) -> np.ndarray:
     "A normalised `(C, H, W)` image → `(H, W, C)` pixels in [0, 1]."
     return to_pixels(x[None], mean, std)[0].clamp(0, 1).permute(1, 2, 0).numpy()
@@ -158,7 +166,7 @@ class GlimpseExplorer(MovedNames, ExplorerBase):
         if j not in self._data_of:
             run = self.runs[j]
             cfg = config_from_saved(run["config"])      # the run as it was stored: checked, not resolved again
-            key = (cfg.dataset, cfg.translate, cfg.seed, cfg.val_dir, cfg.train_dir)
+            key = data_key(cfg)
             if key not in self._data:
                 d = MGNetData(cfg.replace(test=True, checkpoint=run["checkpoint"]))
                 self._data[key] = d.val_dataloader().dataset
@@ -229,7 +237,7 @@ class ImageExplorer(MovedNames, ExplorerBase):
         if self.files: return None
         cfg = model_run(self.models[j])          # its run, or its preprocessing's data at the defaults
         if cfg is None: return None
-        key = (cfg.dataset, cfg.translate, cfg.seed, cfg.val_dir, cfg.train_dir)
+        key = data_key(cfg)
         if key not in self._data:
             try: self._data[key] = MGNetData(cfg.replace(test=True))
             except ConfigError: self._data[key] = None           # its data is not here: uploads only
