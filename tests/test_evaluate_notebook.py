@@ -66,10 +66,12 @@ def test_parameters_cell():
 
 
 def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
+    """Trains both models (on cluttered digits) where no checkpoint is given, evaluates them (attacks, corruptions on a
+    tree of their own cluttered canvases), then evaluates the checkpoints just trained."""
     out = tmp_path / "eval"
     nb = execute(tmp_path, out_dir=str(out), **TINY_TRAIN, limit_images=32, eps_list=[0.0, 0.1], step_k=2,
                  square=True, eps=0.1, square_queries=20, corruptions=["gaussian_noise"], severities=[3],
-                 corruption_images=2, aa_iters=3, aa_queries=20, aa_images=16)
+                 corruption_images=2, aa_iters=3, aa_queries=20, aa_images=16, clutter=2)
     r = json.loads((out / "results.json").read_text())
     check_invariants(r, ["paper", "adaptive"], {"baseline": 1, "mgnet": 2})
     assert r["images"] == 32
@@ -85,6 +87,8 @@ def test_trains_what_is_missing_then_evaluates_given_checkpoints(tmp_path):
     assert len(r["corruption_acc"]["mgnet"]["gaussian_noise"]["3"]) == 2
     assert len(r["corruption_acc"]["baseline"]["gaussian_noise"]["3"]) == 1
     assert (out / "corruptions" / "gaussian_noise" / "3").is_dir() and (out / "corruptions.csv").is_file()
+    tree = json.loads((out / "corruptions" / "corruption_tree.json").read_text())      # the models' own canvases
+    assert (tree["clutter"], tree["translate"], tree["data_seed"]) == (2, r["configs"]["mgnet"]["translate"], 0)
     assert r["corruption_summary"]["mce"] is None and "1 of the 15" in r["corruption_summary"]["why_no_mce"]
     for k, n in {"baseline": 1, "mgnet": 2}.items():                                          # AutoAttack, per glimpse
         aa = r["autoattack"][k]

@@ -55,15 +55,16 @@ def test_parameters_match_the_config(name):
 
 def test_train_notebook(tmp_path):
     out = tmp_path / "run"
-    nb = execute("train", tmp_path, out_dir=str(out), batch_size=16, gallery=2, **TINY)
+    nb = execute("train", tmp_path, out_dir=str(out), batch_size=16, gallery=2, clutter=2, background="blur", **TINY)
     r = json.loads((out / "results.json").read_text())
+    assert (r["config"]["clutter"], r["config"]["background"]) == (2, "blur")
     assert len(r["clean_acc"]) == 2 and len(r["gflops"]) == 2 and r["gflops"][1] < 2 * r["baseline_gflops"]
     assert (out / r["checkpoint"]).is_file()
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3          # curves, accuracy vs GFLOPs, gallery
     assert "accuracy" in text_of(nb) and "GFLOPs" in text_of(nb)
     assert "IoU with the object" in text_of(nb)
-    assert len(r["localisation"]["glimpse_iou"]) == 2   # the digits' boxes are known
+    assert len(r["localisation"]["glimpse_iou"]) == 2   # the digits' boxes are known, under clutter too
 
 
 def test_sweep_notebook_skips_points_done(tmp_path):
@@ -83,8 +84,9 @@ def test_explorer_notebook_trains_a_grid_when_there_is_none(tmp_path):
     sweep = tmp_path / "empty"
     sweep.mkdir()                                            # a folder that does not exist is refused (a typo)
     nb = execute("explorer", tmp_path, sweep_dir=str(sweep), alphas=[0.6], ss=[0.02, 1.0], scales=[2.0],
-                 image=3, **TINY)
+                 image=3, clutter=3, **TINY)
     assert [r["name"] for r in load_runs(sweep)] == ["alpha0.6_s0.02_scale2", "alpha0.6_s1_scale2"]
+    assert [r["config"]["clutter"] for r in load_runs(sweep)] == [3, 3]       # the grid on cluttered canvases
     assert "No runs in" in text_of(nb)
     state = json.dumps(nb.metadata.get("widgets", {}))      # papermill keeps the widgets' state
     assert "alpha0.6_s0.02_scale2" in state and "image 3" in state
