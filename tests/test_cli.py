@@ -183,18 +183,21 @@ def test_mnist_files_missing_clear_error(tmp_path):
 
 
 def test_digits_test_on_a_corruption_folder(tmp_path):
-    """The original's one-corruption-at-a-time evaluation (`--val_dir TREE/<corruption>/<severity>`) works on digits."""
+    """The original's one-corruption-at-a-time evaluation (`--val_dir TREE/<corruption>/<severity>`) works on digits,
+    glimpse IoU included (the tree keeps the objects' boxes)."""
     res = mgnet.fit(mgnet.MGNetConfig(epochs=2, limit_train=10, batch_size=32, learning_rate=0.02, n_iter=2,
                                       log_dir=str(tmp_path / "logs")), progress=False)
     g = in_process(corrupt_main, tmp_path / "tree", "--corruptions", "gaussian_noise", "--severities", 5)
     assert g.returncode == 0, g.stderr[-2000:]
-    accs = {}
+    accs, ious = {}, {}
     for sub in ("clean", "gaussian_noise/5"):
         r = in_process(main, "--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree" / sub,
                        "--results", tmp_path / "r.json")
         assert r.returncode == 0, r.stderr[-2000:]
-        accs[sub] = json.loads((tmp_path / "r.json").read_text())["clean_acc"]
+        out = json.loads((tmp_path / "r.json").read_text())
+        accs[sub], ious[sub] = out["clean_acc"], out["localisation"]["glimpse_iou"]
     assert accs["clean"] == pytest.approx(res.clean_acc, abs=0.01)        # the same images, up to 8-bit rounding
+    assert ious["clean"] == pytest.approx(res.localisation["glimpse_iou"], abs=0.01)     # and the same boxes
     assert accs["gaussian_noise/5"] != accs["clean"]
     bad = in_process(main, "--test", "--checkpoint", res.best_checkpoint, "--val_dir", tmp_path / "tree")
     assert bad.returncode == 2 and "--val_dir" in bad.stderr.splitlines()[-1]
