@@ -205,6 +205,10 @@ def _report_corruptions(res: dict, models: dict, a) -> None:
           + (f" ({', '.join(extra)} not averaged in)" if extra else ""))
     print(format_table(cols, rows, rules=("average", *extra[:1])))
     print("\n" + summary_text(summary))
+    ious = {n: [v for sev in r["corruption_iou"].values() for v in sev.values()] for n, r in res.items()
+            if r.get("corruption_iou")}                    # where the tree keeps its objects' boxes
+    if ious: print("glimpse IoU with the object, mean over the corruptions and severities: " + "; ".join(
+        f"{n} " + " ".join(f"{sum(g) / len(g):.3f}" for g in zip(*v)) for n, v in ious.items()))
     if a.csv:
         atomic_write(a.csv, lambda f: f.write(table_csv(cols, rows)), "w")
         print(f"table written to {a.csv}")

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .corruption_trees import corruption_dataset, tree_folders
 from .corruptions import CORRUPTIONS, SEVERITIES
-from .evaluation import evaluate_models, text_table
+from .evaluation import device_of, evaluate_models, glimpse_hits, run_batches, text_table
+from .localisation import localisation_stats, object_boxes
 
 # %% auto #0
 __all__ = ['ALEXNET_ERR', 'ALEXNET_CLEAN_ERR', 'corruption_accuracy', 'corruption_table', 'first_accuracies', 'format_table',
@@ -30,6 +31,21 @@ def _loader_key(model) -> tuple:
     return (p.dataset, p.img_size, p.eval_resize, p.mean, p.std)
 
 # %% ../nbs/10c_corruption_eval.ipynb #18da3f91
+def _scores(ms: list, loader, boxes, size: int) -> tuple[list[list[float]], list | None]:
+    ("Accuracy after each glimpse of every model of `ms` on one pass over `loader`, and its glimpses' mean IoU with "
+     "the objects' `boxes` where they are known (else None).")
+    if boxes is None: return evaluate_models(ms, loader, progress=False), None
+    def step(x, y, i):
+        out = {}
+        for k, m in enumerate(ms):
+            dev = device_of(m)
+            o = m(x.to(dev, non_blocking=True))
+            out[k], out[f"g{k}"] = glimpse_hits(o.logits, y.to(dev, non_blocking=True)), o.glimpses.detach().cpu()
+        return out
+    t = run_batches(ms, loader, step, cat={f"g{k}": 1 for k in range(len(ms))}, progress=False, desc="corruptions")
+    return ([t.rate(k) for k in range(len(ms))],
+            [localisation_stats(t.values[f"g{k}"], boxes, size)["glimpse_iou"] for k in range(len(ms))])
+
 def corruption_accuracy(models: dict,                # `{name: model}`, each with its `preprocessing`
                         tree,                        # a corruption tree, `<corruption>/<severity>/<class>/<image>`
                         corruptions=None,            # the corruptions to evaluate (default: all in the tree)
@@ -40,7 +56,8 @@ def corruption_accuracy(models: dict,                # `{name: model}`, each wit
                         progress: bool = True,       # a progress bar over the folders
                         like_original: bool = False,  # folder datasets: resize and crop as for the original images
                        ) -> dict:
-    "`{name: {'corruption_acc': {corruption: {'severity': [acc per glimpse]}}, 'clean_acc': [...] or None}}`."
+    ("`{name: {'corruption_acc': {corruption: {'severity': [acc per glimpse]}}, 'clean_acc': [...] or None}}`; "
+     "with `corruption_iou` and `clean_iou` alike where the tree keeps the objects' boxes.")
     folders = tree_folders(tree, corruptions, severities)
     jobs = [(c, s, d) for c, sev in folders.items() for s, d in sev.items()]
     clean_dir = Path(tree) / "clean"
@@ -56,10 +73,15 @@ def corruption_accuracy(models: dict,                # `{name: model}`, each wit
             for n in names[1:]:                      # the class count checked for every model
                 corruption_dataset(d, models[n], like_original=like_original)
             loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
-            accs = evaluate_models([models[n] for n in names], loader, progress=False)
-            for n, a in zip(names, accs):
+            boxes = object_boxes(ds)
+            accs, ious = _scores([models[n] for n in names], loader, boxes,
+                                 0 if boxes is None else int(ds[0][0].shape[-1]))
+            for n, a, iou in zip(names, accs, ious or [None] * len(names)):
                 if s == 0: out[n]["clean_acc"] = a
                 else: out[n]["corruption_acc"].setdefault(c, {})[str(s)] = a
+                if iou is None: continue
+                if s == 0: out[n]["clean_iou"] = iou
+                else: out[n].setdefault("corruption_iou", {}).setdefault(c, {})[str(s)] = iou
     return out
 
 # %% ../nbs/10c_corruption_eval.ipynb #346b3beb

@@ -445,10 +445,13 @@ def test_cluttered_tree_from_a_checkpoint(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((other / "corruption_tree.json").read_text())["clutter"] == 2
     for tree, warned in ((out, False), (other, True)):
-        e = in_process(corruptions_main, "--checkpoint", ck, "--corruption_dir", tree)
+        e = in_process(corruptions_main, "--checkpoint", ck, "--corruption_dir", tree, "--results", tree / "r.json")
         assert e.returncode == 0, e.stderr[-3000:]
         assert ("--clutter 2 " in e.stderr and "--clutter 16 --clutter_size 0.25 --background tiles" in e.stderr) \
             == warned, e.stderr[-2000:]
+    res = json.loads((out / "r.json").read_text())["models"]["MGNet"]                 # where the glimpses went
+    assert len(res["corruption_iou"]["fog"]["2"]) == 2 and len(res["clean_iou"]) == 2
+    assert "glimpse IoU with the object" in e.stdout
 
     for args, culprit in ((["--clutter", -1], "--clutter"), (["--clutter_size", 0], "--clutter_size"),
                           (["--background", "stripes"], "--background"), (["--checkpoint", tmp_path / "no.ckpt"],

@@ -197,6 +197,7 @@ def test_mgnet_benchmark_on_mnist_format_files(tmp_path, mnist_format_files):
     assert r["seeds"][0]["fresh_images"] == 20 and len(r["seeds"][0]["mgnet"]["fresh_acc"]) == 2
     fog = oc["corruptions"]["results"]["MGNet"]["corruption_acc"]["fog"]["1"]
     assert len(fog) == 2 and all(0 <= a <= 1 for a in fog)
+    assert len(oc["corruptions"]["results"]["MGNet"]["corruption_iou"]["fog"]["1"]) == 2    # the boxes kept
     tree = json.loads((out / "object_centric" / "corruptions" / "corruption_tree.json").read_text())
     assert (tree["dataset"], tree["image_size"]) == ("fashion-mnist", 56)
     assert (tree["clutter"], tree["background"]) == (2, "tiles")
