@@ -5,6 +5,7 @@
 # %% ../nbs/04c_canvases.ipynb #f50e7bfe
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import os
@@ -27,13 +28,19 @@ __all__ = ['DIGIT_SIZE', 'CANVAS_SIZE', 'digit_images', 'digits_split', 'place',
 # %% ../nbs/04c_canvases.ipynb #b0ad1552
 DIGIT_SIZE, CANVAS_SIZE = DATASETS["digits"].object_size, DATASETS["digits"].img_size
 
-def digit_images(size: int = DIGIT_SIZE) -> tuple[Tensor, Tensor]:
-    "scikit-learn's digits as `(N, size, size)` floats in [0, 1] (bilinear upscaling) and their labels."
+@functools.cache
+def _digits(size: int) -> tuple[Tensor, Tensor]:
     from sklearn.datasets import load_digits
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32).div(16).unsqueeze(1)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
     return x[:, 0], torch.tensor(d.target, dtype=torch.long)
+
+def digit_images(size: int = DIGIT_SIZE) -> tuple[Tensor, Tensor]:
+    ("scikit-learn's digits as `(N, size, size)` floats in [0, 1] (bilinear upscaling) and their labels: read and "
+     "scaled once per process (a run's training and validation sets both start here), a fresh copy each call.")
+    x, y = _digits(size)
+    return x.clone(), y.clone()
 
 def digits_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[Tensor, Tensor]:
     "Seeded train/val indices."
@@ -45,12 +52,14 @@ def digits_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[Tens
 def place(objects: Tensor, top: Tensor, left: Tensor, canvas: int = CANVAS_SIZE) -> Tensor:
     "Paste `(B, d, d)` objects on empty `canvas × canvas` images at corners `top`, `left`: `(B, 1, canvas, canvas)`."
     B, d = objects.size(0), objects.size(-1)
-    out = objects.new_zeros(B, canvas, canvas)
+    top, left = top.to(objects.device, torch.long), left.to(objects.device, torch.long)
+    if B and not (0 <= (m := torch.aminmax(torch.cat((top, left))))[0] and m[1] <= canvas - d):
+        raise ValueError(f"corners must lie within 0..{canvas - d} for {d} px objects on a {canvas} px canvas")
     r = torch.arange(d, device=objects.device)
-    rows = (top.view(B, 1) + r).view(B, d, 1)
-    cols = (left.view(B, 1) + r).view(B, 1, d)
-    out[torch.arange(B).view(B, 1, 1), rows, cols] = objects
-    return out.unsqueeze(1)
+    at = ((top.view(B, 1) + r) * canvas).view(B, d, 1) + (left.view(B, 1) + r).view(B, 1, d)   # flat pixel indices
+    # one scatter into the flattened canvases: the same pixels as indexing rows and columns, a third of its time
+    out = objects.new_zeros(B, canvas * canvas).scatter_(1, at.view(B, d * d), objects.reshape(B, d * d))
+    return out.view(B, 1, canvas, canvas)
 
 def draw_offsets(n: int, translate: float, room: int = CANVAS_SIZE - DIGIT_SIZE,
                  generator=None) -> tuple[Tensor, Tensor]:
