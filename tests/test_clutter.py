@@ -112,6 +112,7 @@ def test_clutter_and_evidence_flags_end_to_end_on_held_out_canvases(tmp_path, mn
     shown, other = ex.dataset_at(0), ex.dataset_at(1)
     assert torch.equal(shown[3][0], val[3][0]) and object_boxes(shown).shape == (len(shown), 4)
     assert not torch.equal(other[3][0], shown[3][0])          # each model its own canvases
+    assert ex.panel(0, 3, "")["obj"] == val.object_boxes()[3].tolist()          # the object's box, drawn
 
     bad = in_process(main, "--clutter", -2, cwd=tmp_path)
     assert bad.returncode != 0 and "--clutter" in bad.stderr

@@ -61,7 +61,7 @@ def measure(sweep_dir: Path, redraws: int) -> dict:
     out["all"] = statistics.median(every), None
     ref, c0 = [], time.process_time()
     for i in images:
-        p, shown, label, _ = ex.prediction(ex.j, i)                        # cached: only the picture is timed
+        p, shown, label = ex.prediction(ex.j, i)[:3]                       # cached: only the picture is timed
         t0 = time.perf_counter()
         figure_png(prediction_figure(p, shown, None, ex.T_at(ex.j), label, "reference"), dpi=80)
         ref.append(time.perf_counter() - t0)

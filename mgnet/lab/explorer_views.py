@@ -178,6 +178,7 @@ def draw_prediction(fig,                                 # a `Figure` or a sub-f
                     iou: Sequence[float] | None = None,  # each glimpse's IoU with the object, where known
                     width_in: float | None = None,       # the width drawn into, in inches (default: the figure's)
                     axes: SimpleNamespace | None = None, # `prediction_axes` made before (cleared and drawn again)
+                    obj: Sequence[float] | None = None,  # the object's box (pixel edges), where known: dotted yellow
                    ):
     "The picture of `pred` on `image`: numbered boxes, a legend, the confidence line, the crops and top classes."
     T = len(pred.glimpses)
@@ -188,7 +189,12 @@ def draw_prediction(fig,                                 # a `Figure` or a sub-f
     else:
         for ax in all_axes(axes): clear(ax)
     draw_boxes(axes.image, as_pixels(image), [g.box for g in pred.glimpses[:n]])
+    if obj is not None:   # where the object is (canvases), among clutter or on a textured background
+        x0, y0, x1, y1 = obj
+        axes.image.add_artist(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="#ffff33", ls=":",
+                                        lw=1.5))
     name = f"{Path(pred.source).name} ({pred.size[0]}×{pred.size[1]})" + (f", label {label}" if label else "")
+    name += "; dotted yellow: the object" if obj is not None else ""
     axes.image.set_title(wrap(name, axes.image_in, 8), fontsize=8, y=1.0)
     draw_legend(axes.legend, pred, n, iou)
     confidence_line(axes.conf, pred, n, label)
@@ -215,7 +221,7 @@ class FigureCache:
         return self.figs[key]
 
 def prediction_view(pred: Prediction, image, n=None, width=None, label=None, title="", iou=None,
-                    dpi: int = 80, cache: FigureCache | None = None) -> Figure:
+                    dpi: int = 80, cache: FigureCache | None = None, obj=None) -> Figure:
     "`draw_prediction` in a figure of its own, sized to its glimpse columns (the one `cache` keeps for that layout)."
     width = max(width or len(pred.glimpses), n or 0, 1)
     size = (1.75 * (width + 3), 4.2)
@@ -224,7 +230,7 @@ def prediction_view(pred: Prediction, image, n=None, width=None, label=None, tit
         fig = Figure(figsize=size, dpi=dpi)
         return fig, prediction_axes(fig, width, lines)
     fig, axes = cache.get(("image", width, lines, dpi), make) if cache is not None else make()
-    return draw_prediction(fig, pred, image, n, width, label, title, iou, axes=axes)
+    return draw_prediction(fig, pred, image, n, width, label, title, iou, axes=axes, obj=obj)
 
 # %% ../../nbs/12b_explorer_views.ipynb #d91115f2
 def coverage(params: Tensor, w: int, h: int) -> np.ndarray:

@@ -238,16 +238,17 @@ ExplorerBase._open_point = _open_point
 
 # %% ../../nbs/12c_explorer_widgets.ipynb #f677260c
 def _prediction(self: ExplorerBase, j: int, i: int) -> tuple:
-    "(prediction, picture, true class, IoU per glimpse or None) of run `j` on image `i`."
+    "(prediction, picture, true class, IoU per glimpse or None, the object's box or None) of run `j` on image `i`."
     up = i >= self.n_own_at(j) and self.uploads[i - self.n_own_at(j)][0]
     key = (self.key_at(j), i, up)
     if key not in self._pic:
         x, shown, label, name = self.item(j, i)
         p = predict(self.model_at(j), [x], topk=self.topk, crops=True, classes=self.classes_at(j))[0]
-        iou = None
-        if i < self.n_own_at(j) and self.outcomes_at(j).iou is not None: iou = self.outcomes_at(j).iou[:, i].tolist()
+        iou = box = None
+        if i < self.n_own_at(j) and self.outcomes_at(j).iou is not None:     # the boxes are known: canvases
+            iou, box = self.outcomes_at(j).iou[:, i].tolist(), object_boxes(self.dataset_at(j))[i].tolist()
         if len(self._pic) > 32: self._pic.clear()
-        self._pic[key] = (dataclasses.replace(p, source=name), shown, label, iou)
+        self._pic[key] = (dataclasses.replace(p, source=name), shown, label, iou, box)
     return self._pic[key]
 
 def _verdict(p, n: int, label) -> str:
@@ -259,10 +260,10 @@ def _panel(self: ExplorerBase, j: int, i: int, title: str) -> dict | str:
     n_own = self.n_own_at(self.j)
     if i >= n_own: i = self.n_own_at(j) + i - n_own
     elif i >= self.n_own_at(j): return f"{self.names[j]} has no image {i} (it has {self.n_own_at(j)})"
-    p, shown, label, iou = self.prediction(j, i)
+    p, shown, label, iou, box = self.prediction(j, i)
     n = min(self.glimpses.value, len(p.glimpses))
     t = f"{title}{self.names[j]} · image {i} · after {plural(n, 'glimpse')}: {_verdict(p, n, label)}"
-    return dict(pred=p, image=shown, label=label, iou=iou, title=t)
+    return dict(pred=p, image=shown, label=label, iou=iou, title=t, obj=box)
 
 def _figure(self: ExplorerBase):
     "The picture of the view chosen."
@@ -280,7 +281,7 @@ def _figure(self: ExplorerBase):
         return compare_figure([self.panel(j, i, "A: "), second], self.glimpses.value, cache=self.figures)
     d = self.panel(j, i, "")
     return prediction_view(d["pred"], d["image"], self.glimpses.value, self.T_at(j), d["label"], d["title"], d["iou"],
-                           cache=self.figures)
+                           cache=self.figures, obj=d["obj"])
 
 def png(fig, dpi: int = 80) -> bytes:
     "`fig` as PNG bytes for the screen: text drawn without hinting and the PNG packed lightly (a third quicker)."
@@ -297,7 +298,7 @@ def _describe(self: ExplorerBase) -> str:
     "The status line's text for the current values."
     j, i, n = self.j, self.image.value, self.glimpses.value
     own = i < self.n_own_at(j)
-    p, _, label, iou = self.prediction(j, i)
+    p, _, label, iou, _ = self.prediction(j, i)
     name = self.item(j, i)[3] if not own or not re.fullmatch(r"image \d+", self.item(j, i)[3]) else ""
     s = (f"{self.describe_run(j)} · image {i} of 0–{self.n_items - 1}" + (f" ({name})" if name else "")
          + f", {plural(n, 'glimpse')} shown of {self.T_at(j)}: {_verdict(p, n, label)}")
