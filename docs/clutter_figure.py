@@ -20,7 +20,7 @@ from mgnet.localisation import params_iou
 
 
 def find_run(root: Path, name: str, seed: int) -> Path:
-    runs = (root / "digits10" / "vanilla" / name).glob("version_*")
+    runs = root.glob(f"*/*/{name}/version_*")                                   # <data><classes>/<model>/<name>
     for v in sorted(runs, key=lambda v: -int(v.name.split("_")[1])):            # the latest first
         hp, last = yaml.safe_load((v / "hparams.yaml").read_text()), v / "checkpoints" / "last.ckpt"
         if hp.get("seed") == seed and last.is_file(): return last

@@ -92,9 +92,10 @@ def _paired(rs: list[dict], acc: list[float], base_acc: dict) -> str:
 
 def summarise_runs(records: list[dict], group: str,
                    key: str = "clean_acc",  # the accuracy to show: `clean_acc` (best epoch) or `fresh_acc`
-                   variants: Sequence[str] | None = None) -> str:  # only these (and the baseline); default: all
+                   variants: Sequence[str] | None = None,  # only these (and the baseline); default: all
+                   per_glimpse: bool = False) -> str:  # also the mean accuracy after each glimpse
     ("Per variant of `group`: last-glimpse accuracy (`key`) per seed, mean ± std, IoU, centred IoU and distance per "
-     "glimpse, GFLOPs.")
+     "glimpse, GFLOPs; with `per_glimpse`, the mean accuracy after each glimpse too.")
     rows = [r for r in records if r["group"] == group and key in r]
     base_rows = [r for r in rows if r["variant"] == "baseline"]
     base_acc = {r["seed"]: r[key][-1] for r in base_rows}
@@ -112,6 +113,9 @@ def summarise_runs(records: list[dict], group: str,
                         f"  ({rs[0]['gflops'][-1] / base_rows[0]['gflops'][-1]:.0%} of the baseline's GFLOPs"
                         f"{_paired(rs, acc, base_acc)})"))
         if len(rs[0]["clean_acc"]) > 1:
+            if per_glimpse:
+                lines.append(f"{'':<{w}} accuracy after each glimpse "
+                             + " ".join(f"{x:.4f}" for x in np.mean([r[key] for r in rs], 0)))
             mean = lambda k: np.mean([r["localisation"][k] for r in rs], 0)
             lines.append(f"{'':<{w}} IoU {' '.join(f'{x:.2f}' for x in mean('glimpse_iou'))},"
                          f" centred {' '.join(f'{x:.2f}' for x in mean('centred_iou'))};"
