@@ -4,7 +4,7 @@
 
 LOG_ROOT is the runs' `--log_dir` (docs/clutter_runs.py's: /tmp/clutter/logs/<group>); a run is found by its run name
 and, among its versions, the one trained with SEED. Each row: the same four fresh canvases (the validation objects
-placed anew with new clutter, as the records score them), the glimpses numbered, the prediction after the last.
+placed anew with new clutter, as the records score them), the glimpses numbered, the predicted class after the last.
 """
 import sys
 from pathlib import Path
@@ -35,6 +35,7 @@ def main(root, out, seed, *rows, n=4):
     for (label, name), row in zip(rows, axs):
         model = load_checkpoint(find_run(Path(root), name, seed))
         c = model.run
+        names = model.preprocessing.class_names or [str(k) for k in range(c.num_class)]
         fresh = canvas_datasets(c)[1].placed_anew(1, seed=1000 + (c.data_seed if c.data_seed is not None else c.seed))
         x, y = map(torch.stack, zip(*[fresh[i] for i in range(n)]))
         p = glimpse_pictures(model, x, c.mean, c.std)
@@ -42,7 +43,7 @@ def main(root, out, seed, *rows, n=4):
         for b, ax in enumerate(row):
             draw_glimpses(ax, p["images"][b], p["boxes"][:, b])
             k = int(p["probs"][-1, b].argmax())
-            ax.set_title(f"{k} ({'right' if k == int(y[b]) else 'wrong'}), IoU {iou[-1, b]:.2f}", fontsize=8,
+            ax.set_title(f"{names[k]} ({'right' if k == int(y[b]) else 'wrong'}), IoU {iou[-1, b]:.2f}", fontsize=8,
                          color="black" if k == int(y[b]) else "red")
         row[0].set_ylabel(label, fontsize=9)
     fig.savefig(out, dpi=90)
