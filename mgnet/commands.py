@@ -34,13 +34,16 @@ def _device(cfg: MGNetConfig) -> torch.device:
     if not torch.cuda.is_available(): return torch.device("cpu")
     return torch.device(f"cuda:{(cfg.gpus or '0').split(',')[0]}")
 
-def _report(name: str, cfg: MGNetConfig, acc: list[float], gflops: list[float] | None, base: float | None) -> dict:
+def _report(name: str, cfg: MGNetConfig, acc: list[float], gflops: list[float] | None, base: float | None,
+            loc: dict | None = None) -> dict:
     print(f"\n{name}: accuracy after each glimpse "
           f"({cfg.dataset}, --model {cfg.model} --n_iter {cfg.n_iter} --scale {cfg.scale:g})")
     rows = {"accuracy": acc}
+    if loc: rows |= {"IoU with the object": loc["glimpse_iou"], "IoU if still": loc["centred_iou"]}  # boxes known
     if gflops is not None: rows["GFLOPs (cumulative)"] = gflops
     if gflops is not None and base: rows["vs baseline GFLOPs"] = [g / base for g in gflops]
     print(glimpse_table(rows, "{:.4f}"))
+    if loc: print("IoU if still: a glimpse of the same size kept at the middle of the image")
     if base: print(f"baseline (one full-resolution look): {base:.4f} GFLOPs per image")
     return {"clean_acc": acc, "gflops": gflops, "baseline_gflops": base}
 
@@ -72,7 +75,8 @@ def run_test(cfg: MGNetConfig, given: dict) -> dict:
     else:
         acc = evaluate(fold_batchnorm(model), loader, desc="test")
     gflops, base = _flops(model, cfg, info.img_size, cfg.flop_count or cfg.results)
-    out = _report("test", cfg, acc, gflops, base)
+    loc = dataset_localisation(model, data.val_ds) if cfg.n_iter > 1 else None   # where the object's box is known
+    out = _report("test", cfg, acc, gflops, base, loc)
     if robust is not None:
         out.update(robust)
         _report_attack(robust)
@@ -80,7 +84,6 @@ def run_test(cfg: MGNetConfig, given: dict) -> dict:
         out["early_exit"] = run_anytime(cfg, model, loader, acc, gflops or glimpse_gflops(model, info.img_size),
                                         base or baseline_gflops(cfg, info.img_size))
     _report_skipped(data.n_bad)
-    loc = dataset_localisation(model, data.val_ds) if cfg.n_iter > 1 else None   # where the object's box is known
     return {**out, "localisation": loc, "checkpoint": str(model.checkpoint_path), "config": cfg.to_dict(),
             "skipped_images": data.n_bad}
 
@@ -177,7 +180,8 @@ def run_train(cfg: MGNetConfig, info: DataInfo | None = None) -> dict:
                          "config": res.cfg.to_dict()}
         _report_skipped(res.skipped_images)
     for name, r in results.items():
-        _report(name, MGNetConfig.from_dict(r["config"]), r["clean_acc"], r["gflops"], r["baseline_gflops"])
+        _report(name, MGNetConfig.from_dict(r["config"]), r["clean_acc"], r["gflops"], r["baseline_gflops"],
+                r["localisation"])
         if r["last_acc"] and r["last_acc"] != r["clean_acc"]:
             print("last epoch (the best above is chosen on this same validation data): "
                   + " ".join(f"{a:.4f}" for a in r["last_acc"]))

@@ -87,6 +87,8 @@ def test_clutter_and_evidence_flags_end_to_end_on_held_out_canvases(tmp_path, mn
     assert "train/evidence" in acc.Tags()["scalars"]
     assert (res["config"]["clutter"], res["config"]["background"], res["config"]["img_size"]) == (2, "blur", 100)
     assert res["localisation"]["images"] == 20 and len(res["localisation"]["glimpse_iou"]) == 2
+    printed = next(line for line in r.stdout.splitlines() if line.startswith("IoU with the object")).split()[-2:]
+    assert printed == [f"{v:.4f}" for v in res["localisation"]["glimpse_iou"]], r.stdout   # the table shows it
     ck = run_dir / "checkpoints" / "last.ckpt"
     m = load_checkpoint(ck)
     val = MGNetData(m.run.replace(test=True, limit_val=1.0)).val_ds
