@@ -115,6 +115,11 @@ def test_clutter_and_evidence_flags_end_to_end_on_held_out_canvases(tmp_path, mn
     assert torch.equal(shown[3][0], val[3][0]) and object_boxes(shown).shape == (len(shown), 4)
     assert not torch.equal(other[3][0], shown[3][0])          # each model its own canvases
     assert ex.panel(0, 3, "")["obj"] == val.object_boxes()[3].tolist()          # the object's box, drawn
+    on_tree = ImageExplorer(m, images=tree / "clean")                  # the tree's folder: the same boxes, the IoU
+    i = on_tree.files.index(png)
+    pred, _, _, iou, box = on_tree.prediction(0, i)
+    assert box == boxes[png.relative_to(tree / "clean").as_posix()]
+    assert iou == pytest.approx(ex.prediction(0, int(png.stem))[3], abs=0.02)   # as on the canvas it was written from
 
     bad = in_process(main, "--clutter", -2, cwd=tmp_path)
     assert bad.returncode != 0 and "--clutter" in bad.stderr

@@ -21,18 +21,19 @@ from ..config import MGNetConfig
 from ..datamodule import MGNetData
 from ..errors import ConfigError
 from ..groups import DataConfig
-from ..images import to_pixels
+from ..images import to_pixels, tree_boxes
 from .explorer_filters import outcomes_of, plural
 from .explorer_widgets import ExplorerBase
 from .notebooks import default_sweep_dir
 from .runs import load_runs, run_sweep
+from ..localisation import params_iou
 from ..model import model_run
 from ..predict import class_names, find_images, predict, read_image
 from ..weights import config_from_saved
 
 # %% auto #0
 __all__ = ['QUICK_GRID', 'QUICK_CONFIG', 'MOVED', 'run_key', 'grid_values', 'nearest_run', 'ensure_runs', 'MovedNames',
-           'data_key', 'pixels', 'GlimpseExplorer', 'ImageExplorer', 'explore']
+           'data_key', 'pixels', 'GlimpseExplorer', 'folder_boxes', 'ImageExplorer', 'explore']
 
 # %% ../../nbs/12_explorer.ipynb #570a9c56
 def run_key(r: dict) -> tuple[float, float, float]:
@@ -199,6 +200,14 @@ def _skipped_note(skipped: Sequence[Exception]) -> str:
     return (f" · <span style='color:#b00'>skipped {len(skipped)} damaged run{'s' * (len(skipped) > 1)}: "
             f"{html.escape(', '.join(map(name, skipped)))}</span>")
 
+# %% ../../nbs/12_explorer.ipynb #3469ab6a
+def folder_boxes(folder, files: Sequence[Path]) -> tuple[torch.Tensor, int] | None:
+    "The boxes `(N, 4)` of `files` (all under `folder`) from a canvas tree's `object_boxes.json`, and their side."
+    if folder is None or not Path(folder).is_dir() or not files: return None
+    try: boxes = tree_boxes(folder, [(str(f), 0) for f in files])
+    except ValueError: return None                      # not a canvas tree, or an image it has no box for
+    return boxes, read_image(files[0]).size[0]
+
 # %% ../../nbs/12_explorer.ipynb #b92d0095
 def _checkpoint_name(path) -> str:
     "A short name of a checkpoint: its file, after its run's folder when it sits in a training run's `checkpoints/`."
@@ -261,7 +270,18 @@ class ImageExplorer(MovedNames, ExplorerBase):
         blank = lambda f: SimpleNamespace(glimpses=[SimpleNamespace(index=-2, prob=0.0, params=(0.0, 0.0, 0.0))] * T)
         lab = lambda f: cls.index(f.parent.name) if f.parent.name in cls else -1
         ps = [preds.get(str(f)) or blank(f) for f in self.files]
-        return outcomes_of(ps, [lab(f) if str(f) in preds else -1 for f in self.files], size)
+        o = outcomes_of(ps, [lab(f) if str(f) in preds else -1 for f in self.files], size)
+        if (b := self.boxes_at(j)) is not None: o.iou = params_iou(o.params, b, size[0])   # a canvas tree's folder
+        return o
+
+    def boxes_at(self, j):
+        ("The objects' boxes on checkpoint `j`'s input: its canvases', or a canvas tree's (`folder_boxes`) scaled to "
+         "its input; else None.")
+        if not self.files: return super().boxes_at(j)
+        if not hasattr(self, "_folder_boxes"): self._folder_boxes = folder_boxes(self.origin.get("images"), self.files)
+        if self._folder_boxes is None: return None
+        boxes, side = self._folder_boxes
+        return boxes * (self.input_size_at(j)[0] / side)
 
     def input_size_at(self, j) -> tuple[int, int]:
         "(w, h) of checkpoint `j`'s input, where its glimpses are (the set view's canvas)."

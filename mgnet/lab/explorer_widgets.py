@@ -123,6 +123,9 @@ class ExplorerBase:
     @property
     def n_items(self) -> int: return self.n_own_at(self.j) + len(self.uploads)
     def dataset_at(self, j: int): return None
+    def boxes_at(self, j: int):
+        "The objects' boxes `(N, 4)` on run `j`'s input, where known (its dataset's canvases); else None."
+        return None if self.dataset_at(j) is None else object_boxes(self.dataset_at(j))
     def item(self, j: int, i: int | None = None) -> tuple:
         "Image `i` of run `j`: input, picture, true class (or None), name; uploads after the run's own."
         if i is None:                                   # the explorer's earlier item(i): the run shown
@@ -246,7 +249,7 @@ def _prediction(self: ExplorerBase, j: int, i: int) -> tuple:
         p = predict(self.model_at(j), [x], topk=self.topk, crops=True, classes=self.classes_at(j))[0]
         iou = box = None
         if i < self.n_own_at(j) and self.outcomes_at(j).iou is not None:     # the boxes are known: canvases
-            iou, box = self.outcomes_at(j).iou[:, i].tolist(), object_boxes(self.dataset_at(j))[i].tolist()
+            iou, box = self.outcomes_at(j).iou[:, i].tolist(), self.boxes_at(j)[i].tolist()
         if len(self._pic) > 32: self._pic.clear()
         self._pic[key] = (dataclasses.replace(p, source=name), shown, label, iou, box)
     return self._pic[key]
