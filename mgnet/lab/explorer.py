@@ -26,7 +26,6 @@ from .explorer_filters import outcomes_of, plural
 from .explorer_widgets import ExplorerBase
 from .notebooks import default_sweep_dir
 from .runs import load_runs, run_sweep
-from ..localisation import params_iou
 from ..model import model_run
 from ..predict import class_names, find_images, predict, read_image
 from ..weights import config_from_saved
@@ -229,6 +228,7 @@ class ImageExplorer(MovedNames, ExplorerBase):
         if len(self.names) == 2 and self.names[0] == self.names[1]: self.names = [f"A {self.names[0]}", "B"]
         self.files, self._data = [], {}
         if images is not None: self.files = find_images([images] if isinstance(images, (str, Path)) else images)
+        self._folder_boxes = folder_boxes(images, self.files) if isinstance(images, (str, Path)) else None
         self.origin = dict(checkpoint=str(self.paths[0])) if self.paths[0] else {}
         if images is not None: self.origin["images"] = str(images)
         self._build(self.names, run, None if compare is None else 1, image=settings.pop("image", index or None),
@@ -270,15 +270,12 @@ class ImageExplorer(MovedNames, ExplorerBase):
         blank = lambda f: SimpleNamespace(glimpses=[SimpleNamespace(index=-2, prob=0.0, params=(0.0, 0.0, 0.0))] * T)
         lab = lambda f: cls.index(f.parent.name) if f.parent.name in cls else -1
         ps = [preds.get(str(f)) or blank(f) for f in self.files]
-        o = outcomes_of(ps, [lab(f) if str(f) in preds else -1 for f in self.files], size)
-        if (b := self.boxes_at(j)) is not None: o.iou = params_iou(o.params, b, size[0])   # a canvas tree's folder
-        return o
+        return outcomes_of(ps, [lab(f) if str(f) in preds else -1 for f in self.files], size, self.boxes_at(j))
 
     def boxes_at(self, j):
         ("The objects' boxes on checkpoint `j`'s input: its canvases', or a canvas tree's (`folder_boxes`) scaled to "
          "its input; else None.")
         if not self.files: return super().boxes_at(j)
-        if not hasattr(self, "_folder_boxes"): self._folder_boxes = folder_boxes(self.origin.get("images"), self.files)
         if self._folder_boxes is None: return None
         boxes, side = self._folder_boxes
         return boxes * (self.input_size_at(j)[0] / side)

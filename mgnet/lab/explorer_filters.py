@@ -67,11 +67,15 @@ def outcomes(model,                    # an MGNet (left in eval mode)
     return o
 
 # %% ../../nbs/12a_explorer_filters.ipynb #ca225029
-def outcomes_of(preds: Sequence, labels: Sequence[int], size: tuple[int, int]) -> Outcomes:
-    "`Outcomes` of `predict`'s `Prediction`s (all glimpses each) with their `labels` (-1: unknown) on inputs of `size`."
+def outcomes_of(preds: Sequence, labels: Sequence[int], size: tuple[int, int],
+                boxes: Tensor | None = None) -> Outcomes:
+    ("`Outcomes` of `predict`'s `Prediction`s (all glimpses each) with their `labels` (-1: unknown) on inputs of "
+     "`size`; with the objects' `boxes` `(N, 4)` on those inputs, where known, the glimpses' IoU with them.")
     t = lambda f: torch.tensor([[f(g) for g in p.glimpses] for p in preds], dtype=torch.float64).T
-    return Outcomes(t(lambda g: g.index).long(), t(lambda g: g.prob).float(), torch.tensor(list(labels)).long(),
-                    torch.tensor([[g.params for g in p.glimpses] for p in preds]).transpose(0, 1).float(), size=size)
+    o = Outcomes(t(lambda g: g.index).long(), t(lambda g: g.prob).float(), torch.tensor(list(labels)).long(),
+                 torch.tensor([[g.params for g in p.glimpses] for p in preds]).transpose(0, 1).float(), size=size)
+    if boxes is not None: o.iou = params_iou(o.params, boxes, size[0])
+    return o
 
 def join(a: Outcomes, b: Outcomes) -> Outcomes:
     "`a`'s images then `b`'s (the same glimpses), e.g. a set then the uploads; IoU NaN (unknown) where not known."
