@@ -120,6 +120,8 @@ def test_clutter_and_evidence_flags_end_to_end_on_held_out_canvases(tmp_path, mn
     pred, _, _, iou, box = on_tree.prediction(0, i)
     assert box == boxes[png.relative_to(tree / "clean").as_posix()]
     assert iou == pytest.approx(ex.prediction(0, int(png.stem))[3], abs=0.02)   # as on the canvas it was written from
+    listed = ImageExplorer(m, images=sorted((tree / "clean").rglob("*.png"))[:3] + [png])   # its files listed
+    assert listed.prediction(0, 3)[4] == box
 
     bad = in_process(main, "--clutter", -2, cwd=tmp_path)
     assert bad.returncode != 0 and "--clutter" in bad.stderr

@@ -201,7 +201,9 @@ def _skipped_note(skipped: Sequence[Exception]) -> str:
 
 # %% ../../nbs/12_explorer.ipynb #3469ab6a
 def folder_boxes(folder, files: Sequence[Path]) -> tuple[torch.Tensor, int] | None:
-    "The boxes `(N, 4)` of `files` (all under `folder`) from a canvas tree's `object_boxes.json`, and their side."
+    ("The boxes `(N, 4)` of `files` (all under `folder`; with `folder` None, in the class folders of one folder) from "
+     "a canvas tree's `object_boxes.json`, and their side.")
+    if folder is None and len(above := {Path(f).parent.parent for f in files}) == 1: folder = above.pop()
     if folder is None or not Path(folder).is_dir() or not files: return None
     try: boxes = tree_boxes(folder, [(str(f), 0) for f in files])
     except ValueError: return None                      # not a canvas tree, or an image it has no box for
@@ -228,7 +230,7 @@ class ImageExplorer(MovedNames, ExplorerBase):
         if len(self.names) == 2 and self.names[0] == self.names[1]: self.names = [f"A {self.names[0]}", "B"]
         self.files, self._data = [], {}
         if images is not None: self.files = find_images([images] if isinstance(images, (str, Path)) else images)
-        self._folder_boxes = folder_boxes(images, self.files) if isinstance(images, (str, Path)) else None
+        self._folder_boxes = folder_boxes(images if isinstance(images, (str, Path)) else None, self.files)
         self.origin = dict(checkpoint=str(self.paths[0])) if self.paths[0] else {}
         if images is not None: self.origin["images"] = str(images)
         self._build(self.names, run, None if compare is None else 1, image=settings.pop("image", index or None),
