@@ -5,7 +5,6 @@
 # %% ../nbs/15_bench.ipynb #17c8b114
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from .cli import speed_parser
 from .config import MGNetConfig
 from .data import BUILDERS
 from .errors import ConfigError
@@ -339,21 +339,7 @@ def report(r: dict) -> str:
 # %% ../nbs/15_bench.ipynb #fc31a616
 def bench_main(argv: list[str] | None = None) -> int:
     "`mgnet speed`: print the benchmark of the chosen settings on this device."
-    p = argparse.ArgumentParser(prog="mgnet speed",
-                                description="Wall-clock speed of MGNet beside its baseline and FLOPs.")
-    p.add_argument("--settings", nargs="+", default=["paper", "digits", "run"], choices=[*SETTINGS, "run"],
-                   help="paper, digits: the models' speed; run: a whole training run's wall time and the share in "
-                        "its steps (default: all three)")
-    p.add_argument("--run_epochs", type=int, default=20, help="epochs of the run setting's training (default: 20)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median and min–max are printed)")
-    p.add_argument("--batch_size", type=int, default=None,
-                   help="images per batch (default: 64, the paper's batch per GPU, and the digits' batch)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--variants", nargs="*", default=["contiguous", "fold_bn"],
-                   choices=["contiguous", "fold_bn", "compile", "bf16"],
-                   help="variants of MGNet's forward to time beside the plain one")
-    p.add_argument("--no_train", action="store_true", help="skip the training-speed figures")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p = speed_parser()
     a = p.parse_args(argv)
     if a.run_epochs < 1: p.error(f"--run_epochs: must be at least 1, got {a.run_epochs}")
     if a.repeats < 1: p.error(f"--repeats: must be at least 1, got {a.repeats}")

@@ -24,56 +24,17 @@ from mgnet.corruption_eval import (
     table_csv,
 )
 from .corruption_trees import tree_folders
-from .corruptions import CORRUPTIONS, SEVERITIES, TREE_FILE, generate_corruptions
-from .datasets import DATASETS
+from .corruptions import TREE_FILE, generate_corruptions
 from .errors import ConfigError
 from .files import atomic_write, check_out_file, check_outputs, input_files, run_command, write_json
 from .model import model_run
 
 # %% auto #0
-__all__ = ['corrupt_parser', 'corrupt_settings', 'corrupt_main', 'corruptions_parser', 'corruptions_main']
+__all__ = ['corrupt_settings', 'corrupt_main', 'corruptions_main']
 
 # %% ../nbs/10d_corruption_commands.ipynb #34926e05
-def corrupt_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mgnet corrupt", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Write the ImageNet-C corrupted copies (15 types × severities 1-5) of a "
-                                            "dataset's validation images as "
-                                            "OUT_DIR/<corruption>/<severity>/<class>/<image>.png "
-                                            "(resumable: existing files are kept).")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="where to write the tree")
-    p.add_argument("--checkpoint", metavar="FILE_OR_DIR",
-                   help="take the settings of the images (dataset, --translate, --data_seed, --img_size, --clutter, "
-                        "--clutter_size, --background, --train_dir or --val_dir) from this model's run; flags given "
-                        "as well win")
-    p.add_argument("--dataset", choices=list(DATASETS),
-                   help="whose validation images: a canvas dataset's canvases, or a folder dataset's --val_dir "
-                        "(default: the checkpoint's, else digits)")
-    p.add_argument("--val_dir",
-                   help="a folder dataset (imagenet): the ImageFolder tree of images to corrupt (<class>/<image>)")
-    p.add_argument("--train_dir",
-                   help="MNIST-format files (mnist, fashion-mnist, kmnist): their folder (the test split is corrupted)")
-    p.add_argument("--corruptions", nargs="+", metavar="NAME", default=list(CORRUPTIONS), help="corruption types")
-    p.add_argument("--severities", nargs="+", type=int, metavar="N", default=list(SEVERITIES), help="severities (1-5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' randomness")
-    p.add_argument("--translate", type=float,
-                   help="canvas datasets: the --translate the models were trained with (default: the dataset's)")
-    p.add_argument("--data_seed", type=int,
-                   help="canvas datasets: the --seed the models were trained with (val split, placements, clutter; "
-                        "default: the checkpoint's, else 0)")
-    p.add_argument("--clutter", type=int,
-                   help="canvas datasets: the --clutter the models were trained with: pieces of other images laid "
-                        "over each canvas (docs/clutter.md; default: the checkpoint's, else 0)")
-    p.add_argument("--clutter_size", type=float,
-                   help="canvas datasets: the models' --clutter_size (default: the checkpoint's, else 0.25)")
-    p.add_argument("--background", choices=("none", "tiles", "blur"),
-                   help="canvas datasets: the models' --background (default: the checkpoint's, else none)")
-    p.add_argument("--img_size", type=int,
-                   help="the image side the models were trained with: canvas datasets' canvas, folder datasets' "
-                        "crop (resize the shorter side to 256/224 of it, centre-crop; default: the dataset's)")
-    p.add_argument("--limit", type=int, help="at most this many images per class")
-    p.add_argument("--no_clean", action="store_true", help="do not write the uncorrupted copy OUT_DIR/clean")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process)")
-    return p
+from .cli import corrupt_parser  # built without torch, so that --help answers at once (chapter 08)
+
 
 # %% ../nbs/10d_corruption_commands.ipynb #2d58ce7a
 _IMAGE_FLAGS = {"dataset": "digits", "val_dir": None, "train_dir": None, "translate": None, "data_seed": 0,
@@ -141,30 +102,8 @@ def _canvases(translate, seed, clutter, clutter_size, background) -> str:
             + (f" --background {background}" if background != "none" else ""))
 
 # %% ../nbs/10d_corruption_commands.ipynb #41f3463c
-def corruptions_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mgnet corruptions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Accuracy after every glimpse of one or more checkpoints on every "
-                                            "corruption and severity of a corruption tree "
-                                            "(<corruption>/<severity>/<class>/<image>).")
-    p.add_argument("--checkpoint", action="append", required=True, metavar="FILE_OR_DIR",
-                   help="a checkpoint (repeat for several models)")
-    p.add_argument("--corruption_dir", required=True, metavar="TREE",
-                   help="the tree (mgnet corrupt's output, ImageNet-C, ImageNet100-C)")
-    p.add_argument("--corruptions", nargs="+", metavar="NAME",
-                   help="only these corruption types (default: all in the tree)")
-    p.add_argument("--severities", nargs="+", type=int, metavar="N",
-                   help="only these severities (default: all in the tree)")
-    p.add_argument("--names", nargs="+", metavar="NAME",
-                   help="column names, one per --checkpoint (default: baseline/MGNet)")
-    p.add_argument("--no_clean", action="store_true", help="skip the tree's clean/ copy")
-    p.add_argument("--resize_like_original", action="store_true",
-                   help="ImageNet models: read the 224-px images through Resize(256) + CenterCrop(224) "
-                        "as the original did, instead of as they are (ImageNet-C's convention)")
-    p.add_argument("--results", metavar="FILE.json", help="write the accuracies as JSON")
-    p.add_argument("--csv", metavar="FILE.csv", help="write the table as CSV")
-    p.add_argument("--batch_size", type=int, default=100, help="images per batch")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    return p
+from .cli import corruptions_parser  # built without torch (chapter 08)
+
 
 # %% ../nbs/10d_corruption_commands.ipynb #a377d60e
 def corruptions_main(argv: list[str] | None = None) -> int:

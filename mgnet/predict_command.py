@@ -35,36 +35,16 @@ from mgnet.predict import (
 )
 
 # %% auto #0
-__all__ = ['CSV_FIELDS', 'predict_parser', 'picture_names', 'format_prediction', 'csv_rows', 'predict_main']
+__all__ = ['CSV_FIELDS', 'picture_names', 'format_prediction', 'csv_rows', 'predict_main']
 
 # %% ../nbs/16b_predict_command.ipynb #63d269b7
-def predict_parser() -> argparse.ArgumentParser:
-    "The `mgnet predict` command line."
-    p = argparse.ArgumentParser(prog="mgnet predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Classify images with a trained MGNet: the class and probability after "
-                                "every glimpse, and where it looked.")
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, or directories searched for images (sub-folders too)")
-    p.add_argument("--checkpoint", required=True,
-                   help="checkpoint file, a directory holding one, a weights folder, or a Hub id user/repo")
-    p.add_argument("--json", metavar="FILE", help="write the predictions to this JSON file")
-    p.add_argument("--csv", metavar="FILE", help="write the predictions to this CSV file (a row per image and glimpse)")
-    p.add_argument("--draw", metavar="DIR", help="write a picture per image into this directory")
-    p.add_argument("--gif", action="store_true", help="with --draw: also an animated GIF of the glimpses per image")
-    p.add_argument("--exit_threshold", type=float, metavar="P",
-                   help="stop each image after the first glimpse whose top probability reaches P")
-    p.add_argument("--topk", type=int, default=3, metavar="K", help="classes shown per glimpse")
-    p.add_argument("--n_iter", type=int, metavar="T", help="glimpses (default: the checkpoint's)")
-    p.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--skip_bad_images", action="store_true",
-                   help="skip unreadable images (counted) instead of stopping")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
-    return p
+from .cli import predict_parser  # built without torch, so that --help answers at once (chapter 08)
+
 
 # %% ../nbs/16b_predict_command.ipynb #a8561644
 def _check_args(a: argparse.Namespace) -> None:
     "Raise `ConfigError` naming the first flag with a bad value."
+    if a.device is None: a.device = "cuda" if torch.cuda.is_available() else "cpu"
     check_predict_args(a.topk, a.batch_size, a.exit_threshold, a.n_iter)     # the Python API's own checks
     if a.gif and not a.draw: raise ConfigError("gif", "needs --draw DIR (the animations go beside the pictures)")
     if a.draw and Path(a.draw).exists() and not Path(a.draw).is_dir(): raise ConfigError("draw",

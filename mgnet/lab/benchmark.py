@@ -5,13 +5,13 @@
 # %% ../../nbs/13d_benchmark.ipynb #9d96eab2
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import sys
 import time
 from pathlib import Path
 
+from ..cli import benchmark_parser  # built without torch, so that --help answers at once (chapter 08)
 from ..config import SINGLE_GLIMPSE, MGNetConfig
 from ..errors import ConfigError
 from ..files import check_out_dir, run_command
@@ -28,7 +28,7 @@ from .results import RESULTS, config_from, seeds_table
 from ..recipes import from_recipe
 
 # %% auto #0
-__all__ = ['BASELINE_RECIPE', 'parse_value', 'benchmark_parser', 'check_notebook_values', 'benchmark_main']
+__all__ = ['BASELINE_RECIPE', 'parse_value', 'check_notebook_values', 'benchmark_main']
 
 # %% ../../nbs/13d_benchmark.ipynb #b26cc497
 def parse_value(v: str):
@@ -36,22 +36,6 @@ def parse_value(v: str):
     try: return ast.literal_eval(v)
     except (ValueError, SyntaxError): return v
 
-def benchmark_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="mgnet benchmark",
-        description="Run the MGNet benchmark notebook (baseline vs MGNet: accuracy per glimpse, GFLOPs, PGD, "
-                    "corruptions; and the anywhere-on-canvas variant) with papermill; write the executed notebook, "
-                    "an HTML export and results.json into --out.")
-    p.add_argument("--out", default="benchmark",
-                   help="output directory (default: ./benchmark); must be new or empty unless --force")
-    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a notebook parameter, as papermill's -p (repeatable), e.g. -p epochs 20")
-    p.add_argument("--force", action="store_true", help="write into --out even if it is not empty")
-    p.add_argument("--notebook", default="benchmark",
-                   help="the notebook to run: a name in the experiment folder or a path (default: benchmark)")
-    p.add_argument("--no-html", action="store_true", help="do not export the executed notebook to HTML")
-    p.add_argument("--list", action="store_true", help="list the notebook's parameters and their defaults, then exit")
-    return p
 
 # %% ../../nbs/13d_benchmark.ipynb #79c1625f
 # how a model is trained, and its batch size: not the seeds (they pair the baseline with MGNet), nor what a one-look
