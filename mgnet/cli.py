@@ -16,17 +16,16 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from .command_lines import PARSERS
 from .config import MGNetConfig
-from .datasets import DATASETS
 from .files import check_outputs, input_files, run_command
 from .memory import long_lived
 from .recipes import NO_RECIPE, best_recipe, config_yaml, get_recipe, measured_notes, recipe_dir, recipes, settings
 
 # %% auto #0
-__all__ = ['PARSERS', 'VERBS', 'bench_alias', 'benchmark_alias', 'corrupt_alias', 'corruptions_alias', 'imagenet100_alias',
+__all__ = ['VERBS', 'bench_alias', 'benchmark_alias', 'corrupt_alias', 'corruptions_alias', 'imagenet100_alias',
            'imagenet100c_alias', 'RemovedFlag', 'add_config_flags', 'make_parser', 'train_parser', 'test_parser',
-           'train_main', 'test_main', 'recipes_main', 'export_main', 'predict_parser', 'corrupt_parser',
-           'corruptions_parser', 'speed_parser', 'benchmark_parser', 'load', 'usage', 'main', 'alias']
+           'train_main', 'test_main', 'recipes_main', 'export_main', 'load', 'usage', 'main', 'alias']
 
 # %% ../nbs/08_cli.ipynb #ed92e28e
 _ALIASES = {"gpus": ["--gpu"]}
@@ -174,142 +173,6 @@ def export_main(argv: list[str] | None = None) -> int:
                                                      Path(out) / "model.onnx")
             print(f"ONNX model written to {r['path']}\n{r['message']}")
     return run_command(p.prog, body)
-
-# %% ../nbs/08_cli.ipynb #b0c06f33
-def predict_parser() -> argparse.ArgumentParser:
-    "The `mgnet predict` command line."
-    p = argparse.ArgumentParser(prog="mgnet predict", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Classify images with a trained MGNet: the class and probability after "
-                                "every glimpse, and where it looked.")
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, or directories searched for images (sub-folders too)")
-    p.add_argument("--checkpoint", required=True,
-                   help="checkpoint file, a directory holding one, a weights folder, or a Hub id user/repo")
-    p.add_argument("--json", metavar="FILE", help="write the predictions to this JSON file")
-    p.add_argument("--csv", metavar="FILE", help="write the predictions to this CSV file (a row per image and glimpse)")
-    p.add_argument("--draw", metavar="DIR", help="write a picture per image into this directory")
-    p.add_argument("--gif", action="store_true", help="with --draw: also an animated GIF of the glimpses per image")
-    p.add_argument("--exit_threshold", type=float, metavar="P",
-                   help="stop each image after the first glimpse whose top probability reaches P")
-    p.add_argument("--topk", type=int, default=3, metavar="K", help="classes shown per glimpse")
-    p.add_argument("--n_iter", type=int, metavar="T", help="glimpses (default: the checkpoint's)")
-    p.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--skip_bad_images", action="store_true",
-                   help="skip unreadable images (counted) instead of stopping")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("--device", help="torch device (none given: cuda where there is one, else cpu)")
-    return p
-
-def corrupt_parser() -> argparse.ArgumentParser:
-    "The `mgnet corrupt` command line."
-    p = argparse.ArgumentParser(prog="mgnet corrupt", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Write the ImageNet-C corrupted copies (15 types × severities 1-5) of a "
-                                            "dataset's validation images as "
-                                            "OUT_DIR/<corruption>/<severity>/<class>/<image>.png "
-                                            "(resumable: existing files are kept).")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="where to write the tree")
-    p.add_argument("--checkpoint", metavar="FILE_OR_DIR",
-                   help="take the settings of the images (dataset, --translate, --data_seed, --img_size, --clutter, "
-                        "--clutter_size, --background, --train_dir or --val_dir) from this model's run; flags given "
-                        "as well win")
-    p.add_argument("--dataset", choices=list(DATASETS),
-                   help="whose validation images: a canvas dataset's canvases, or a folder dataset's --val_dir "
-                        "(default: the checkpoint's, else digits)")
-    p.add_argument("--val_dir",
-                   help="a folder dataset (imagenet): the ImageFolder tree of images to corrupt (<class>/<image>)")
-    p.add_argument("--train_dir",
-                   help="MNIST-format files (mnist, fashion-mnist, kmnist): their folder (the test split is corrupted)")
-    p.add_argument("--corruptions", nargs="+", metavar="NAME",
-                   help="corruption types (none given: all 15 of ImageNet-C)")
-    p.add_argument("--severities", nargs="+", type=int, metavar="N", help="severities, 1-5 (none given: all five)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' randomness")
-    p.add_argument("--translate", type=float,
-                   help="canvas datasets: the --translate the models were trained with (default: the dataset's)")
-    p.add_argument("--data_seed", type=int,
-                   help="canvas datasets: the --seed the models were trained with (val split, placements, clutter; "
-                        "default: the checkpoint's, else 0)")
-    p.add_argument("--clutter", type=int,
-                   help="canvas datasets: the --clutter the models were trained with: pieces of other images laid "
-                        "over each canvas (docs/clutter.md; default: the checkpoint's, else 0)")
-    p.add_argument("--clutter_size", type=float,
-                   help="canvas datasets: the models' --clutter_size (default: the checkpoint's, else 0.25)")
-    p.add_argument("--background", choices=("none", "tiles", "blur"),
-                   help="canvas datasets: the models' --background (default: the checkpoint's, else none)")
-    p.add_argument("--img_size", type=int,
-                   help="the image side the models were trained with: canvas datasets' canvas, folder datasets' "
-                        "crop (resize the shorter side to 256/224 of it, centre-crop; default: the dataset's)")
-    p.add_argument("--limit", type=int, help="at most this many images per class")
-    p.add_argument("--no_clean", action="store_true", help="do not write the uncorrupted copy OUT_DIR/clean")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0: in this process)")
-    return p
-
-def corruptions_parser() -> argparse.ArgumentParser:
-    "The `mgnet corruptions` command line."
-    p = argparse.ArgumentParser(prog="mgnet corruptions", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Accuracy after every glimpse of one or more checkpoints on every "
-                                            "corruption and severity of a corruption tree "
-                                            "(<corruption>/<severity>/<class>/<image>).")
-    p.add_argument("--checkpoint", action="append", required=True, metavar="FILE_OR_DIR",
-                   help="a checkpoint (repeat for several models)")
-    p.add_argument("--corruption_dir", required=True, metavar="TREE",
-                   help="the tree (mgnet corrupt's output, ImageNet-C, ImageNet100-C)")
-    p.add_argument("--corruptions", nargs="+", metavar="NAME",
-                   help="only these corruption types (default: all in the tree)")
-    p.add_argument("--severities", nargs="+", type=int, metavar="N",
-                   help="only these severities (default: all in the tree)")
-    p.add_argument("--names", nargs="+", metavar="NAME",
-                   help="column names, one per --checkpoint (default: baseline/MGNet)")
-    p.add_argument("--no_clean", action="store_true", help="skip the tree's clean/ copy")
-    p.add_argument("--resize_like_original", action="store_true",
-                   help="ImageNet models: read the 224-px images through Resize(256) + CenterCrop(224) "
-                        "as the original did, instead of as they are (ImageNet-C's convention)")
-    p.add_argument("--results", metavar="FILE.json", help="write the accuracies as JSON")
-    p.add_argument("--csv", metavar="FILE.csv", help="write the table as CSV")
-    p.add_argument("--batch_size", type=int, default=100, help="images per batch")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    return p
-
-def speed_parser() -> argparse.ArgumentParser:
-    "The `mgnet speed` command line (its settings are `mgnet.bench.SETTINGS` and `run`)."
-    p = argparse.ArgumentParser(prog="mgnet speed",
-                                description="Wall-clock speed of MGNet beside its baseline and FLOPs.")
-    p.add_argument("--settings", nargs="+", default=["paper", "digits", "run"], choices=["paper", "digits", "run"],
-                   help="paper, digits: the models' speed; run: a whole training run's wall time and the share in "
-                        "its steps (default: all three)")
-    p.add_argument("--run_epochs", type=int, default=20, help="epochs of the run setting's training (default: 20)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median and min–max are printed)")
-    p.add_argument("--batch_size", type=int, default=None,
-                   help="images per batch (default: 64, the paper's batch per GPU, and the digits' batch)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--variants", nargs="*", default=["contiguous", "fold_bn"],
-                   choices=["contiguous", "fold_bn", "compile", "bf16"],
-                   help="variants of MGNet's forward to time beside the plain one")
-    p.add_argument("--no_train", action="store_true", help="skip the training-speed figures")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    return p
-
-def benchmark_parser() -> argparse.ArgumentParser:
-    "The `mgnet benchmark` command line."
-    p = argparse.ArgumentParser(
-        prog="mgnet benchmark",
-        description="Run the MGNet benchmark notebook (baseline vs MGNet: accuracy per glimpse, GFLOPs, PGD, "
-                    "corruptions; and the anywhere-on-canvas variant) with papermill; write the executed notebook, "
-                    "an HTML export and results.json into --out.")
-    p.add_argument("--out", default="benchmark",
-                   help="output directory (default: ./benchmark); must be new or empty unless --force")
-    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a notebook parameter, as papermill's -p (repeatable), e.g. -p epochs 20")
-    p.add_argument("--force", action="store_true", help="write into --out even if it is not empty")
-    p.add_argument("--notebook", default="benchmark",
-                   help="the notebook to run: a name in the experiment folder or a path (default: benchmark)")
-    p.add_argument("--no-html", action="store_true", help="do not export the executed notebook to HTML")
-    p.add_argument("--list", action="store_true", help="list the notebook's parameters and their defaults, then exit")
-    return p
-
-# verb: its command line, read before the verb's module is imported
-PARSERS = {"predict": predict_parser, "corrupt": corrupt_parser, "corruptions": corruptions_parser,
-           "speed": speed_parser, "benchmark": benchmark_parser}
-
 
 # %% ../nbs/08_cli.ipynb #a2ddaf8f
 VERBS: dict[str, tuple[str, str]] = {   # verb: (module:function, what it does)

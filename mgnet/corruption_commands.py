@@ -33,7 +33,7 @@ from .model import model_run
 __all__ = ['corrupt_settings', 'corrupt_main', 'corruptions_main']
 
 # %% ../nbs/10d_corruption_commands.ipynb #34926e05
-from .cli import corrupt_parser  # built without torch, so that --help answers at once (chapter 08)
+from .command_lines import corrupt_parser  # built without torch: --help at once
 
 
 # %% ../nbs/10d_corruption_commands.ipynb #2d58ce7a
@@ -102,7 +102,7 @@ def _canvases(translate, seed, clutter, clutter_size, background) -> str:
             + (f" --background {background}" if background != "none" else ""))
 
 # %% ../nbs/10d_corruption_commands.ipynb #41f3463c
-from .cli import corruptions_parser  # built without torch (chapter 08)
+from .command_lines import corruptions_parser  # built without torch: --help at once
 
 
 # %% ../nbs/10d_corruption_commands.ipynb #a377d60e

@@ -38,7 +38,7 @@ from mgnet.predict import (
 __all__ = ['CSV_FIELDS', 'picture_names', 'format_prediction', 'csv_rows', 'predict_main']
 
 # %% ../nbs/16b_predict_command.ipynb #63d269b7
-from .cli import predict_parser  # built without torch, so that --help answers at once (chapter 08)
+from .command_lines import predict_parser  # built without torch: --help at once
 
 
 # %% ../nbs/16b_predict_command.ipynb #a8561644

@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "mgnet"
 # below (never in a cycle).
 LIBRARY = [
     {"errors", "datasets", "moved"},                                       # mistakes, dataset registry, old paths
-    {"coercion", "files", "memory"},                                       # typed values, safe writes, version, memory
+    {"coercion", "files", "memory", "command_lines"},                      # typed values, safe writes, memory, flags
     {"groups"},                                                            # the hyperparameters' groups
     {"config"},                                                            # all of them, flat
     {"recipes"},                                                           # the named recipes

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import benchmark_parser  # built without torch, so that --help answers at once (chapter 08)
+from ..command_lines import benchmark_parser  # built without torch: --help at once
 from ..config import SINGLE_GLIMPSE, MGNetConfig
 from ..errors import ConfigError
 from ..files import check_out_dir, run_command
