@@ -264,7 +264,7 @@ def bench_run(epochs: int = 20) -> dict:
     with tempfile.TemporaryDirectory(prefix="mgnet-bench-run-") as tmp:
         clock, log = Path(tmp) / "clock.json", Path(tmp) / "run.log"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MGNET_STEP_CLOCK": str(clock)}
-        cmd = [sys.executable, "-c", "import sys; from mgnet.command_lines import main; sys.exit(main())",
+        cmd = [sys.executable, "-c", "import sys; from mgnet.cli import main; sys.exit(main())",
                *RUN_FLAGS, "--epochs", str(epochs), "--log_dir", str(Path(tmp) / "logs")]
         with open(log, "w") as f:
             t0 = time.time()
