@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .command_lines import corrupt_parser, corruptions_parser  # built without torch: --help at once
 from mgnet.corruption_eval import (
     corruption_accuracy,
     corruption_summary,
@@ -31,10 +32,6 @@ from .model import model_run
 
 # %% auto #0
 __all__ = ['corrupt_settings', 'corrupt_main', 'corruptions_main']
-
-# %% ../nbs/10d_corruption_commands.ipynb #34926e05
-from .command_lines import corrupt_parser  # built without torch: --help at once
-
 
 # %% ../nbs/10d_corruption_commands.ipynb #2d58ce7a
 _IMAGE_FLAGS = {"dataset": "digits", "val_dir": None, "train_dir": None, "translate": None, "data_seed": 0,
@@ -100,10 +97,6 @@ def _canvases(translate, seed, clutter, clutter_size, background) -> str:
     return (f"--translate {translate} --seed {seed}" + (f" --clutter {clutter}" if clutter else "")
             + (f" --clutter_size {clutter_size}" if shown else "")
             + (f" --background {background}" if background != "none" else ""))
-
-# %% ../nbs/10d_corruption_commands.ipynb #41f3463c
-from .command_lines import corruptions_parser  # built without torch: --help at once
-
 
 # %% ../nbs/10d_corruption_commands.ipynb #a377d60e
 def corruptions_main(argv: list[str] | None = None) -> int:

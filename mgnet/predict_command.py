@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .command_lines import predict_parser  # built without torch: --help at once
 from .errors import ConfigError
 from .files import atomic_write, check_out_file, run_command, write_json
 from .images import BadImageError
@@ -36,10 +37,6 @@ from mgnet.predict import (
 
 # %% auto #0
 __all__ = ['CSV_FIELDS', 'picture_names', 'format_prediction', 'csv_rows', 'predict_main']
-
-# %% ../nbs/16b_predict_command.ipynb #63d269b7
-from .command_lines import predict_parser  # built without torch: --help at once
-
 
 # %% ../nbs/16b_predict_command.ipynb #a8561644
 def _check_args(a: argparse.Namespace) -> None:
